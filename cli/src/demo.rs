@@ -1,0 +1,104 @@
+//! `byob demo` and `byob generate`: the embedded default, no servers and no AWS.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use byob::generate::{self, GenerateOptions};
+use byob::layout::RunId;
+use byob::plan::PlanFilter;
+
+/// The demo's config: two destinations standing in for two customers' buckets.
+const DEMO_CONFIG: &str = r#"# Written by `byob demo`. Relative paths are relative to this file.
+# Every field is documented in README.md ("Configuration reference").
+
+[source]
+type = "parquet"             # the synthetic lake `byob generate` wrote
+path = "lake"
+tenant_column = "tenant_id"  # each destination receives only its tenant's rows
+
+[[tables]]
+name = "companies"
+[[tables]]
+name = "contacts"
+[[tables]]
+name = "events"
+[[tables]]
+name = "revenue"
+[[tables]]
+name = "revenue_attribution"
+[[tables]]
+name = "paid_ads"
+
+# Customer 1: Dreamdata's layout, Parquet with gzip column chunks (.parquet.gz).
+[[destinations]]
+id = "acme"
+tenant = "acme"
+folder = "buckets/acme-data"          # stands in for s3://acme-data
+prefix = "byob"
+format = { type = "parquet", codec = "gzip" }
+
+# Customer 2: gzip CSV with semicolons, smaller files.
+[[destinations]]
+id = "globex"
+tenant = "globex"
+folder = "buckets/globex-data"
+prefix = "exports/byob"
+format = { type = "csv", codec = "gzip", delimiter = ";" }
+max_file_rows = 250000
+
+[state]
+path = "state"
+"#;
+
+pub(crate) fn generate(out: &Path, scale: f64, seed: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(scale > 0.0 && scale.is_finite(), "--scale must be a positive number, got {scale}");
+    let started = Instant::now();
+    eprintln!("generating the synthetic data platform (scale {scale}) into {}", out.display());
+    let options = GenerateOptions { out: out.to_path_buf(), scale, seed, ..GenerateOptions::default() };
+    let reports = generate::generate(&options, &|_, _| {}).with_context(|| format!("generating into {}", out.display()))?;
+    let mut rows = 0;
+    for r in &reports {
+        eprintln!("  {:<22} {:>12} rows {:>4} files {:>11}", r.table, r.rows, r.files, crate::progress::human_bytes(r.bytes));
+        rows += r.rows;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("  {rows} rows in {secs:.1}s ({:.0} rows/s)", rows as f64 / secs.max(1e-9));
+    Ok(())
+}
+
+pub(crate) async fn demo(dir: &Path, scale: f64) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let lake = dir.join("lake");
+    generate(&lake, scale, 42)?;
+    let config_path = dir.join("byob.toml");
+    std::fs::write(&config_path, DEMO_CONFIG).with_context(|| format!("writing {}", config_path.display()))?;
+    let config = crate::load_config(&config_path)?;
+
+    let run = RunId::now();
+    let report = crate::run_dump(&config, run, PlanFilter::default()).await?;
+
+    println!();
+    for d in &report.destinations {
+        let Some(dest) = config.destinations.iter().find(|c| c.id == d.destination) else { continue };
+        let Some(folder) = &dest.folder else { continue };
+        let root = folder.join(&dest.prefix);
+        match &d.outcome {
+            Ok(receipt) => {
+                let first = receipt.tables.values().next().and_then(|t| t.files.first());
+                println!("{}: {} rows in {}", d.destination, receipt.row_count(), root.display());
+                println!("    receipt:    {}", root.join("receipt.json").display());
+                if let Some(f) = first {
+                    println!("    e.g.        {}", root.join(&f.key).display());
+                }
+            }
+            Err(e) => println!("{}: FAILED: {e}", d.destination),
+        }
+    }
+    println!();
+    println!("config: {}  (run it again: byob run --config {})", config_path.display(), config_path.display());
+    println!("demo finished in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(if report.failed().next().is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

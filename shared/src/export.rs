@@ -1,0 +1,277 @@
+//! One export task: source -> encoder -> sink, rolling files over at the size limits.
+//!
+//! Three stages overlap, joined by bounded channels so memory stays flat whatever the table
+//! size: a task pulls record batches from the source, a blocking thread encodes them (the CPU
+//! work), and this task streams the encoded bytes to the sink part by part. Shard numbers
+//! are deterministic (slice `i` numbers its files from `i * SHARD_STRIDE`), so a retried or
+//! re-run task rewrites exactly the same keys.
+//!
+//! On any failure the open upload is aborted: an export never leaves a partial object under a
+//! final key, and it returns the first error, naming the table and key.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::format::{EncoderOptions, FileStats, FileWriter, Format, FormatError};
+use crate::layout::{self, KeyTemplate, RunId, SHARD_STRIDE};
+use crate::plan::{ExportTask, TaskResult};
+use crate::receipt::FileEntry;
+use crate::schema;
+use crate::sink::{ObjectSink, PutOptions, Upload, abort_quietly};
+use crate::source::{Source, TableRequest};
+use crate::{Error, Result};
+
+/// Rows handed to the encoder at a time: small enough that size limits are honoured closely.
+const MAX_ROWS_PER_WRITE: usize = 16 * 1024;
+/// Batches buffered between the source and the encoder.
+const BATCH_CHANNEL_DEPTH: usize = 2;
+/// Encoded chunks buffered between the encoder and the sink.
+const CHUNK_CHANNEL_DEPTH: usize = 4;
+
+/// Everything an export needs to know about its destination, independent of the config file.
+#[derive(Clone, Debug)]
+pub struct ExportSpec {
+    /// The run id, part of every key.
+    pub run: RunId,
+    /// The destination's prefix (normalized; may be empty).
+    pub prefix: String,
+    /// The key template (relative to the prefix).
+    pub template: KeyTemplate,
+    /// How files are encoded.
+    pub format: Format,
+    /// A file is closed once it holds this many rows.
+    pub max_file_rows: u64,
+    /// A file is closed once its estimated size reaches this many bytes.
+    pub max_file_bytes: u64,
+    /// Encoder tuning.
+    pub encoder: EncoderOptions,
+    /// User metadata stored with every object (run, table and shard are added).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A flag that stops exports between batches (set when another task of the same destination
+/// failed, so no more work is spent on a destination that will not be finalized).
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Asks every export holding this flag to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    /// Whether stopping was asked for.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Called with the number of rows just encoded.
+pub type RowsCallback = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// What the encoder thread hands to the uploader.
+enum Piece {
+    Start { shard: u64 },
+    Data(Bytes),
+    End(FileStats),
+}
+
+/// Exports one slice of one table to `sink` and reports the files written.
+pub async fn export(
+    task: &ExportTask,
+    request: &TableRequest,
+    source: &dyn Source,
+    sink: &dyn ObjectSink,
+    spec: &ExportSpec,
+    cancel: &Cancel,
+    on_rows: RowsCallback,
+) -> Result<TaskResult> {
+    let started = Instant::now();
+    let table = task.table.clone();
+    let format_error = |source: FormatError| Error::Format { table: table.clone(), source };
+
+    // Everything that can be checked before a byte is written is checked here.
+    let stream = source.open(request, task.slice).await?;
+    let schema = stream.schema.clone();
+    let columns = schema::describe(&schema).map_err(|m| format_error(FormatError::Invalid(m)))?;
+    FileWriter::new(&spec.format, schema.clone(), &spec.encoder).map_err(format_error)?;
+
+    let (batch_tx, batch_rx) = mpsc::channel::<Result<RecordBatch>>(BATCH_CHANNEL_DEPTH);
+    let pump = tokio::spawn(async move {
+        let mut batches = stream.batches;
+        while let Some(item) = batches.next().await {
+            let failed = item.is_err();
+            if batch_tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+
+    let (piece_tx, mut piece_rx) = mpsc::channel::<Piece>(CHUNK_CHANNEL_DEPTH);
+    let encoder = {
+        let job = EncodeJob {
+            table: table.clone(),
+            schema,
+            format: spec.format,
+            options: spec.encoder.clone(),
+            max_rows: spec.max_file_rows.max(1),
+            max_bytes: spec.max_file_bytes.max(1),
+            first_shard: u64::from(task.slice.index) * SHARD_STRIDE,
+            always_write_a_file: task.slice.index == 0,
+            cancel: cancel.clone(),
+            on_rows,
+        };
+        tokio::task::spawn_blocking(move || job.run(batch_rx, piece_tx))
+    };
+
+    let ext = spec.format.extension();
+    let mut files = Vec::new();
+    let mut open: Option<(Box<dyn Upload>, String)> = None;
+    let uploaded: Result<()> = async {
+        while let Some(piece) = piece_rx.recv().await {
+            match piece {
+                Piece::Start { shard } => {
+                    let relative = spec.template.render(&spec.run, &task.table, shard, ext);
+                    let key = layout::join(&spec.prefix, &relative);
+                    let mut options =
+                        PutOptions { content_type: spec.format.content_type().to_string(), metadata: spec.metadata.clone() };
+                    options.metadata.insert("byob-run".into(), spec.run.to_string());
+                    options.metadata.insert("byob-table".into(), task.table.clone());
+                    options.metadata.insert("byob-shard".into(), layout::shard_name(shard));
+                    let upload = sink.start(&key, &options).await?;
+                    open = Some((upload, relative));
+                }
+                Piece::Data(bytes) => {
+                    if let Some((upload, _)) = open.as_mut() {
+                        upload.put_part(bytes).await?;
+                    }
+                }
+                Piece::End(stats) => {
+                    if let Some((upload, relative)) = open.take() {
+                        upload.complete().await?;
+                        files.push(FileEntry { key: relative, rows: stats.rows, bytes: stats.bytes, sha256: stats.sha256 });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    // Closing the receiver stops the encoder (its sends fail); stopping the pump first means
+    // the encoder is not left waiting on a slow source.
+    drop(piece_rx);
+    if uploaded.is_err() {
+        pump.abort();
+    }
+    let encoded = encoder.await.map_err(|e| Error::Cancelled(format!("encoder of table {table:?} panicked: {e}")))?;
+    pump.abort();
+
+    let outcome = uploaded.and(encoded).and_then(|()| match &open {
+        // The encoder ended mid-file without an error: never report a file it did not finish.
+        Some((_, key)) => Err(Error::Cancelled(format!("encoding of {key:?} stopped before the file was complete"))),
+        None => Ok(()),
+    });
+    if let Err(e) = outcome {
+        if let Some((upload, relative)) = open.take() {
+            abort_quietly(upload, &relative).await;
+        }
+        return Err(e);
+    }
+
+    let folder = spec.template.folder(&spec.run, &task.table);
+    Ok(TaskResult {
+        task: task.clone(),
+        folder,
+        schema: columns,
+        rows: files.iter().map(|f| f.rows).sum(),
+        bytes: files.iter().map(|f| f.bytes).sum(),
+        files,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The encoding stage, run on a blocking thread.
+struct EncodeJob {
+    table: String,
+    schema: SchemaRef,
+    format: Format,
+    options: EncoderOptions,
+    max_rows: u64,
+    max_bytes: u64,
+    first_shard: u64,
+    /// Slice 0 writes one file even when it has no rows, so an empty table still has a file
+    /// carrying its schema; other empty slices write nothing.
+    always_write_a_file: bool,
+    cancel: Cancel,
+    on_rows: RowsCallback,
+}
+
+impl EncodeJob {
+    fn run(self, mut batches: mpsc::Receiver<Result<RecordBatch>>, pieces: mpsc::Sender<Piece>) -> Result<()> {
+        let send = |piece: Piece| {
+            pieces.blocking_send(piece).map_err(|_| Error::Cancelled(format!("upload of table {:?} stopped", self.table)))
+        };
+        let format_error = |source: FormatError| Error::Format { table: self.table.clone(), source };
+        let mut shard = self.first_shard;
+        let mut files_written = 0u64;
+        let mut writer: Option<FileWriter> = None;
+
+        while let Some(item) = batches.blocking_recv() {
+            let batch = item?;
+            if self.cancel.is_cancelled() {
+                return Err(Error::Cancelled(format!("export of table {:?} cancelled", self.table)));
+            }
+            let mut offset = 0;
+            while offset < batch.num_rows() {
+                let w = match writer.as_mut() {
+                    Some(w) => w,
+                    None => {
+                        send(Piece::Start { shard })?;
+                        writer.insert(FileWriter::new(&self.format, self.schema.clone(), &self.options).map_err(format_error)?)
+                    }
+                };
+                let room = usize::try_from(self.max_rows.saturating_sub(w.rows())).unwrap_or(usize::MAX);
+                let take = room.min(batch.num_rows() - offset).min(MAX_ROWS_PER_WRITE);
+                w.write(&batch.slice(offset, take)).map_err(format_error)?;
+                offset += take;
+                (self.on_rows)(take as u64);
+                let ready = w.take_ready();
+                if !ready.is_empty() {
+                    send(Piece::Data(ready))?;
+                }
+                if w.rows() >= self.max_rows || w.estimated_size() >= self.max_bytes {
+                    if let Some(full) = writer.take() {
+                        self.finish(full, &send)?;
+                    }
+                    shard += 1;
+                    files_written += 1;
+                }
+            }
+        }
+        match writer.take() {
+            Some(w) => self.finish(w, &send),
+            None if files_written == 0 && self.always_write_a_file => {
+                send(Piece::Start { shard })?;
+                let w = FileWriter::new(&self.format, self.schema.clone(), &self.options).map_err(format_error)?;
+                self.finish(w, &send)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn finish(&self, writer: FileWriter, send: &dyn Fn(Piece) -> Result<()>) -> Result<()> {
+        let (last, stats) =
+            writer.finish().map_err(|source| Error::Format { table: self.table.clone(), source })?;
+        if !last.is_empty() {
+            send(Piece::Data(last))?;
+        }
+        send(Piece::End(stats))
+    }
+}

@@ -1,0 +1,255 @@
+//! File formats, codecs and the encoders that turn Arrow record batches into file bytes.
+//!
+//! A format is a small value type ([`Format`]) that knows its file extension and content
+//! type. An [`Encoder`] takes batches and hands back finished bytes as it goes, so a file of
+//! any size streams to its sink with bounded memory; [`FileWriter`] wraps an encoder and
+//! counts rows and bytes and hashes the object (sha256) exactly as it will be stored.
+//!
+//! Encoders never touch the network or the file system: they produce bytes, the sink stores
+//! them.
+
+mod csv;
+mod jsonl;
+mod parquet;
+mod writer;
+
+use std::fmt;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+pub use writer::{FileStats, FileWriter};
+
+/// The container of a file: what a reader must understand to open it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatKind {
+    /// Apache Parquet; compression is Parquet's own, per column chunk.
+    Parquet,
+    /// Comma (or semicolon, or tab) separated values with a header line.
+    Csv,
+    /// JSON lines: one JSON object per row, newline terminated.
+    Jsonl,
+}
+
+/// Compression codec. For Parquet it is the column-chunk codec inside the file; for CSV and
+/// JSON lines it wraps the whole file (gzip only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    /// No compression.
+    None,
+    /// gzip (deflate). The default: every tool reads it.
+    #[default]
+    Gzip,
+    /// Zstandard: smaller and much faster than gzip; Parquet only.
+    Zstd,
+    /// Snappy: fastest, largest; Parquet only.
+    Snappy,
+}
+
+/// The field separator of a CSV file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Delimiter {
+    /// `,` (the default).
+    #[default]
+    Comma,
+    /// `;`, what spreadsheet software in many European locales expects.
+    Semicolon,
+    /// A tab character.
+    Tab,
+}
+
+impl Delimiter {
+    /// The separator byte.
+    pub fn byte(self) -> u8 {
+        match self {
+            Delimiter::Comma => b',',
+            Delimiter::Semicolon => b';',
+            Delimiter::Tab => b'\t',
+        }
+    }
+}
+
+impl Serialize for Delimiter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            Delimiter::Comma => ",",
+            Delimiter::Semicolon => ";",
+            Delimiter::Tab => "\t",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Delimiter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "," | "comma" => Ok(Delimiter::Comma),
+            ";" | "semicolon" => Ok(Delimiter::Semicolon),
+            "\t" | "tab" => Ok(Delimiter::Tab),
+            other => Err(serde::de::Error::custom(format!(
+                "invalid delimiter {other:?}: expected \",\", \";\" or \"tab\""
+            ))),
+        }
+    }
+}
+
+/// How files are written: container, codec and (for CSV) separator.
+///
+/// The same shape appears in the config (`format = { type = "csv", codec = "gzip",
+/// delimiter = ";" }`) and in `receipt.json`, so a loader knows how to read every file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Format {
+    /// `parquet`, `csv` or `jsonl`.
+    #[serde(rename = "type")]
+    pub kind: FormatKind,
+    /// `gzip` (default), `zstd`, `snappy` or `none`; CSV and JSON lines allow `gzip` or `none`.
+    #[serde(default)]
+    pub codec: Codec,
+    /// CSV only: `,` (default), `;` or `tab`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<Delimiter>,
+}
+
+impl Default for Format {
+    /// Parquet with gzip column chunks: Dreamdata's `.parquet.gz`.
+    fn default() -> Self {
+        Format { kind: FormatKind::Parquet, codec: Codec::Gzip, delimiter: None }
+    }
+}
+
+impl Format {
+    /// Checks the combination of kind, codec and delimiter; the message says what is allowed.
+    pub fn validate(&self) -> Result<(), String> {
+        match (self.kind, self.codec) {
+            (FormatKind::Csv | FormatKind::Jsonl, Codec::Zstd | Codec::Snappy) => {
+                return Err(format!(
+                    "codec {:?} is not available for {:?}: use \"gzip\" or \"none\"",
+                    self.codec, self.kind
+                ));
+            }
+            _ => {}
+        }
+        if self.delimiter.is_some() && self.kind != FormatKind::Csv {
+            return Err(format!("delimiter applies to csv only, not {:?}", self.kind));
+        }
+        Ok(())
+    }
+
+    /// The file extension without its leading dot.
+    ///
+    /// Parquet with gzip keeps Dreamdata's (and BigQuery's) `parquet.gz`, although the file is
+    /// a plain Parquet file with gzip column chunks; other codecs follow Spark's naming
+    /// (`zstd.parquet`), so no tool mistakes a Parquet file for a compressed stream.
+    pub fn extension(&self) -> &'static str {
+        match (self.kind, self.codec) {
+            (FormatKind::Parquet, Codec::Gzip) => "parquet.gz",
+            (FormatKind::Parquet, Codec::Zstd) => "zstd.parquet",
+            (FormatKind::Parquet, Codec::Snappy) => "snappy.parquet",
+            (FormatKind::Parquet, Codec::None) => "parquet",
+            (FormatKind::Csv, Codec::None) => "csv",
+            (FormatKind::Csv, _) => "csv.gz",
+            (FormatKind::Jsonl, Codec::None) => "jsonl",
+            (FormatKind::Jsonl, _) => "jsonl.gz",
+        }
+    }
+
+    /// The `Content-Type` stored with each object.
+    pub fn content_type(&self) -> &'static str {
+        match (self.kind, self.codec) {
+            (FormatKind::Parquet, _) => "application/vnd.apache.parquet",
+            (_, Codec::Gzip) => "application/gzip",
+            (FormatKind::Csv, _) => "text/csv; charset=utf-8",
+            (FormatKind::Jsonl, _) => "application/x-ndjson",
+        }
+    }
+
+    /// The CSV separator, defaulting to a comma.
+    pub fn delimiter(&self) -> Delimiter {
+        self.delimiter.unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.extension())
+    }
+}
+
+/// Tuning knobs of the encoders. Sizes are in bytes so memory stays predictable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncoderOptions {
+    /// Parquet: a row group is closed once its encoded, in-memory size reaches this.
+    pub row_group_bytes: usize,
+    /// Parquet: and at most this many rows per row group.
+    pub row_group_rows: usize,
+    /// gzip level 0-9 (Parquet gzip codec and gzip-wrapped CSV/JSON lines).
+    pub gzip_level: u32,
+    /// zstd level 1-22.
+    pub zstd_level: i32,
+}
+
+impl Default for EncoderOptions {
+    fn default() -> Self {
+        EncoderOptions {
+            row_group_bytes: 64 * 1024 * 1024,
+            row_group_rows: 1024 * 1024,
+            gzip_level: 6,
+            zstd_level: 3,
+        }
+    }
+}
+
+/// Why encoding failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The Parquet writer failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] ::parquet::errors::ParquetError),
+    /// Arrow (CSV or JSON writer) failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// Compressing failed.
+    #[error("compression: {0}")]
+    Io(#[from] std::io::Error),
+    /// A column type this format cannot represent.
+    #[error("column {column:?} has type {data_type}, which {format} cannot store")]
+    Unsupported { column: String, data_type: String, format: &'static str },
+    /// The format/codec combination is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Turns record batches into the bytes of one file.
+///
+/// Bytes come out as they are finished ([`Encoder::take_ready`]), so a caller can upload a
+/// large file part by part while it is still being encoded.
+pub trait Encoder: Send {
+    /// Encodes one batch. Every batch must have the schema the encoder was made with.
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), FormatError>;
+    /// Drains the finished bytes produced so far.
+    fn take_ready(&mut self) -> Vec<u8>;
+    /// Bytes held inside the encoder that are not yet finished output (an estimate of what
+    /// they will add to the file): used to roll files over and to watch memory.
+    fn in_progress_size(&self) -> usize;
+    /// Finishes the file and returns its remaining bytes (footer included).
+    fn finish(self: Box<Self>) -> Result<Vec<u8>, FormatError>;
+}
+
+/// Makes the encoder for `format`.
+pub fn encoder(
+    format: &Format,
+    schema: SchemaRef,
+    options: &EncoderOptions,
+) -> Result<Box<dyn Encoder>, FormatError> {
+    format.validate().map_err(FormatError::Invalid)?;
+    match format.kind {
+        FormatKind::Parquet => Ok(Box::new(parquet::ParquetEncoder::new(schema, format.codec, options)?)),
+        FormatKind::Csv => Ok(Box::new(csv::CsvEncoder::new(schema, format.delimiter(), format.codec, options)?)),
+        FormatKind::Jsonl => Ok(Box::new(jsonl::JsonlEncoder::new(schema, format.codec, options)?)),
+    }
+}

@@ -1,0 +1,410 @@
+//! [`FileWriter`]: one file's encoder plus the bookkeeping the receipt needs (rows, bytes,
+//! sha256), and [`TextSink`], the plain-or-gzip byte buffer behind the CSV and JSON lines
+//! encoders.
+//!
+//! The byte count and the sha256 are taken over exactly the bytes handed to the caller, in
+//! order, so they describe the object as stored. This module must never drop, reorder or
+//! re-encode a byte between the encoder and the caller.
+
+use std::io::{self, Write};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Codec, Encoder, EncoderOptions, Format, FormatError};
+
+/// What one finished file holds, as recorded in `receipt.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStats {
+    /// Data rows in the file (a CSV header line is not a row).
+    pub rows: u64,
+    /// Size of the stored object in bytes.
+    pub bytes: u64,
+    /// sha256 of the stored object, lowercase hex.
+    pub sha256: String,
+}
+
+/// Writes one file: encodes batches, hands out finished bytes as they are ready, and
+/// counts rows, bytes and the sha256 of everything handed out.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use arrow::array::Int64Array;
+/// # use arrow::datatypes::{DataType, Field, Schema};
+/// # use arrow::record_batch::RecordBatch;
+/// # use byob::format::{EncoderOptions, FileWriter, Format};
+/// let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+/// let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))])?;
+/// let mut writer = FileWriter::new(&Format::default(), schema, &EncoderOptions::default())?;
+/// writer.write(&batch)?;
+/// let mut object = writer.take_ready().to_vec(); // upload as a part...
+/// let (last, stats) = writer.finish()?;
+/// object.extend_from_slice(&last);
+/// assert_eq!(stats.rows, 2);
+/// assert_eq!(stats.bytes, object.len() as u64);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct FileWriter {
+    encoder: Box<dyn Encoder>,
+    /// Finished bytes pulled from the encoder but not yet taken by the caller.
+    ready: Vec<u8>,
+    /// Bytes already handed to the caller.
+    taken: u64,
+    rows: u64,
+    hasher: Sha256,
+}
+
+impl std::fmt::Debug for FileWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileWriter")
+            .field("ready", &self.ready.len())
+            .field("taken", &self.taken)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileWriter {
+    /// Starts a file of `format` whose batches all have `schema`.
+    ///
+    /// Fails if the format/codec combination is invalid, the options are out of range, or a
+    /// column type cannot be stored in the format.
+    pub fn new(
+        format: &Format,
+        schema: SchemaRef,
+        options: &EncoderOptions,
+    ) -> Result<Self, FormatError> {
+        Ok(FileWriter {
+            encoder: super::encoder(format, schema, options)?,
+            ready: Vec::new(),
+            taken: 0,
+            rows: 0,
+            hasher: Sha256::new(),
+        })
+    }
+
+    /// Encodes one batch (which must have the file's schema).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), FormatError> {
+        self.encoder.write(batch)?;
+        self.rows += batch.num_rows() as u64;
+        // Pull finished bytes out at once, so `estimated_size` and `in_memory_bytes` see
+        // them without asking the encoder for a count it does not keep.
+        let ready = self.encoder.take_ready();
+        if self.ready.is_empty() {
+            self.ready = ready;
+        } else {
+            self.ready.extend_from_slice(&ready);
+        }
+        Ok(())
+    }
+
+    /// Drains the finished bytes produced so far (possibly none): the next part of the object.
+    pub fn take_ready(&mut self) -> Bytes {
+        let mut out = std::mem::take(&mut self.ready);
+        out.extend_from_slice(&self.encoder.take_ready());
+        self.taken += out.len() as u64;
+        self.hasher.update(&out);
+        Bytes::from(out)
+    }
+
+    /// The size the file has reached so far: bytes already taken, bytes ready to take, and
+    /// the encoder's estimate of what it holds in progress. Used to roll files over.
+    pub fn estimated_size(&self) -> u64 {
+        self.taken + self.ready.len() as u64 + self.encoder.in_progress_size() as u64
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Bytes this writer holds now (ready output plus the encoder's in-progress estimate):
+    /// what taking the ready bytes and finishing would still have to move.
+    pub fn in_memory_bytes(&self) -> usize {
+        self.ready.len() + self.encoder.in_progress_size()
+    }
+
+    /// Finishes the file: returns its last bytes (footer included) and the stats of the
+    /// whole object, i.e. of every [`FileWriter::take_ready`] output followed by these bytes.
+    pub fn finish(self) -> Result<(Bytes, FileStats), FormatError> {
+        let FileWriter { encoder, ready: mut out, taken, rows, mut hasher } = self;
+        out.extend_from_slice(&encoder.finish()?);
+        hasher.update(&out);
+        let stats = FileStats {
+            rows,
+            bytes: taken + out.len() as u64,
+            sha256: hex::encode(hasher.finalize()),
+        };
+        Ok((Bytes::from(out), stats))
+    }
+}
+
+/// Size of the fixed gzip header flate2 writes before any compressed data.
+const GZIP_HEADER_LEN: u64 = 10;
+
+/// The byte buffer behind the text encoders: plain, or wrapped in one gzip member.
+///
+/// Finished bytes accumulate in a `Vec` the encoder drains with [`TextSink::take_ready`];
+/// draining is safe because the compressor only ever appends to it.
+pub(super) struct TextSink {
+    out: TextOut,
+    /// Uncompressed bytes written into the sink.
+    total_in: u64,
+    /// Output bytes produced so far (drained plus still in the buffer).
+    drained: u64,
+    /// `total_in` when the compressed output last grew past the header: input up to
+    /// about there is represented in the output, input after it sits in the compressor.
+    in_at_growth: u64,
+}
+
+enum TextOut {
+    Plain(Vec<u8>),
+    Gzip(GzEncoder<Vec<u8>>),
+}
+
+impl TextSink {
+    /// A sink for `codec` (`None` or `Gzip` at `options.gzip_level`).
+    pub(super) fn new(
+        codec: Codec,
+        options: &EncoderOptions,
+        format: &'static str,
+    ) -> Result<Self, FormatError> {
+        let out = match codec {
+            Codec::None => TextOut::Plain(Vec::new()),
+            Codec::Gzip => {
+                TextOut::Gzip(GzEncoder::new(Vec::new(), Compression::new(gzip_level(options)?)))
+            }
+            Codec::Zstd | Codec::Snappy => {
+                return Err(FormatError::Invalid(format!(
+                    "codec {codec:?} is not available for {format}: use \"gzip\" or \"none\""
+                )));
+            }
+        };
+        Ok(TextSink { out, total_in: 0, drained: 0, in_at_growth: 0 })
+    }
+
+    fn buffer(&self) -> &Vec<u8> {
+        match &self.out {
+            TextOut::Plain(buf) => buf,
+            TextOut::Gzip(gz) => gz.get_ref(),
+        }
+    }
+
+    fn buffer_mut(&mut self) -> &mut Vec<u8> {
+        match &mut self.out {
+            TextOut::Plain(buf) => buf,
+            TextOut::Gzip(gz) => gz.get_mut(),
+        }
+    }
+
+    /// Drains the finished bytes.
+    pub(super) fn take_ready(&mut self) -> Vec<u8> {
+        let out = std::mem::take(self.buffer_mut());
+        self.drained += out.len() as u64;
+        out
+    }
+
+    /// Estimated bytes the compressor still holds, as they will appear in the file: input
+    /// written since the output last grew, scaled by the compression ratio seen so far.
+    /// Always 0 for a plain sink.
+    pub(super) fn in_progress_size(&self) -> usize {
+        if matches!(self.out, TextOut::Plain(_)) {
+            return 0;
+        }
+        let pending = self.total_in.saturating_sub(self.in_at_growth);
+        let produced = (self.drained + self.buffer().len() as u64).saturating_sub(GZIP_HEADER_LEN);
+        let estimate = if self.in_at_growth == 0 || produced == 0 {
+            pending
+        } else {
+            // u128: pending * produced cannot overflow.
+            let scaled = u128::from(pending) * u128::from(produced) / u128::from(self.in_at_growth);
+            u64::try_from(scaled).unwrap_or(u64::MAX).min(pending)
+        };
+        usize::try_from(estimate).unwrap_or(usize::MAX)
+    }
+
+    /// Ends the stream (the gzip trailer) and returns the remaining bytes.
+    pub(super) fn finish(self) -> Result<Vec<u8>, FormatError> {
+        match self.out {
+            TextOut::Plain(buf) => Ok(buf),
+            TextOut::Gzip(gz) => Ok(gz.finish()?),
+        }
+    }
+}
+
+impl Write for TextSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match &mut self.out {
+            TextOut::Plain(out) => {
+                out.extend_from_slice(buf);
+                buf.len()
+            }
+            TextOut::Gzip(gz) => {
+                let before = gz.get_ref().len();
+                let n = gz.write(buf)?;
+                self.total_in += n as u64;
+                let produced = self.drained + gz.get_ref().len() as u64;
+                if gz.get_ref().len() > before && produced > GZIP_HEADER_LEN {
+                    self.in_at_growth = self.total_in;
+                }
+                return Ok(n);
+            }
+        };
+        self.total_in += n as u64;
+        Ok(n)
+    }
+
+    /// A no-op: flushing a gzip stream mid-file would only cost compression, and
+    /// [`TextSink::take_ready`] hands out whatever the compressor has finished anyway.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The gzip level of `options`, checked to be 0-9.
+pub(super) fn gzip_level(options: &EncoderOptions) -> Result<u32, FormatError> {
+    if options.gzip_level > 9 {
+        return Err(FormatError::Invalid(format!(
+            "gzip level {} is out of range: use 0-9",
+            options.gzip_level
+        )));
+    }
+    Ok(options.gzip_level)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::format::FormatKind;
+
+    fn batch(n: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let ids: Vec<i64> = (0..n).collect();
+        let names: Vec<Option<String>> = (0..n).map(|i| Some(format!("name {i}"))).collect();
+        RecordBatch::try_new(
+            schema,
+            vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(names))],
+        )
+        .unwrap()
+    }
+
+    fn all_formats() -> Vec<Format> {
+        let mut formats = Vec::new();
+        for codec in [Codec::None, Codec::Gzip, Codec::Zstd, Codec::Snappy] {
+            formats.push(Format { kind: FormatKind::Parquet, codec, delimiter: None });
+        }
+        for codec in [Codec::None, Codec::Gzip] {
+            formats.push(Format { kind: FormatKind::Csv, codec, delimiter: None });
+            formats.push(Format { kind: FormatKind::Jsonl, codec, delimiter: None });
+        }
+        formats
+    }
+
+    #[test]
+    fn stats_describe_exactly_the_bytes_handed_out() {
+        for format in all_formats() {
+            // GIVEN a writer fed several batches, with parts taken in between
+            let b = batch(1000);
+            let mut writer =
+                FileWriter::new(&format, b.schema(), &EncoderOptions::default()).unwrap();
+            let mut object = Vec::new();
+            for _ in 0..3 {
+                writer.write(&b).unwrap();
+                assert!(writer.estimated_size() >= object.len() as u64, "{format}");
+                object.extend_from_slice(&writer.take_ready());
+            }
+            assert_eq!(writer.rows(), 3000);
+            // WHEN it finishes
+            let (last, stats) = writer.finish().unwrap();
+            object.extend_from_slice(&last);
+            // THEN rows, bytes and sha256 are those of the concatenation
+            assert_eq!(stats.rows, 3000, "{format}");
+            assert_eq!(stats.bytes, object.len() as u64, "{format}");
+            assert_eq!(stats.sha256, hex::encode(Sha256::digest(&object)), "{format}");
+            assert_eq!(stats.sha256.len(), 64);
+            assert!(stats.sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        }
+    }
+
+    #[test]
+    fn estimated_size_grows_with_the_data() {
+        let b = batch(5000);
+        for format in all_formats() {
+            let mut writer =
+                FileWriter::new(&format, b.schema(), &EncoderOptions::default()).unwrap();
+            let empty = writer.estimated_size();
+            for _ in 0..5 {
+                writer.write(&b).unwrap();
+            }
+            assert!(writer.estimated_size() > empty, "{format}");
+            assert!(writer.in_memory_bytes() > 0, "{format}");
+            let _ = writer.take_ready();
+            let (_, stats) = writer.finish().unwrap();
+            assert!(stats.bytes > 0);
+        }
+    }
+
+    #[test]
+    fn invalid_combinations_are_rejected() {
+        let schema = batch(0).schema();
+        let csv_zstd = Format { kind: FormatKind::Csv, codec: Codec::Zstd, delimiter: None };
+        assert!(matches!(
+            FileWriter::new(&csv_zstd, schema.clone(), &EncoderOptions::default()),
+            Err(FormatError::Invalid(_))
+        ));
+        let options = EncoderOptions { gzip_level: 10, ..EncoderOptions::default() };
+        for format in all_formats().into_iter().filter(|f| f.codec == Codec::Gzip) {
+            assert!(
+                matches!(
+                    FileWriter::new(&format, schema.clone(), &options),
+                    Err(FormatError::Invalid(_))
+                ),
+                "{format}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_sink_gzip_drains_to_a_valid_stream() {
+        let mut sink = TextSink::new(Codec::Gzip, &EncoderOptions::default(), "csv").unwrap();
+        let mut object = Vec::new();
+        let mut expected = Vec::new();
+        for i in 0..2000 {
+            let line = format!("line {i} {}\n", i * 7919 % 1013);
+            sink.write_all(line.as_bytes()).unwrap();
+            expected.extend_from_slice(line.as_bytes());
+            if i % 100 == 0 {
+                object.extend_from_slice(&sink.take_ready());
+            }
+        }
+        assert!(sink.in_progress_size() <= expected.len());
+        object.extend_from_slice(&sink.finish().unwrap());
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(&object[..]).read_to_end(&mut text).unwrap();
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn empty_gzip_sink_is_a_valid_empty_stream() {
+        let sink = TextSink::new(Codec::Gzip, &EncoderOptions::default(), "jsonl").unwrap();
+        let object = sink.finish().unwrap();
+        assert!(!object.is_empty());
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(&object[..]).read_to_end(&mut text).unwrap();
+        assert!(text.is_empty());
+    }
+}

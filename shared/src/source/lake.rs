@@ -1,0 +1,1 @@
+//! TODO(helper): Parquet lake source.
