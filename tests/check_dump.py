@@ -43,7 +43,7 @@ def rows_of(path, fmt):
     kind, codec = fmt["type"], fmt.get("codec", "gzip")
     if kind == "parquet":
         table = pq.read_table(path)
-        n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
+        n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
         check(n == table.num_rows, f"{path}: DuckDB counts {n}, pyarrow {table.num_rows}")
         return table.num_rows, table.column_names, set(table.column("tenant_id").to_pylist())
     raw = open(path, "rb").read()

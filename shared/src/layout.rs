@@ -648,6 +648,7 @@ impl<'de> Deserialize<'de> for KeyTemplate {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

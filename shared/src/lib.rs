@@ -24,14 +24,14 @@
 
 pub mod config;
 pub mod error;
-// WIP pub mod export;
-// WIP pub mod finalize;
+pub mod export;
+pub mod finalize;
 pub mod format;
 pub mod generate;
 pub mod layout;
-// WIP pub mod plan;
+pub mod plan;
 pub mod receipt;
-// WIP pub mod run;
+pub mod run;
 pub mod schema;
 pub mod sink;
 pub mod source;

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, DestinationConfig, SourceConfig};
+use crate::config::{Config, DestinationConfig};
 use crate::layout::RunId;
 use crate::receipt::FileEntry;
 use crate::schema::ColumnSchema;
@@ -73,15 +73,12 @@ pub struct PlanFilter {
 /// The source request for `table` of `destination`.
 pub fn table_request(config: &Config, destination: &DestinationConfig, table: &str) -> TableRequest {
     let table_config = config.tables.iter().find(|t| t.name == table);
-    let source_tenant_column = match &config.source {
-        SourceConfig::Parquet { tenant_column, .. } => tenant_column.clone(),
-    };
     TableRequest {
         table: table.to_string(),
         tenant: destination.tenant.clone(),
         tenant_column: table_config
-            .and_then(|t| t.tenant_column.clone())
-            .unwrap_or(source_tenant_column),
+            .map_or(config.source.tenant_column(), |t| t.tenant_column(&config.source))
+            .to_string(),
         columns: table_config.and_then(|t| t.columns.clone()),
     }
 }

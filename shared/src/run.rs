@@ -14,7 +14,6 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Config, DestinationConfig, SourceConfig};
 use crate::export::{self, Cancel, ExportSpec};
-use crate::format::EncoderOptions;
 use crate::layout::{self, RunId};
 use crate::plan::{self, DestinationPlan, ExportTask, Plan, PlanFilter, TaskResult};
 use crate::receipt::Receipt;
@@ -86,8 +85,8 @@ impl RunReport {
 /// The source the config describes.
 pub fn source_for(config: &Config) -> Arc<dyn Source> {
     match &config.source {
-        SourceConfig::Parquet { path, .. } => {
-            let mut lake = LakeSource::new(path.clone());
+        SourceConfig::Parquet(parquet) => {
+            let mut lake = LakeSource::new(parquet.path.clone());
             for table in &config.tables {
                 if let Some(p) = &table.path {
                     lake = lake.with_table_path(&table.name, p.clone());
@@ -115,15 +114,11 @@ pub fn export_spec(config: &Config, destination: &DestinationConfig, run: RunId)
     Ok(ExportSpec {
         run,
         prefix: layout::normalize_prefix(&destination.prefix)?,
-        template: destination.key_template(),
+        template: destination.key_template()?,
         format: destination.format,
         max_file_rows: destination.max_file_rows,
         max_file_bytes: destination.max_file_bytes.0,
-        encoder: EncoderOptions {
-            row_group_bytes: usize::try_from(config.export.row_group_bytes.0).unwrap_or(usize::MAX),
-            gzip_level: config.export.gzip_level,
-            ..EncoderOptions::default()
-        },
+        encoder: config.export.encoder_options(),
         metadata: BTreeMap::new(),
     })
 }

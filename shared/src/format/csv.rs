@@ -4,9 +4,10 @@
 //! One header line opens every file, even an empty one; fields are separated by the
 //! configured delimiter and quoted (with `""` for a quote) only where they contain the
 //! delimiter, a quote or a line break; lines end with `\n`. How values are written:
-//! - timestamps with a time zone: RFC 3339 with the offset, `Z` for UTC and as many
-//!   fractional digits as needed (`2023-03-14T04:03:07.963883Z`); without a time zone, the
-//!   same without an offset; dates `YYYY-MM-DD`;
+//! - timestamps with a time zone: the instant in UTC, RFC 3339 with `Z` and as many
+//!   fractional digits as needed (`2023-03-14T04:03:07.963883Z`), whatever zone the column
+//!   carries; without a time zone, the same without `Z` (`2023-03-14T04:03:07.963883`);
+//!   dates `YYYY-MM-DD`;
 //! - decimals in plain notation with all their scale digits (`-1234.50`), integers in full,
 //!   floats in the shortest form that reads back to the same value;
 //! - null as an empty field. CSV cannot tell a null from an empty string: both read back as
@@ -20,13 +21,14 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use super::writer::TextSink;
+use super::writer::{TextSink, UtcTimestamps};
 use super::{Codec, Delimiter, Encoder, EncoderOptions, FormatError};
 
 /// Encodes batches into CSV text.
 pub(crate) struct CsvEncoder {
     schema: SchemaRef,
     delimiter: Delimiter,
+    utc: UtcTimestamps,
     sink: TextSink,
     header_written: bool,
 }
@@ -51,6 +53,7 @@ impl CsvEncoder {
             });
         }
         Ok(CsvEncoder {
+            utc: UtcTimestamps::new(&schema),
             schema,
             delimiter,
             sink: TextSink::new(codec, options, "csv")?,
@@ -59,13 +62,14 @@ impl CsvEncoder {
     }
 
     fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), FormatError> {
+        let batch = self.utc.apply(batch)?;
         // arrow's CSV writer cannot hand back its inner writer by reference, so a light one
         // is built per batch over the sink; only the first writes the header.
         let mut writer = arrow::csv::WriterBuilder::new()
             .with_header(!self.header_written)
             .with_delimiter(self.delimiter.byte())
             .build(&mut self.sink);
-        writer.write(batch)?;
+        writer.write(&batch)?;
         self.header_written = true;
         Ok(())
     }
@@ -108,7 +112,11 @@ mod tests {
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             Field::new("name", DataType::Utf8, true),
-            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
             Field::new("amount", DataType::Decimal128(18, 2), true),
             Field::new("ratio", DataType::Float64, true),
         ]))
@@ -133,8 +141,9 @@ mod tests {
     }
 
     fn encode(delimiter: Delimiter, codec: Codec, batches: &[RecordBatch]) -> Vec<u8> {
-        let mut encoder =
-            Box::new(CsvEncoder::new(schema(), delimiter, codec, &EncoderOptions::default()).unwrap());
+        let mut encoder = Box::new(
+            CsvEncoder::new(schema(), delimiter, codec, &EncoderOptions::default()).unwrap(),
+        );
         let mut object = Vec::new();
         for batch in batches {
             encoder.write(batch).unwrap();
@@ -157,7 +166,8 @@ mod tests {
 
     #[test]
     fn header_once_per_file_with_the_delimiter() {
-        let text = String::from_utf8(encode(Delimiter::Tab, Codec::None, &[batch(), batch()])).unwrap();
+        let text =
+            String::from_utf8(encode(Delimiter::Tab, Codec::None, &[batch(), batch()])).unwrap();
         assert_eq!(text.matches("id\tname\tat\tamount\tratio\n").count(), 1);
         assert!(text.starts_with("id\tname"));
         let text =
@@ -169,10 +179,15 @@ mod tests {
 
     #[test]
     fn empty_file_is_the_header_alone() {
-        assert_eq!(encode(Delimiter::Comma, Codec::None, &[]), b"id,name,at,amount,ratio\n");
+        assert_eq!(
+            encode(Delimiter::Comma, Codec::None, &[]),
+            b"id,name,at,amount,ratio\n"
+        );
         let gz = encode(Delimiter::Comma, Codec::Gzip, &[]);
         let mut text = String::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut text).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .unwrap();
         assert_eq!(text, "id,name,at,amount,ratio\n");
     }
 
@@ -182,7 +197,9 @@ mod tests {
         let gz = encode(Delimiter::Comma, Codec::Gzip, &[batch(), batch()]);
         assert_eq!(&gz[..2], &[0x1f, 0x8b]);
         let mut text = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut text).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut text)
+            .unwrap();
         assert_eq!(text, plain);
     }
 
@@ -192,7 +209,12 @@ mod tests {
             Field::new("id", DataType::Int64, false),
             Field::new("tags", DataType::new_list(DataType::Int32, true), true),
         ]));
-        match CsvEncoder::new(schema, Delimiter::Comma, Codec::None, &EncoderOptions::default()) {
+        match CsvEncoder::new(
+            schema,
+            Delimiter::Comma,
+            Codec::None,
+            &EncoderOptions::default(),
+        ) {
             Err(FormatError::Unsupported { column, format, .. }) => {
                 assert_eq!(column, "tags");
                 assert_eq!(format, "csv");

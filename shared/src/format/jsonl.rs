@@ -12,8 +12,10 @@
 //!   as a double;
 //! - floats in the shortest form that reads back to the same value; NaN and infinities,
 //!   which JSON cannot express, as `null`;
-//! - timestamps as RFC 3339 strings with the offset (`"2023-03-14T04:03:07.963883Z"`), dates
-//!   as `"YYYY-MM-DD"`; lists and structs as JSON arrays and objects.
+//! - timestamps with a time zone as RFC 3339 strings of the instant in UTC
+//!   (`"2023-03-14T04:03:07.963883Z"`), whatever zone the column carries; without a zone,
+//!   the same without `Z`; dates as `"YYYY-MM-DD"`; lists and structs as JSON arrays and
+//!   objects.
 //!
 //! It must never skip a key or vary the column order between rows.
 
@@ -22,12 +24,13 @@ use arrow::json::writer::LineDelimited;
 use arrow::json::{Writer, WriterBuilder};
 use arrow::record_batch::RecordBatch;
 
-use super::writer::TextSink;
+use super::writer::{TextSink, UtcTimestamps};
 use super::{Codec, Encoder, EncoderOptions, FormatError};
 
 /// Encodes batches into JSON lines.
 pub(crate) struct JsonlEncoder {
     writer: Writer<TextSink, LineDelimited>,
+    utc: UtcTimestamps,
 }
 
 impl JsonlEncoder {
@@ -39,16 +42,18 @@ impl JsonlEncoder {
         codec: Codec,
         options: &EncoderOptions,
     ) -> Result<Self, FormatError> {
-        // The schema travels with each batch; arrow-json needs nothing from it up front.
-        let _ = schema;
         let sink = TextSink::new(codec, options, "jsonl")?;
-        Ok(JsonlEncoder { writer: WriterBuilder::new().with_explicit_nulls(true).build(sink) })
+        Ok(JsonlEncoder {
+            writer: WriterBuilder::new().with_explicit_nulls(true).build(sink),
+            utc: UtcTimestamps::new(&schema),
+        })
     }
 }
 
 impl Encoder for JsonlEncoder {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), FormatError> {
-        Ok(self.writer.write(batch)?)
+        let batch = self.utc.apply(batch)?;
+        Ok(self.writer.write(&batch)?)
     }
 
     fn take_ready(&mut self) -> Vec<u8> {
@@ -82,7 +87,11 @@ mod tests {
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             Field::new("name", DataType::Utf8, true),
-            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
             Field::new("day", DataType::Date32, true),
             Field::new("amount", DataType::Decimal128(18, 2), true),
             Field::new("ratio", DataType::Float64, true),
@@ -138,7 +147,9 @@ mod tests {
         let gz = encode(Codec::Gzip, &[]);
         assert_eq!(&gz[..2], &[0x1f, 0x8b]);
         let mut text = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut text).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut text)
+            .unwrap();
         assert!(text.is_empty());
     }
 
@@ -147,7 +158,9 @@ mod tests {
         let plain = encode(Codec::None, &[batch(), batch()]);
         let gz = encode(Codec::Gzip, &[batch(), batch()]);
         let mut text = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut text).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut text)
+            .unwrap();
         assert_eq!(text, plain);
     }
 

@@ -45,9 +45,11 @@ impl ParquetEncoder {
                 GzipLevel::try_new(super::writer::gzip_level(options)?)
                     .map_err(|e| FormatError::Invalid(format!("gzip level: {e}")))?,
             ),
-            Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(options.zstd_level).map_err(
-                |e| FormatError::Invalid(format!("zstd level {}: {e}", options.zstd_level)),
-            )?),
+            Codec::Zstd => {
+                Compression::ZSTD(ZstdLevel::try_new(options.zstd_level).map_err(|e| {
+                    FormatError::Invalid(format!("zstd level {}: {e}", options.zstd_level))
+                })?)
+            }
             Codec::Snappy => Compression::SNAPPY,
         };
         let props = WriterProperties::builder()
@@ -110,7 +112,11 @@ mod tests {
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             Field::new("name", DataType::Utf8, true),
-            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
             Field::new("day", DataType::Date32, true),
             Field::new("amount", DataType::Decimal128(18, 2), true),
         ]))
@@ -121,21 +127,31 @@ mod tests {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(ids.clone())),
             Arc::new(StringArray::from(
-                ids.iter().map(|i| (i % 3 != 0).then(|| format!("n{i}"))).collect::<Vec<_>>(),
+                ids.iter()
+                    .map(|i| (i % 3 != 0).then(|| format!("n{i}")))
+                    .collect::<Vec<_>>(),
             )),
             Arc::new(
                 TimestampMicrosecondArray::from(
-                    ids.iter().map(|i| Some(1_700_000_000_000_000 + i)).collect::<Vec<_>>(),
+                    ids.iter()
+                        .map(|i| Some(1_700_000_000_000_000 + i))
+                        .collect::<Vec<_>>(),
                 )
                 .with_timezone("UTC"),
             ),
             Arc::new(Date32Array::from(
-                ids.iter().map(|i| Some(19_000 + (*i as i32 % 100))).collect::<Vec<_>>(),
+                ids.iter()
+                    .map(|i| Some(19_000 + (*i as i32 % 100)))
+                    .collect::<Vec<_>>(),
             )),
             Arc::new(
-                Decimal128Array::from(ids.iter().map(|i| Some(i128::from(*i) * 101)).collect::<Vec<_>>())
-                    .with_precision_and_scale(18, 2)
-                    .unwrap(),
+                Decimal128Array::from(
+                    ids.iter()
+                        .map(|i| Some(i128::from(*i) * 101))
+                        .collect::<Vec<_>>(),
+                )
+                .with_precision_and_scale(18, 2)
+                .unwrap(),
             ),
         ];
         RecordBatch::try_new(schema(), columns).unwrap()
@@ -153,8 +169,11 @@ mod tests {
     #[test]
     fn drained_chunks_plus_footer_read_back() {
         // GIVEN small row groups, so bytes become ready while the file is being written
-        let options =
-            EncoderOptions { row_group_rows: 1000, row_group_bytes: 1 << 30, ..Default::default() };
+        let options = EncoderOptions {
+            row_group_rows: 1000,
+            row_group_bytes: 1 << 30,
+            ..Default::default()
+        };
         for codec in [Codec::None, Codec::Gzip, Codec::Zstd, Codec::Snappy] {
             let mut encoder = Box::new(ParquetEncoder::new(schema(), codec, &options).unwrap());
             let mut object = Vec::new();
@@ -187,8 +206,11 @@ mod tests {
 
     #[test]
     fn row_groups_close_at_the_byte_limit() {
-        let options =
-            EncoderOptions { row_group_rows: 1 << 20, row_group_bytes: 16 * 1024, ..Default::default() };
+        let options = EncoderOptions {
+            row_group_rows: 1 << 20,
+            row_group_bytes: 16 * 1024,
+            ..Default::default()
+        };
         let mut encoder = Box::new(ParquetEncoder::new(schema(), Codec::None, &options).unwrap());
         for i in 0..20 {
             encoder.write(&batch(i * 1000, 1000)).unwrap();
@@ -215,48 +237,79 @@ mod tests {
             object.extend_from_slice(&encoder.finish().unwrap());
             let reader = SerializedFileReader::new(Bytes::from(object)).unwrap();
             let column = reader.metadata().row_group(0).column(0);
-            assert!(column.compression().to_string().starts_with(expected), "{codec:?}");
+            assert!(
+                column.compression().to_string().starts_with(expected),
+                "{codec:?}"
+            );
             let stats = column.statistics().unwrap();
             assert_eq!(stats.min_bytes_opt(), Some(&10i64.to_le_bytes()[..]));
             assert_eq!(stats.max_bytes_opt(), Some(&109i64.to_le_bytes()[..]));
-            assert!(column.column_index_range().is_some(), "page statistics (column index)");
+            assert!(
+                column.column_index_range().is_some(),
+                "page statistics (column index)"
+            );
         }
     }
 
     #[test]
     fn empty_file_has_the_schema_and_no_rows() {
-        let encoder =
-            Box::new(ParquetEncoder::new(schema(), Codec::Gzip, &EncoderOptions::default()).unwrap());
+        let encoder = Box::new(
+            ParquetEncoder::new(schema(), Codec::Gzip, &EncoderOptions::default()).unwrap(),
+        );
         let object = encoder.finish().unwrap();
         let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(object)).unwrap();
         assert_eq!(builder.schema(), &schema());
         assert_eq!(builder.metadata().file_metadata().num_rows(), 0);
-        let rows: usize = builder.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
+        let rows: usize = builder
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap().num_rows())
+            .sum();
         assert_eq!(rows, 0);
     }
 
     #[test]
     fn timestamps_keep_their_time_zone() {
-        let mut encoder =
-            Box::new(ParquetEncoder::new(schema(), Codec::Snappy, &EncoderOptions::default()).unwrap());
+        let mut encoder = Box::new(
+            ParquetEncoder::new(schema(), Codec::Snappy, &EncoderOptions::default()).unwrap(),
+        );
         encoder.write(&batch(0, 3)).unwrap();
         let mut object = encoder.take_ready();
         object.extend_from_slice(&encoder.finish().unwrap());
         let batches = read_back(object);
         let at = batches[0].column(2);
-        assert_eq!(at.data_type(), &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
+        assert_eq!(
+            at.data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        );
         assert_eq!(at.len(), 3);
     }
 
     #[test]
     fn bad_options_are_rejected() {
         for options in [
-            EncoderOptions { row_group_rows: 0, ..Default::default() },
-            EncoderOptions { row_group_bytes: 0, ..Default::default() },
-            EncoderOptions { gzip_level: 11, ..Default::default() },
-            EncoderOptions { zstd_level: 99, ..Default::default() },
+            EncoderOptions {
+                row_group_rows: 0,
+                ..Default::default()
+            },
+            EncoderOptions {
+                row_group_bytes: 0,
+                ..Default::default()
+            },
+            EncoderOptions {
+                gzip_level: 11,
+                ..Default::default()
+            },
+            EncoderOptions {
+                zstd_level: 99,
+                ..Default::default()
+            },
         ] {
-            let codec = if options.zstd_level == 99 { Codec::Zstd } else { Codec::Gzip };
+            let codec = if options.zstd_level == 99 {
+                Codec::Zstd
+            } else {
+                Codec::Gzip
+            };
             assert!(matches!(
                 ParquetEncoder::new(schema(), codec, &options),
                 Err(FormatError::Invalid(_))

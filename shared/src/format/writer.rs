@@ -1,15 +1,18 @@
 //! [`FileWriter`]: one file's encoder plus the bookkeeping the receipt needs (rows, bytes,
-//! sha256), and [`TextSink`], the plain-or-gzip byte buffer behind the CSV and JSON lines
-//! encoders.
+//! sha256); and what the CSV and JSON lines encoders share: [`TextSink`], their plain-or-gzip
+//! byte buffer, and [`UtcTimestamps`], which has them write every zoned instant in UTC.
 //!
 //! The byte count and the sha256 are taken over exactly the bytes handed to the caller, in
 //! order, so they describe the object as stored. This module must never drop, reorder or
 //! re-encode a byte between the encoder and the caller.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
+use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
+use arrow::array::ArrayRef;
+use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -132,7 +135,13 @@ impl FileWriter {
     /// Finishes the file: returns its last bytes (footer included) and the stats of the
     /// whole object, i.e. of every [`FileWriter::take_ready`] output followed by these bytes.
     pub fn finish(self) -> Result<(Bytes, FileStats), FormatError> {
-        let FileWriter { encoder, ready: mut out, taken, rows, mut hasher } = self;
+        let FileWriter {
+            encoder,
+            ready: mut out,
+            taken,
+            rows,
+            mut hasher,
+        } = self;
         out.extend_from_slice(&encoder.finish()?);
         hasher.update(&out);
         let stats = FileStats {
@@ -155,7 +164,7 @@ pub(super) struct TextSink {
     out: TextOut,
     /// Uncompressed bytes written into the sink.
     total_in: u64,
-    /// Output bytes produced so far (drained plus still in the buffer).
+    /// Output bytes already drained by `take_ready`.
     drained: u64,
     /// `total_in` when the compressed output last grew past the header: input up to
     /// about there is represented in the output, input after it sits in the compressor.
@@ -164,7 +173,8 @@ pub(super) struct TextSink {
 
 enum TextOut {
     Plain(Vec<u8>),
-    Gzip(GzEncoder<Vec<u8>>),
+    /// Boxed: the compressor state is large, and a sink is made once per file.
+    Gzip(Box<GzEncoder<Vec<u8>>>),
 }
 
 impl TextSink {
@@ -176,16 +186,22 @@ impl TextSink {
     ) -> Result<Self, FormatError> {
         let out = match codec {
             Codec::None => TextOut::Plain(Vec::new()),
-            Codec::Gzip => {
-                TextOut::Gzip(GzEncoder::new(Vec::new(), Compression::new(gzip_level(options)?)))
-            }
+            Codec::Gzip => TextOut::Gzip(Box::new(GzEncoder::new(
+                Vec::new(),
+                Compression::new(gzip_level(options)?),
+            ))),
             Codec::Zstd | Codec::Snappy => {
                 return Err(FormatError::Invalid(format!(
                     "codec {codec:?} is not available for {format}: use \"gzip\" or \"none\""
                 )));
             }
         };
-        Ok(TextSink { out, total_in: 0, drained: 0, in_at_growth: 0 })
+        Ok(TextSink {
+            out,
+            total_in: 0,
+            drained: 0,
+            in_at_growth: 0,
+        })
     }
 
     fn buffer(&self) -> &Vec<u8> {
@@ -266,6 +282,100 @@ impl Write for TextSink {
     }
 }
 
+/// The time zone text formats render time-zone-aware timestamps in.
+///
+/// A fixed offset rather than `"UTC"`: arrow (built without `chrono-tz`) can only format
+/// offset-based zones, and an instant is the same in any zone. Zero renders as `Z`.
+const UTC_OFFSET: &str = "+00:00";
+
+/// Re-labels every time-zone-aware timestamp column (also inside lists, structs and maps)
+/// as UTC, so text formats write each instant as RFC 3339 in UTC (`...Z`) whatever zone the
+/// column carries. The stored values are instants already: only the label changes.
+pub(super) struct UtcTimestamps {
+    /// The schema with relabelled timestamps, or `None` when no column needs it.
+    target: Option<SchemaRef>,
+}
+
+impl UtcTimestamps {
+    /// Plans the relabelling for batches of `schema`.
+    pub(super) fn new(schema: &SchemaRef) -> Self {
+        let mut changed = false;
+        let fields: Vec<FieldRef> = schema
+            .fields()
+            .iter()
+            .map(|field| match utc_data_type(field.data_type()) {
+                Some(data_type) => {
+                    changed = true;
+                    Arc::new(field.as_ref().clone().with_data_type(data_type))
+                }
+                None => Arc::clone(field),
+            })
+            .collect();
+        let target =
+            changed.then(|| Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())));
+        UtcTimestamps { target }
+    }
+
+    /// `batch`, relabelled where needed (borrowed as is otherwise).
+    pub(super) fn apply<'a>(
+        &self,
+        batch: &'a RecordBatch,
+    ) -> Result<Cow<'a, RecordBatch>, FormatError> {
+        let Some(target) = &self.target else {
+            return Ok(Cow::Borrowed(batch));
+        };
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(target.fields())
+            .map(|(column, field)| {
+                if column.data_type() == field.data_type() {
+                    Ok(Arc::clone(column))
+                } else {
+                    // Timestamp to timestamp of the same unit with a zone on both sides
+                    // only relabels: no value changes, no zone lookup.
+                    arrow::compute::cast(column, field.data_type())
+                }
+            })
+            .collect::<Result<Vec<ArrayRef>, _>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(Cow::Owned(RecordBatch::try_new_with_options(
+            Arc::clone(target),
+            columns,
+            &options,
+        )?))
+    }
+}
+
+/// `data_type` with every zoned timestamp relabelled as UTC, or `None` if nothing changes.
+fn utc_data_type(data_type: &DataType) -> Option<DataType> {
+    let field = |f: &FieldRef| -> Option<FieldRef> {
+        utc_data_type(f.data_type()).map(|t| Arc::new(f.as_ref().clone().with_data_type(t)))
+    };
+    match data_type {
+        DataType::Timestamp(unit, Some(tz)) if tz.as_ref() != UTC_OFFSET => {
+            Some(DataType::Timestamp(*unit, Some(UTC_OFFSET.into())))
+        }
+        DataType::List(f) => field(f).map(DataType::List),
+        DataType::LargeList(f) => field(f).map(DataType::LargeList),
+        DataType::FixedSizeList(f, n) => field(f).map(|f| DataType::FixedSizeList(f, *n)),
+        DataType::Map(f, sorted) => field(f).map(|f| DataType::Map(f, *sorted)),
+        DataType::Struct(fields) => {
+            let relabelled: Vec<Option<FieldRef>> = fields.iter().map(field).collect();
+            relabelled.iter().any(Option::is_some).then(|| {
+                DataType::Struct(
+                    fields
+                        .iter()
+                        .zip(relabelled)
+                        .map(|(f, r)| r.unwrap_or_else(|| Arc::clone(f)))
+                        .collect(),
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
 /// The gzip level of `options`, checked to be 0-9.
 pub(super) fn gzip_level(options: &EncoderOptions) -> Result<u32, FormatError> {
     if options.gzip_level > 9 {
@@ -283,7 +393,7 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::datatypes::{Field, TimeUnit};
 
     use super::*;
     use crate::format::FormatKind;
@@ -297,7 +407,10 @@ mod tests {
         let names: Vec<Option<String>> = (0..n).map(|i| Some(format!("name {i}"))).collect();
         RecordBatch::try_new(
             schema,
-            vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(names))],
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(names)),
+            ],
         )
         .unwrap()
     }
@@ -305,11 +418,23 @@ mod tests {
     fn all_formats() -> Vec<Format> {
         let mut formats = Vec::new();
         for codec in [Codec::None, Codec::Gzip, Codec::Zstd, Codec::Snappy] {
-            formats.push(Format { kind: FormatKind::Parquet, codec, delimiter: None });
+            formats.push(Format {
+                kind: FormatKind::Parquet,
+                codec,
+                delimiter: None,
+            });
         }
         for codec in [Codec::None, Codec::Gzip] {
-            formats.push(Format { kind: FormatKind::Csv, codec, delimiter: None });
-            formats.push(Format { kind: FormatKind::Jsonl, codec, delimiter: None });
+            formats.push(Format {
+                kind: FormatKind::Csv,
+                codec,
+                delimiter: None,
+            });
+            formats.push(Format {
+                kind: FormatKind::Jsonl,
+                codec,
+                delimiter: None,
+            });
         }
         formats
     }
@@ -334,9 +459,18 @@ mod tests {
             // THEN rows, bytes and sha256 are those of the concatenation
             assert_eq!(stats.rows, 3000, "{format}");
             assert_eq!(stats.bytes, object.len() as u64, "{format}");
-            assert_eq!(stats.sha256, hex::encode(Sha256::digest(&object)), "{format}");
+            assert_eq!(
+                stats.sha256,
+                hex::encode(Sha256::digest(&object)),
+                "{format}"
+            );
             assert_eq!(stats.sha256.len(), 64);
-            assert!(stats.sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+            assert!(
+                stats
+                    .sha256
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            );
         }
     }
 
@@ -361,12 +495,19 @@ mod tests {
     #[test]
     fn invalid_combinations_are_rejected() {
         let schema = batch(0).schema();
-        let csv_zstd = Format { kind: FormatKind::Csv, codec: Codec::Zstd, delimiter: None };
+        let csv_zstd = Format {
+            kind: FormatKind::Csv,
+            codec: Codec::Zstd,
+            delimiter: None,
+        };
         assert!(matches!(
             FileWriter::new(&csv_zstd, schema.clone(), &EncoderOptions::default()),
             Err(FormatError::Invalid(_))
         ));
-        let options = EncoderOptions { gzip_level: 10, ..EncoderOptions::default() };
+        let options = EncoderOptions {
+            gzip_level: 10,
+            ..EncoderOptions::default()
+        };
         for format in all_formats().into_iter().filter(|f| f.codec == Codec::Gzip) {
             assert!(
                 matches!(
@@ -394,8 +535,66 @@ mod tests {
         assert!(sink.in_progress_size() <= expected.len());
         object.extend_from_slice(&sink.finish().unwrap());
         let mut text = Vec::new();
-        flate2::read::GzDecoder::new(&object[..]).read_to_end(&mut text).unwrap();
+        flate2::read::GzDecoder::new(&object[..])
+            .read_to_end(&mut text)
+            .unwrap();
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn zoned_timestamps_are_written_in_utc() {
+        use arrow::array::{Array, ListArray, TimestampMicrosecondArray};
+        use arrow::buffer::OffsetBuffer;
+        // GIVEN zoned timestamps whose zone arrow cannot look up, also inside a list
+        let at = TimestampMicrosecondArray::from(vec![1_678_766_587_963_883])
+            .with_timezone("Europe/Copenhagen");
+        let item = Arc::new(Field::new("item", at.data_type().clone(), true));
+        let list = ListArray::new(
+            Arc::clone(&item),
+            OffsetBuffer::from_lengths([1]),
+            Arc::new(at.clone()),
+            None,
+        );
+        let naive = TimestampMicrosecondArray::from(vec![1_678_766_587_963_883]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("at", at.data_type().clone(), false),
+            Field::new("ats", DataType::List(item), false),
+            Field::new(
+                "local",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                false,
+            ),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(at), Arc::new(list), Arc::new(naive)],
+        )
+        .unwrap();
+        // WHEN relabelled
+        let utc = UtcTimestamps::new(&schema);
+        let relabelled = utc.apply(&batch).unwrap();
+        // THEN values are untouched, zoned types say UTC, naive ones stay naive
+        let utc_type = DataType::Timestamp(TimeUnit::Microsecond, Some(UTC_OFFSET.into()));
+        assert_eq!(relabelled.column(0).data_type(), &utc_type);
+        assert_eq!(
+            relabelled.column(2).data_type(),
+            batch.column(2).data_type()
+        );
+        let mut json = Vec::new();
+        let mut writer = arrow::json::LineDelimitedWriter::new(&mut json);
+        writer.write(&relabelled).unwrap();
+        writer.finish().unwrap();
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            "{\"at\":\"2023-03-14T04:03:07.963883Z\",\"ats\":[\"2023-03-14T04:03:07.963883Z\"],\
+             \"local\":\"2023-03-14T04:03:07.963883\"}\n"
+        );
+        // AND a schema without zoned timestamps is passed through untouched
+        let plain = super::tests::batch(3);
+        assert!(matches!(
+            UtcTimestamps::new(&plain.schema()).apply(&plain).unwrap(),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]
@@ -404,7 +603,9 @@ mod tests {
         let object = sink.finish().unwrap();
         assert!(!object.is_empty());
         let mut text = Vec::new();
-        flate2::read::GzDecoder::new(&object[..]).read_to_end(&mut text).unwrap();
+        flate2::read::GzDecoder::new(&object[..])
+            .read_to_end(&mut text)
+            .unwrap();
         assert!(text.is_empty());
     }
 }

@@ -6,6 +6,7 @@
 //! tenant: the tenant filter is applied here, at the source, before any byte is encoded.
 
 pub mod lake;
+pub mod memory;
 
 use std::fmt::Debug;
 use std::pin::Pin;
