@@ -181,7 +181,9 @@ impl ByteSize {
 
 /// Why a byte size could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{input:?} is not a byte size: {reason}; write an integer number of bytes or a number and a unit, e.g. \"256MiB\", \"8 MiB\", \"1GB\" (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")]
+#[error(
+    "{input:?} is not a byte size: {reason}; write an integer number of bytes or a number and a unit, e.g. \"256MiB\", \"8 MiB\", \"1GB\" (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+)]
 pub struct ByteSizeError {
     /// The text that was given.
     pub input: String,
@@ -509,7 +511,7 @@ pub struct DestinationConfig {
     pub max_file_bytes: ByteSize,
     /// Where each file goes, relative to `prefix`; placeholders `{run}`, `{table}`,
     /// `{shard}`, `{YYYY}`, `{MM}`, `{DD}`, `{HH}`, `{ext}` (see
-    /// [`KeyTemplate`](crate::layout::KeyTemplate)). Default
+    /// [`KeyTemplate`]). Default
     /// `"{run}/{table}/{table}_{shard}.{ext}"` (Dreamdata's layout). Example:
     /// `"{table}/{YYYY}/{MM}/{run}/{table}_{shard}.{ext}"`.
     #[serde(default = "default_key_template")]
@@ -586,9 +588,7 @@ impl DestinationConfig {
 
     /// The tables this destination receives, in the order of `all` (the config's `tables`).
     pub fn tables<'a>(&'a self, all: &'a [TableConfig]) -> Vec<&'a TableConfig> {
-        all.iter()
-            .filter(|t| self.tables.as_ref().is_none_or(|subset| subset.contains(&t.name)))
-            .collect()
+        all.iter().filter(|t| self.tables.as_ref().is_none_or(|subset| subset.contains(&t.name))).collect()
     }
 
     /// The names of the tables this destination receives, in the order of `all`.
@@ -750,7 +750,9 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
     }
     for suffix in ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"] {
         if name.ends_with(suffix) {
-            return Err(format!("bucket names must not end with {suffix:?} (reserved by AWS for access points and special buckets)"));
+            return Err(format!(
+                "bucket names must not end with {suffix:?} (reserved by AWS for access points and special buckets)"
+            ));
         }
     }
     Ok(())
@@ -798,7 +800,9 @@ impl RoleArn {
         let path = if inner.is_empty() { "/".to_owned() } else { format!("/{inner}/") };
         let segment_ok = |seg: &str| !seg.is_empty() && seg.chars().all(|c| ('!'..='~').contains(&c));
         if path.len() > 512 || (!inner.is_empty() && !inner.split('/').all(segment_ok)) {
-            return Err(err(&format!("the role path {path:?} is invalid (segments of printable ASCII between single '/', at most 512 characters)")));
+            return Err(err(&format!(
+                "the role path {path:?} is invalid (segments of printable ASCII between single '/', at most 512 characters)"
+            )));
         }
         let name_ok = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
         if name.is_empty() || name.len() > 64 || !name.chars().all(name_ok) {
@@ -847,14 +851,18 @@ pub fn check_external_id(s: &str) -> Result<(), String> {
 /// Checks the shape of an AWS region name: `[a-z]{2}(-[a-z]+)+-\d+`, e.g. `eu-west-1`,
 /// `us-gov-west-1`.
 pub fn check_region(s: &str) -> Result<(), String> {
-    let rule = || "a region looks like \"eu-west-1\" or \"us-gov-west-1\": two letters, one or more -words, then -digits".to_owned();
+    let rule = || {
+        "a region looks like \"eu-west-1\" or \"us-gov-west-1\": two letters, one or more -words, then -digits"
+            .to_owned()
+    };
     let parts: Vec<&str> = s.split('-').collect();
     let (Some((last, middle)), Some(first)) = (parts.split_last(), parts.first()) else {
         return Err(rule());
     };
     let first_ok = first.len() == 2 && first.bytes().all(|b| b.is_ascii_lowercase());
     let words = &middle[1.min(middle.len())..];
-    let middle_ok = !words.is_empty() && words.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()));
+    let middle_ok =
+        !words.is_empty() && words.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()));
     let last_ok = !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit());
     if parts.len() >= 3 && first_ok && middle_ok && last_ok { Ok(()) } else { Err(rule()) }
 }
@@ -992,7 +1000,10 @@ impl Parts {
             state: Some(StateConfig::default()),
         };
         let Value::Object(map) = value else {
-            problems.push(ConfigProblem::at("", "the configuration must be a table (TOML) or an object (JSON) at the top level"));
+            problems.push(ConfigProblem::at(
+                "",
+                "the configuration must be a table (TOML) or an object (JSON) at the top level",
+            ));
             return parts;
         };
         for (key, value) in map {
@@ -1003,7 +1014,9 @@ impl Parts {
                 }
                 "tables" => {
                     parts.tables = list_at(value, "tables", problems, |v| match v {
-                        Value::String(name) => Value::Object([("name".to_owned(), Value::String(name))].into_iter().collect()),
+                        Value::String(name) => {
+                            Value::Object([("name".to_owned(), Value::String(name))].into_iter().collect())
+                        }
                         other => other,
                     });
                 }
@@ -1071,10 +1084,8 @@ fn resolve(base: &Path, path: &mut PathBuf) {
 
 fn source_from_value(value: Value, problems: &mut Vec<ConfigProblem>) -> Option<SourceConfig> {
     let Value::Object(mut map) = value else {
-        problems.push(ConfigProblem::at(
-            "source",
-            "must be a table, e.g. [source] type = \"parquet\", path = \"lake\"",
-        ));
+        problems
+            .push(ConfigProblem::at("source", "must be a table, e.g. [source] type = \"parquet\", path = \"lake\""));
         return None;
     };
     let types = SourceConfig::TYPES.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", ");
@@ -1082,7 +1093,11 @@ fn source_from_value(value: Value, problems: &mut Vec<ConfigProblem>) -> Option<
         Some(Value::String(kind)) => match kind.as_str() {
             "parquet" => deserialize_at(Value::Object(map), "source", problems).map(SourceConfig::Parquet),
             _ => {
-                problems.push(ConfigProblem::with_str("source.type", &kind, format!("unknown source type; one of {types}")));
+                problems.push(ConfigProblem::with_str(
+                    "source.type",
+                    &kind,
+                    format!("unknown source type; one of {types}"),
+                ));
                 None
             }
         },
@@ -1141,14 +1156,25 @@ fn deserialize_at<T: DeserializeOwned>(value: Value, base: &str, problems: &mut 
 /// Turns serde's message into a problem, moving a named field into the path.
 fn type_problem(path: String, message: &str) -> ConfigProblem {
     let named = |prefix: &str| {
-        message.strip_prefix(prefix).and_then(|rest| rest.split_once('`')).map(|(name, rest)| (name.to_owned(), rest.to_owned()))
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(name, rest)| (name.to_owned(), rest.to_owned()))
+    };
+    // serde_path_to_error's path may already end at the field (it does for unknown fields).
+    let with_field = |path: String, field: &str| {
+        let full = push_key(String::new(), field);
+        if path == full || path.ends_with(&format!(".{full}")) { path } else { push_key(path, field) }
     };
     if let Some((field, _)) = named("missing field `") {
-        return ConfigProblem::at(push_key(path, &field), "is required");
+        return ConfigProblem::at(with_field(path, &field), "is required");
     }
     if let Some((field, rest)) = named("unknown field `") {
         let expected = rest.trim_start_matches(',').trim();
-        return ConfigProblem::at(push_key(path, &field), format!("unknown field: byob does not read it; {expected}"));
+        return ConfigProblem::at(
+            with_field(path, &field),
+            format!("unknown field: byob does not read it; {expected}"),
+        );
     }
     if is_sensitive_path(&path) {
         return ConfigProblem::at(path, "has the wrong type (the value is not shown: this field may hold a secret)");
@@ -1229,7 +1255,10 @@ impl View<'_> {
 
     fn validate_tables(&self, problems: &mut Vec<ConfigProblem>) {
         if self.tables.is_empty() {
-            problems.push(ConfigProblem::at("tables", "at least one table is required, e.g. [[tables]] name = \"companies\""));
+            problems.push(ConfigProblem::at(
+                "tables",
+                "at least one table is required, e.g. [[tables]] name = \"companies\"",
+            ));
         }
         let mut seen: HashMap<String, usize> = HashMap::new();
         for (i, table) in self.tables.iter().enumerate() {
@@ -1255,7 +1284,10 @@ impl View<'_> {
             }
             if let Some(columns) = &table.columns {
                 if columns.is_empty() {
-                    problems.push(ConfigProblem::at(at("columns"), "list at least one column, or leave columns out to export all"));
+                    problems.push(ConfigProblem::at(
+                        at("columns"),
+                        "list at least one column, or leave columns out to export all",
+                    ));
                 }
                 let mut names = BTreeSet::new();
                 for (j, column) in columns.iter().enumerate() {
@@ -1264,14 +1296,21 @@ impl View<'_> {
                         continue;
                     }
                     if !names.insert(column.as_str()) {
-                        problems.push(ConfigProblem::with_str(path, column, "is listed twice; each column appears once"));
+                        problems.push(ConfigProblem::with_str(
+                            path,
+                            column,
+                            "is listed twice; each column appears once",
+                        ));
                     }
                 }
             }
             if let Some(path) = &table.path
                 && path.as_os_str().is_empty()
             {
-                problems.push(ConfigProblem::at(at("path"), "must not be empty; leave it out to read <source.path>/<name>"));
+                problems.push(ConfigProblem::at(
+                    at("path"),
+                    "must not be empty; leave it out to read <source.path>/<name>",
+                ));
             }
         }
     }
@@ -1306,9 +1345,17 @@ impl View<'_> {
                 }
             }
             if d.tenant.trim().is_empty() {
-                problems.push(ConfigProblem::with_str(at("tenant"), &d.tenant, "must not be empty: it selects the rows this destination receives"));
+                problems.push(ConfigProblem::with_str(
+                    at("tenant"),
+                    &d.tenant,
+                    "must not be empty: it selects the rows this destination receives",
+                ));
             } else if d.tenant.trim() != d.tenant {
-                problems.push(ConfigProblem::with_str(at("tenant"), &d.tenant, "has leading or trailing spaces, which would match no rows"));
+                problems.push(ConfigProblem::with_str(
+                    at("tenant"),
+                    &d.tenant,
+                    "has leading or trailing spaces, which would match no rows",
+                ));
             }
 
             match (&d.bucket, &d.folder) {
@@ -1364,7 +1411,8 @@ impl View<'_> {
                     external_ids.insert(external_id, (i, &d.tenant));
                 }
                 if d.role_arn.is_none() && d.bucket.is_none() {
-                    problems.push(ConfigProblem::at(at("external_id"), "is sent when assuming role_arn, which is not set"));
+                    problems
+                        .push(ConfigProblem::at(at("external_id"), "is sent when assuming role_arn, which is not set"));
                 }
             }
             if let Some(owner) = &d.expected_bucket_owner
@@ -1429,7 +1477,10 @@ impl View<'_> {
             validate_tags(i, &d.tags, problems);
             if let Some(subset) = &d.tables {
                 if subset.is_empty() {
-                    problems.push(ConfigProblem::at(at("tables"), "list at least one table, or leave tables out to send all"));
+                    problems.push(ConfigProblem::at(
+                        at("tables"),
+                        "list at least one table, or leave tables out to send all",
+                    ));
                 }
                 let mut seen = BTreeSet::new();
                 for (j, name) in subset.iter().enumerate() {
@@ -1455,7 +1506,8 @@ fn validate_source(source: &SourceConfig, problems: &mut Vec<ConfigProblem>) {
     match source {
         SourceConfig::Parquet(p) => {
             if p.path.as_os_str().is_empty() {
-                problems.push(ConfigProblem::at("source.path", "must not be empty: the lake's root folder, e.g. \"lake\""));
+                problems
+                    .push(ConfigProblem::at("source.path", "must not be empty: the lake's root folder, e.g. \"lake\""));
             }
             check_column(problems, "source.tenant_column".to_owned(), &p.tenant_column);
         }
@@ -1489,7 +1541,11 @@ fn validate_tags(i: usize, tags: &BTreeMap<String, String>, problems: &mut Vec<C
                 "tag keys are 1-128 characters of letters, digits, spaces and +-=._:/@",
             ));
         } else if key.starts_with("aws:") {
-            problems.push(ConfigProblem::with_str(path.clone(), key, "tag keys starting with \"aws:\" are reserved by AWS"));
+            problems.push(ConfigProblem::with_str(
+                path.clone(),
+                key,
+                "tag keys starting with \"aws:\" are reserved by AWS",
+            ));
         }
         if value.chars().count() > 256 || !value.chars().all(allowed) {
             problems.push(ConfigProblem::with_str(
@@ -1523,7 +1579,11 @@ fn validate_export(export: &ExportConfig, problems: &mut Vec<ConfigProblem>) {
         problems.push(ConfigProblem::with_num("export.gzip_level", export.gzip_level, "gzip levels are 0-9"));
     }
     if export.target_rows_per_slice < 1 {
-        problems.push(ConfigProblem::with_num("export.target_rows_per_slice", export.target_rows_per_slice, "must be at least 1"));
+        problems.push(ConfigProblem::with_num(
+            "export.target_rows_per_slice",
+            export.target_rows_per_slice,
+            "must be at least 1",
+        ));
     }
 }
 
@@ -1584,7 +1644,10 @@ mod tests {
         let a = RoleArn::parse("arn:aws:iam::123456789012:role/byob-writer").unwrap();
         assert_eq!((a.account_id.as_str(), a.path.as_str(), a.name.as_str()), ("123456789012", "/", "byob-writer"));
         let b = RoleArn::parse("arn:aws-us-gov:iam::123456789012:role/team/data/byob+w=,.@_-1").unwrap();
-        assert_eq!((b.partition.as_str(), b.path.as_str(), b.name.as_str()), ("aws-us-gov", "/team/data/", "byob+w=,.@_-1"));
+        assert_eq!(
+            (b.partition.as_str(), b.path.as_str(), b.name.as_str()),
+            ("aws-us-gov", "/team/data/", "byob+w=,.@_-1")
+        );
         assert_eq!(b.to_string(), "arn:aws-us-gov:iam::123456789012:role/team/data/byob+w=,.@_-1");
         RoleArn::parse("arn:aws-cn:iam::123456789012:role/x").unwrap();
         for (bad, why) in [
@@ -1618,7 +1681,8 @@ mod tests {
         for ok in ["eu-west-1", "us-east-1", "us-gov-west-1", "ap-southeast-2", "cn-north-1", "me-central-10"] {
             check_region(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
-        for bad in ["", "eu", "eu-west", "euwest1", "EU-west-1", "eu-west-x", "e-west-1", "eu--1", "eu-west-1-", "eu-1"] {
+        for bad in ["", "eu", "eu-west", "euwest1", "EU-west-1", "eu-west-x", "e-west-1", "eu--1", "eu-west-1-", "eu-1"]
+        {
             assert!(check_region(bad).is_err(), "{bad}");
         }
         check_account_id("123456789012").unwrap();

@@ -621,6 +621,17 @@ impl Lake {
         }
     }
 
+    fn session_text(&self, tenant: &Tenant, session_index: u64) -> SessionText {
+        let session = self.session(tenant, session_index);
+        SessionText {
+            contact_id: session.contact.map(|c| self.id(Table::Contacts, tenant, c)),
+            company_id: session.company.map(|c| self.id(Table::Companies, tenant, c)),
+            session_id: self.uuid(key::SESSION_ID, tenant, session_index),
+            campaign: self.campaign_slug(session.campaign),
+            session,
+        }
+    }
+
     /// A company's name and domain; domains are unique within a tenant.
     fn company_name(&self, tenant: &Tenant, company: u64) -> (String, String) {
         let n = company + (tenant.key % 1024);
@@ -818,18 +829,15 @@ impl Lake {
         let mut revenue = Float64Builder::with_capacity(n);
         let mut conversion = BooleanBuilder::with_capacity(n);
 
-        let mut cached: Option<(u64, Session, Option<Uuid>, Option<Uuid>, Uuid, String)> = None;
+        // Consecutive events share a session: its ids and text are made once per session.
+        let mut cached: Option<(u64, SessionText)> = None;
         for row in rows {
             let session_index = row / SESSION_EVENTS;
             if cached.as_ref().is_none_or(|c| c.0 != session_index) {
-                let s = self.session(tenant, session_index);
-                let contact_id = s.contact.map(|c| self.id(Table::Contacts, tenant, c));
-                let company_id = s.company.map(|c| self.id(Table::Companies, tenant, c));
-                let sid = self.uuid(key::SESSION_ID, tenant, session_index);
-                let slug = self.campaign_slug(s.campaign);
-                cached = Some((session_index, s, contact_id, company_id, sid, slug));
+                cached = Some((session_index, self.session_text(tenant, session_index)));
             }
-            let Some((_, session, contact_id, company_id, sid, campaign)) = cached.as_ref() else {
+            let Some((_, SessionText { session, contact_id, company_id, session_id: sid, campaign })) = cached.as_ref()
+            else {
                 continue;
             };
             id.append_value(self.id(Table::Events, tenant, row).as_str());
@@ -959,7 +967,7 @@ impl Lake {
         for row in rows {
             id.append_value(self.id(Table::RevenueAttribution, tenant, row).as_str());
             // Five touches per deal, deals in a scrambled order.
-            let deal_index = mix(row / 5 ^ tenant.key) % deals;
+            let deal_index = mix((row / 5) ^ tenant.key) % deals;
             deal.append_value(self.id(Table::Revenue, tenant, deal_index).as_str());
             let event_index = rng.random_range(0..events);
             event.append_value(self.id(Table::Events, tenant, event_index).as_str());
@@ -1053,6 +1061,15 @@ struct Session {
     device: &'static str,
     browser: &'static str,
     country: &'static str,
+}
+
+/// A session with its ids formatted, as the events of the session write them.
+struct SessionText {
+    session: Session,
+    contact_id: Option<Uuid>,
+    company_id: Option<Uuid>,
+    session_id: Uuid,
+    campaign: String,
 }
 
 struct Channel {

@@ -123,9 +123,7 @@ impl RunId {
         if !shape_ok {
             return Err(err(RUN_ID_RULE.to_owned()));
         }
-        let num = |r: std::ops::Range<usize>| -> u32 {
-            b[r].iter().fold(0, |acc, &c| acc * 10 + u32::from(c - b'0'))
-        };
+        let num = |r: std::ops::Range<usize>| -> u32 { b[r].iter().fold(0, |acc, &c| acc * 10 + u32::from(c - b'0')) };
         let (year, month, day, hour, minute) = (num(0..4), num(5..7), num(8..10), num(11..13), num(14..16));
         Self::from_parts(year, month, day, hour, minute)
             .ok_or_else(|| err(format!("no such date or time; {RUN_ID_RULE}")))
@@ -335,7 +333,9 @@ fn is_safe_char(c: char) -> bool {
 pub fn normalize_prefix(p: &str) -> Result<String, LayoutError> {
     let err = |reason: String| LayoutError::Prefix { prefix: p.to_owned(), reason };
     if p.starts_with('/') {
-        return Err(err("it starts with '/'; a prefix is relative to the bucket root, e.g. \"exports/acme\"".to_owned()));
+        return Err(err(
+            "it starts with '/'; a prefix is relative to the bucket root, e.g. \"exports/acme\"".to_owned()
+        ));
     }
     if p.len() > MAX_PREFIX_BYTES {
         return Err(err(format!("it is {} bytes long; at most {MAX_PREFIX_BYTES} are allowed", p.len())));
@@ -506,7 +506,9 @@ impl KeyTemplate {
             ));
         }
         if !has(std::slice::from_ref(last), Placeholder::Shard) {
-            return Err(err("it has no {shard} in the file name (the last segment); every file needs its own number".to_owned()));
+            return Err(err(
+                "it has no {shard} in the file name (the last segment); every file needs its own number".to_owned()
+            ));
         }
         for (p, name) in [(Placeholder::Run, "{run}"), (Placeholder::Table, "{table}")] {
             if !has(folder, p) {
@@ -540,9 +542,13 @@ impl KeyTemplate {
                     let placeholder = match Placeholder::from_name(name) {
                         Some(p) => p,
                         None if name == "prefix" => {
-                            return Err("{prefix} is allowed only as the very first segment, \"{prefix}/...\"".to_owned());
+                            return Err(
+                                "{prefix} is allowed only as the very first segment, \"{prefix}/...\"".to_owned()
+                            );
                         }
-                        None => return Err(format!("unknown placeholder {{{name}}}; the known ones are {PLACEHOLDERS}")),
+                        None => {
+                            return Err(format!("unknown placeholder {{{name}}}; the known ones are {PLACEHOLDERS}"));
+                        }
                     };
                     if !literal.is_empty() {
                         pieces.push(Piece::Literal(std::mem::take(&mut literal)));
@@ -673,8 +679,10 @@ mod tests {
         let r = run();
         assert_eq!(r.to_string(), "2023-03-14T04:03");
         assert_eq!("2023-03-14T04:03".parse::<RunId>().unwrap(), r);
-        assert_eq!((r.year(), r.month(), r.day(), r.hour(), r.minute()),
-            ("2023".into(), "03".into(), "14".into(), "04".into(), "03".into()));
+        assert_eq!(
+            (r.year(), r.month(), r.day(), r.hour(), r.minute()),
+            ("2023".into(), "03".into(), "14".into(), "04".into(), "03".into())
+        );
         assert_eq!(RunId::parse("0000-01-01T00:00").unwrap().to_string(), "0000-01-01T00:00");
         assert_eq!(RunId::parse("9999-12-31T23:59").unwrap().to_string(), "9999-12-31T23:59");
         assert_eq!(RunId::parse("2024-02-29T12:00").unwrap().day(), "29");
@@ -683,10 +691,27 @@ mod tests {
     #[test]
     fn run_id_rejects_everything_but_the_strict_form() {
         for bad in [
-            "", "2023-03-14", "2023-03-14T04", "2023-03-14T04:03:00", "2023-03-14T04:03Z", "2023-3-14T04:03",
-            "2023-03-14 04:03", "2023-03-14t04:03", "23-03-14T04:03", " 2023-03-14T04:03", "2023-03-14T04:03 ",
-            "2023-13-14T04:03", "2023-02-30T04:03", "2023-02-29T04:03", "2023-03-14T24:00", "2023-03-14T04:60",
-            "2023-00-14T04:03", "2023-03-00T04:03", "+023-03-14T04:03", "2023/03/14T04:03", "２０２３-03-14T04:03",
+            "",
+            "2023-03-14",
+            "2023-03-14T04",
+            "2023-03-14T04:03:00",
+            "2023-03-14T04:03Z",
+            "2023-3-14T04:03",
+            "2023-03-14 04:03",
+            "2023-03-14t04:03",
+            "23-03-14T04:03",
+            " 2023-03-14T04:03",
+            "2023-03-14T04:03 ",
+            "2023-13-14T04:03",
+            "2023-02-30T04:03",
+            "2023-02-29T04:03",
+            "2023-03-14T24:00",
+            "2023-03-14T04:60",
+            "2023-00-14T04:03",
+            "2023-03-00T04:03",
+            "+023-03-14T04:03",
+            "2023/03/14T04:03",
+            "２０２３-03-14T04:03",
         ] {
             let e = RunId::parse(bad).unwrap_err();
             assert!(matches!(&e, LayoutError::RunId { input, .. } if input == bad), "{bad:?}: {e}");
@@ -861,8 +886,14 @@ mod tests {
         let t = KeyTemplate::default();
         assert_eq!(KeyTemplate::parse(KeyTemplate::DEFAULT).unwrap(), t);
         assert_eq!(t.as_str(), KeyTemplate::DEFAULT);
-        assert_eq!(t.render(&run(), "companies", 0, "parquet.gz"), "2023-03-14T04:03/companies/companies_000000000000.parquet.gz");
-        assert_eq!(t.render(&run(), "companies", 1, "csv.gz"), "2023-03-14T04:03/companies/companies_000000000001.csv.gz");
+        assert_eq!(
+            t.render(&run(), "companies", 0, "parquet.gz"),
+            "2023-03-14T04:03/companies/companies_000000000000.parquet.gz"
+        );
+        assert_eq!(
+            t.render(&run(), "companies", 1, "csv.gz"),
+            "2023-03-14T04:03/companies/companies_000000000001.csv.gz"
+        );
         assert_eq!(t.folder(&run(), "companies"), "2023-03-14T04:03/companies");
     }
 
@@ -885,7 +916,11 @@ mod tests {
                 "dumps/20230314/2023-03-14T04:03/companies/companies-2023-03-14_000000000007.parquet.gz",
                 "dumps/20230314/2023-03-14T04:03/companies",
             ),
-            ("{run}/{table}/(x)!*'_{shard}", "2023-03-14T04:03/companies/(x)!*'_000000000007", "2023-03-14T04:03/companies"),
+            (
+                "{run}/{table}/(x)!*'_{shard}",
+                "2023-03-14T04:03/companies/(x)!*'_000000000007",
+                "2023-03-14T04:03/companies",
+            ),
         ];
         for (template, key, folder) in cases {
             let t = KeyTemplate::parse(template).unwrap();

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use byob::config::{
-    AwsConfig, ByteSize, Config, ConfigErrors, DestinationConfig, Encryption, ExportConfig, ParquetSource, SourceConfig,
-    StateConfig, TableConfig,
+    AwsConfig, ByteSize, Config, ConfigErrors, DestinationConfig, Encryption, ExportConfig, ParquetSource,
+    SourceConfig, StateConfig, TableConfig,
 };
 use byob::format::{Codec, Format, FormatKind};
 use byob::layout::KeyTemplate;
@@ -62,7 +62,10 @@ fn set(v: &mut Value, pointer: &str, value: Value) {
         };
     }
     match node {
-        Value::Array(items) => items[key.parse::<usize>().unwrap()] = value,
+        Value::Array(items) => match key.parse::<usize>().unwrap() {
+            i if i == items.len() => items.push(value),
+            i => items[i] = value,
+        },
         Value::Object(map) => {
             map.insert(key.to_owned(), value);
         }
@@ -104,10 +107,15 @@ fn example_config_validates() {
     assert_eq!(acme.table_names(&config.tables), ["companies", "people"]);
     assert_eq!(acme.bucket_owner().as_deref(), Some("123456789012"));
     assert_eq!(acme.max_file_bytes, ByteSize::mib(256));
-    assert!(matches!(&acme.encryption, Some(Encryption::SseKms { kms_key_id }) if kms_key_id.starts_with("arn:aws:kms:")));
+    assert!(
+        matches!(&acme.encryption, Some(Encryption::SseKms { kms_key_id }) if kms_key_id.starts_with("arn:aws:kms:"))
+    );
     let globex = config.destination("globex-local").unwrap();
     assert_eq!(globex.folder.as_deref(), Some(dir.join("out/globex").as_path()));
-    assert_eq!(globex.format, Format { kind: FormatKind::Csv, codec: Codec::Gzip, delimiter: Some(byob::format::Delimiter::Semicolon) });
+    assert_eq!(
+        globex.format,
+        Format { kind: FormatKind::Csv, codec: Codec::Gzip, delimiter: Some(byob::format::Delimiter::Semicolon) }
+    );
     assert_eq!(globex.table_names(&config.tables), ["companies", "people", "events"]);
     assert_eq!(config.state.path, dir.join(".byob-state"));
     assert_eq!(config.aws.writer_role_arn.as_deref(), Some("arn:aws:iam::111122223333:role/byob-destination-writer"));
@@ -171,10 +179,19 @@ fn toml_and_json_of_the_same_config_parse_equal() {
 #[test]
 fn a_minimal_config_gets_every_default() {
     let config = Config::from_value(valid(), base()).unwrap();
-    assert_eq!(config.source, SourceConfig::Parquet(ParquetSource { path: "/etc/byob/lake".into(), tenant_column: "tenant_id".into() }));
+    assert_eq!(
+        config.source,
+        SourceConfig::Parquet(ParquetSource { path: "/etc/byob/lake".into(), tenant_column: "tenant_id".into() })
+    );
     assert_eq!(config.export, ExportConfig::default());
     assert_eq!(
-        (config.export.parallelism, config.export.part_size, config.export.row_group_bytes, config.export.gzip_level, config.export.target_rows_per_slice),
+        (
+            config.export.parallelism,
+            config.export.part_size,
+            config.export.row_group_bytes,
+            config.export.gzip_level,
+            config.export.target_rows_per_slice
+        ),
         (4, ByteSize::mib(8), ByteSize::mib(64), 6, 5_000_000)
     );
     assert_eq!(config.aws, AwsConfig::default());
@@ -200,7 +217,12 @@ fn every_field_is_shown_in_the_example() {
     // new field fails here until the example shows it.
     let config = Config {
         source: SourceConfig::Parquet(ParquetSource { path: "lake".into(), tenant_column: "t".into() }),
-        tables: vec![TableConfig { name: "a".into(), tenant_column: Some("t".into()), columns: Some(vec![]), path: Some("p".into()) }],
+        tables: vec![TableConfig {
+            name: "a".into(),
+            tenant_column: Some("t".into()),
+            columns: Some(vec![]),
+            path: Some("p".into()),
+        }],
         destinations: vec![DestinationConfig {
             id: "a".into(),
             tenant: "a".into(),
@@ -243,7 +265,9 @@ fn every_field_is_shown_in_the_example() {
     keys(&serde_json::to_value(&config).unwrap(), &mut all);
     let example = std::fs::read_to_string(fixtures().join("byob.example.toml")).unwrap();
     for key in all {
-        let shown = example.contains(&format!("{key} =")) || example.contains(&format!("[{key}]")) || example.contains(&format!("[[{key}]]"));
+        let shown = example.contains(&format!("{key} ="))
+            || example.contains(&format!("[{key}]"))
+            || example.contains(&format!("[[{key}]]"));
         assert!(shown, "byob.example.toml does not show the field {key:?}");
     }
 }
@@ -299,18 +323,26 @@ fn external_ids_are_2_to_1224_safe_characters() {
 #[test]
 fn external_ids_are_unique_per_customer() {
     let errors = problems(|v| {
-        set(v, "/destinations/1", json!({
-            "id": "globex", "tenant": "globex", "bucket": "globex-exports",
-            "role_arn": "arn:aws:iam::210987654321:role/byob", "external_id": "byob-acme-7f3e9c2a41d8"
-        }));
+        set(
+            v,
+            "/destinations/1",
+            json!({
+                "id": "globex", "tenant": "globex", "bucket": "globex-exports",
+                "role_arn": "arn:aws:iam::210987654321:role/byob", "external_id": "byob-acme-7f3e9c2a41d8"
+            }),
+        );
     });
     assert_problem(&errors, "destinations[1].external_id", &["destinations[0]", "unique per customer"]);
     // The same customer may use its ExternalId for two destinations.
     let mut v = valid();
-    set(&mut v, "/destinations/1", json!({
-        "id": "acme-us", "tenant": "acme", "bucket": "acme-us-exports",
-        "role_arn": "arn:aws:iam::123456789012:role/byob-writer", "external_id": "byob-acme-7f3e9c2a41d8"
-    }));
+    set(
+        &mut v,
+        "/destinations/1",
+        json!({
+            "id": "acme-us", "tenant": "acme", "bucket": "acme-us-exports",
+            "role_arn": "arn:aws:iam::123456789012:role/byob-writer", "external_id": "byob-acme-7f3e9c2a41d8"
+        }),
+    );
     Config::from_value(v, base()).unwrap();
 }
 
@@ -817,10 +849,7 @@ fn validate_checks_a_config_built_in_code() {
     config.destinations.push(DestinationConfig::local("acme", "", "out/acme2"));
     config.export.gzip_level = 11;
     let errors = config.validate().unwrap_err();
-    assert_eq!(
-        paths(&errors),
-        BTreeSet::from(["destinations[1].id", "destinations[1].tenant", "export.gzip_level"])
-    );
+    assert_eq!(paths(&errors), BTreeSet::from(["destinations[1].id", "destinations[1].tenant", "export.gzip_level"]));
 }
 
 // ---- byte sizes -------------------------------------------------------------------------------
@@ -847,7 +876,8 @@ fn byte_sizes_parse_from_integers_and_units() {
     ] {
         assert_eq!(text.parse::<ByteSize>().unwrap(), ByteSize(bytes), "{text}");
     }
-    for bad in ["", "MiB", "1.5", "1..5MiB", "1.B", "-1MiB", "12 parsecs", "1 M", "1.0001KB", "99999999999999999999TiB"] {
+    for bad in ["", "MiB", "1.5", "1..5MiB", "1.B", "-1MiB", "12 parsecs", "1 M", "1.0001KB", "99999999999999999999TiB"]
+    {
         let e = bad.parse::<ByteSize>().unwrap_err();
         assert!(e.to_string().contains("\"256MiB\""), "{bad}: {e}");
     }
@@ -860,7 +890,12 @@ fn byte_sizes_parse_from_integers_and_units() {
     assert_eq!(serde_json::from_str::<ByteSize>("\"8 MiB\"").unwrap(), ByteSize::mib(8));
     assert!(serde_json::from_str::<ByteSize>("-1").is_err());
     assert!(serde_json::from_str::<ByteSize>("1.5").is_err());
-    assert_eq!(toml::from_str::<Value>("a = \"8MiB\"").map(|v| serde_json::from_value::<ByteSize>(v["a"].clone()).unwrap()).unwrap(), ByteSize::mib(8));
+    assert_eq!(
+        toml::from_str::<Value>("a = \"8MiB\"")
+            .map(|v| serde_json::from_value::<ByteSize>(v["a"].clone()).unwrap())
+            .unwrap(),
+        ByteSize::mib(8)
+    );
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! skipping, projection, errors found before streaming, slices, and the generator's
 //! determinism. Expected values come from reading the files with Parquet's plain reader.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
