@@ -1,0 +1,171 @@
+//! A whole dump through the library's runner: generated lake -> every destination -> receipts.
+//! Proves tenant isolation, completeness against the lake, and failure isolation between
+//! destinations.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use byob::config::Config;
+use byob::generate::{self, GenerateOptions};
+use byob::layout::RunId;
+use byob::plan::PlanFilter;
+use byob::receipt::Receipt;
+use byob::run::{self, RunOptions, Silent};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use sha2::{Digest, Sha256};
+
+const TENANTS: [&str; 4] = ["acme", "globex", "initech", "umbrella"];
+
+fn lake(dir: &Path) -> PathBuf {
+    let out = dir.join("lake");
+    let options = GenerateOptions { out: out.clone(), scale: 0.02, seed: 7, ..GenerateOptions::default() };
+    generate::generate(&options, &|_, _| {}).expect("generate");
+    out
+}
+
+fn config(dir: &Path, destinations: &str) -> Config {
+    let tables: String = generate::TABLES.iter().map(|t| format!("[[tables]]\nname = \"{t}\"\n")).collect();
+    let text = format!(
+        "[source]\ntype = \"parquet\"\npath = \"lake\"\n\n{tables}\n{destinations}\n[export]\nparallelism = 3\ntarget_rows_per_slice = 2000\n\n[state]\npath = \"state\"\n"
+    );
+    let path = dir.join("byob.toml");
+    std::fs::write(&path, text).expect("write config");
+    Config::load(&path).unwrap_or_else(|e| panic!("config: {e}"))
+}
+
+/// Rows per (table, tenant) in the lake, read with the plain parquet reader.
+fn lake_counts(lake: &Path) -> BTreeMap<(String, String), u64> {
+    let mut counts = BTreeMap::new();
+    for table in generate::TABLES {
+        for entry in std::fs::read_dir(lake.join(table)).expect("table folder").flatten() {
+            let file = std::fs::File::open(entry.path()).expect("open");
+            for batch in ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet").build().expect("reader") {
+                let batch = batch.expect("batch");
+                let col = batch.column_by_name("tenant_id").expect("tenant_id");
+                let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).expect("cast");
+                for t in col.as_string::<i32>().iter().flatten() {
+                    *counts.entry((table.to_string(), t.to_string())).or_default() += 1;
+                }
+            }
+        }
+    }
+    counts
+}
+
+fn read_receipt(root: &Path) -> Receipt {
+    Receipt::from_json(&std::fs::read(root.join("receipt.json")).expect("receipt.json")).expect("valid receipt")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tenant_gets_exactly_its_rows_and_nothing_else() {
+    // GIVEN a lake of four tenants and one Parquet destination per tenant
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = lake(dir.path());
+    let destinations: String = TENANTS
+        .iter()
+        .map(|t| format!("[[destinations]]\nid = \"{t}\"\ntenant = \"{t}\"\nfolder = \"buckets/{t}\"\nprefix = \"dump\"\nmax_file_rows = 1500\n\n"))
+        .collect();
+    let config = config(dir.path(), &destinations);
+    let run: RunId = "2024-01-02T04:00".parse().expect("run");
+
+    // WHEN the whole dump runs
+    let report = run::run(&config, &RunOptions { run, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("run");
+
+    // THEN every destination is finalized ...
+    assert_eq!(report.failed().count(), 0, "{:?}", report.failed().map(|d| &d.outcome).collect::<Vec<_>>());
+    let expected = lake_counts(&lake);
+    for tenant in TENANTS {
+        let root = dir.path().join("buckets").join(tenant).join("dump");
+        let receipt = read_receipt(&root);
+        assert_eq!(receipt.run, run);
+        assert_eq!(receipt.tables.len(), 6);
+        for (table, t) in &receipt.tables {
+            // ... each table holds exactly the tenant's rows of the lake ...
+            let want = expected.get(&(table.clone(), tenant.to_string())).copied().unwrap_or(0);
+            assert_eq!(t.row_count, want, "{tenant}/{table}");
+            let mut read = 0u64;
+            for f in &t.files {
+                let bytes = std::fs::read(root.join(&f.key)).expect("listed file exists");
+                assert_eq!(hex::encode(Sha256::digest(&bytes)), f.sha256, "{}", f.key);
+                assert!(f.rows <= 1500, "{} exceeds max_file_rows", f.key);
+                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).expect("parquet").build().expect("reader");
+                for batch in reader {
+                    let batch = batch.expect("batch");
+                    read += batch.num_rows() as u64;
+                    // ... and no row of another tenant.
+                    let col = batch.column_by_name("tenant_id").expect("tenant_id");
+                    let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).expect("cast");
+                    let col = col.as_string::<i32>();
+                    assert_eq!(col.null_count(), 0);
+                    assert!(col.iter().flatten().all(|v| v == tenant), "{tenant}/{table}: a row of another tenant");
+                }
+            }
+            assert_eq!(read, want, "{tenant}/{table}: rows read from the files");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_destination_gets_no_receipt_and_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    lake(dir.path());
+    // `broken` exports a column that does not exist: its tasks fail before writing.
+    let destinations = "\
+[[destinations]]\nid = \"good\"\ntenant = \"acme\"\nfolder = \"buckets/good\"\n\n\
+[[destinations]]\nid = \"broken\"\ntenant = \"globex\"\nfolder = \"buckets/broken\"\nformat = { type = \"csv\" }\n\n";
+    let mut config = config(dir.path(), destinations);
+    config.tables[2].columns = Some(vec!["event_id".into(), "no_such_column".into()]);
+    config.destinations[0].tables = Some(vec!["companies".into(), "contacts".into()]);
+
+    let run: RunId = "2024-01-02T15:00".parse().expect("run");
+    let report = run::run(&config, &RunOptions { run, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("run");
+
+    let by_id: BTreeMap<&str, &run::DestinationReport> = report.destinations.iter().map(|d| (d.destination.as_str(), d)).collect();
+    assert!(by_id["good"].outcome.is_ok());
+    let err = by_id["broken"].outcome.as_ref().expect_err("broken must fail").to_string();
+    assert!(err.contains("no_such_column") && err.contains("events"), "the cause names table and column: {err}");
+    assert!(dir.path().join("buckets/good/receipt.json").exists());
+    assert!(!dir.path().join("buckets/broken/receipt.json").exists(), "a failed destination has no receipt");
+    assert!(!dir.path().join(format!("buckets/broken/{run}/receipt.json")).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_rewrites_the_same_keys_and_records_previous_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    lake(dir.path());
+    let config = config(dir.path(), "[[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"buckets/acme\"\nformat = { type = \"jsonl\" }\n");
+    let first: RunId = "2024-01-02T04:00".parse().expect("run");
+    let second: RunId = "2024-01-02T15:00".parse().expect("run");
+    let root = dir.path().join("buckets/acme");
+
+    run::run(&config, &RunOptions { run: first, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("first");
+    let a = read_receipt(&root);
+    run::run(&config, &RunOptions { run: first, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("again");
+    let b = read_receipt(&root);
+    assert_eq!(a.tables, b.tables, "a re-run writes the same keys, rows and checksums");
+    assert_eq!(b.previous_run, None);
+
+    run::run(&config, &RunOptions { run: second, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("second");
+    let c = read_receipt(&root);
+    assert_eq!(c.run, second);
+    assert_eq!(c.previous_run, Some(first));
+    assert!(root.join(format!("{first}/receipt.json")).exists() && root.join(format!("{second}/receipt.json")).exists());
+}
+
+#[tokio::test]
+async fn unknown_destination_or_table_in_the_filter_is_an_error_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    lake(dir.path());
+    let config = config(dir.path(), "[[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"buckets/acme\"\n");
+    let run: RunId = "2024-01-02T04:00".parse().expect("run");
+    for filter in [
+        PlanFilter { destinations: vec!["nope".into()], tables: vec![] },
+        PlanFilter { destinations: vec![], tables: vec!["nope".into()] },
+    ] {
+        let err = run::run(&config, &RunOptions { run, filter }, Arc::new(Silent)).await.expect_err("unknown name");
+        assert!(err.to_string().contains("\"nope\""), "{err}");
+    }
+    assert!(!dir.path().join("buckets").exists(), "nothing was written");
+}
