@@ -37,6 +37,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use rand::{Rng, SeedableRng};
@@ -205,10 +206,10 @@ fn writer_properties(row_group_rows: usize) -> WriterProperties {
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_sorting_columns(None);
+        // Every table's second column is tenant_id, and rows are sorted by it.
+        .set_sorting_columns(Some(vec![SortingColumn { column_idx: 1, descending: false, nulls_first: false }]));
     // Random ids never repeat: a dictionary would only be built to be thrown away.
-    for column in
-        ["company_id", "contact_id", "event_id", "session_id", "deal_id", "attribution_id", "ad_id", "email"]
+    for column in ["company_id", "contact_id", "event_id", "session_id", "deal_id", "attribution_id", "ad_id", "email"]
     {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(column), false);
     }
@@ -520,11 +521,7 @@ impl Lake {
         if let Some(pair) = tenants.windows(2).find(|pair| pair[0].name == pair[1].name) {
             return Err(invalid(out, format!("tenant {:?} is listed twice", pair[0].name)));
         }
-        Ok(Lake {
-            seed: options.seed,
-            tenants,
-            file_rows: options.file_rows,
-        })
+        Ok(Lake { seed: options.seed, tenants, file_rows: options.file_rows })
     }
 
     /// The part files of a table: the rows of all tenants (tenants in order) cut into files
@@ -756,7 +753,8 @@ impl Lake {
         for row in rows {
             id.append_value(self.id(Table::Contacts, tenant, row).as_str());
             let company_index = self.company_of_contact(tenant, row);
-            company.append_option(company_index.map(|c| self.id(Table::Companies, tenant, c)).as_ref().map(Uuid::as_str));
+            company
+                .append_option(company_index.map(|c| self.id(Table::Companies, tenant, c)).as_ref().map(Uuid::as_str));
             let first_name = pick(rng, FIRST_NAMES);
             let last_name = pick(rng, LAST_NAMES);
             let _ = match company_index {
@@ -881,11 +879,12 @@ impl Lake {
                 session.country,
             );
             properties.append_value("");
-            let converts = matches!(kind, "form_submit" | "demo_request" | "signup" | "meeting_booked")
-                && rng.random_bool(0.6);
+            let converts =
+                matches!(kind, "form_submit" | "demo_request" | "signup" | "meeting_booked") && rng.random_bool(0.6);
             conversion.append_value(converts);
             revenue.append_option(
-                (converts && rng.random_bool(0.3)).then(|| (rng.random_range(50.0..5_000.0f64) * 100.0).round() / 100.0),
+                (converts && rng.random_bool(0.3))
+                    .then(|| (rng.random_range(50.0..5_000.0f64) * 100.0).round() / 100.0),
             );
         }
         Ok(vec![
@@ -931,7 +930,9 @@ impl Lake {
             let created_at = BASE_MICROS + rng.random_range(0..SPAN_MICROS);
             created.append_value(created_at);
             closed.append_option(
-                deal_stage.starts_with("closed_").then(|| created_at + rng.random_range(7 * DAY_MICROS..180 * DAY_MICROS)),
+                deal_stage
+                    .starts_with("closed_")
+                    .then(|| created_at + rng.random_range(7 * DAY_MICROS..180 * DAY_MICROS)),
             );
         }
         Ok(vec![
@@ -1125,9 +1126,9 @@ fn pick<'a>(rng: &mut ChaCha8Rng, items: &[&'a str]) -> &'a str {
     items[rng.random_range(0..items.len())]
 }
 
+/// Picks an item with probability proportional to its weight (weights sum to 1,000).
 fn weighted(rng: &mut ChaCha8Rng, items: &[(&'static str, u32)]) -> &'static str {
-    let total: u32 = items.iter().map(|(_, w)| w).sum();
-    let mut roll = rng.random_range(0..total);
+    let mut roll = rng.random_range(0..WEIGHT_TOTAL);
     for (item, w) in items {
         if roll < *w {
             return item;
@@ -1136,6 +1137,8 @@ fn weighted(rng: &mut ChaCha8Rng, items: &[(&'static str, u32)]) -> &'static str
     }
     items[items.len() - 1].0
 }
+
+const WEIGHT_TOTAL: u32 = 1_000;
 
 // ---------------------------------------------------------------------------------------------
 // Vocabulary. Plain ASCII without quotes or backslashes, so it can be put into JSON as is.
@@ -1147,14 +1150,52 @@ const NAME_PREFIXES: [&str; 32] = [
     "Summit", "Terra", "Union", "Vertex", "Wave", "Zen",
 ];
 const NAME_SUFFIXES: [&str; 32] = [
-    "Analytics", "Bank", "Bio", "Capital", "Cloud", "Consulting", "Data", "Designs", "Dynamics", "Energy", "Foods",
-    "Freight", "Group", "Health", "Holdings", "Industries", "Insights", "Labs", "Logistics", "Media", "Motors",
-    "Networks", "Partners", "Pharma", "Retail", "Robotics", "Security", "Software", "Systems", "Telecom", "Travel",
+    "Analytics",
+    "Bank",
+    "Bio",
+    "Capital",
+    "Cloud",
+    "Consulting",
+    "Data",
+    "Designs",
+    "Dynamics",
+    "Energy",
+    "Foods",
+    "Freight",
+    "Group",
+    "Health",
+    "Holdings",
+    "Industries",
+    "Insights",
+    "Labs",
+    "Logistics",
+    "Media",
+    "Motors",
+    "Networks",
+    "Partners",
+    "Pharma",
+    "Retail",
+    "Robotics",
+    "Security",
+    "Software",
+    "Systems",
+    "Telecom",
+    "Travel",
     "Works",
 ];
 const INDUSTRIES: &[&str] = &[
-    "software", "financial_services", "healthcare", "manufacturing", "retail", "education", "media", "logistics",
-    "energy", "telecommunications", "consulting", "real_estate",
+    "software",
+    "financial_services",
+    "healthcare",
+    "manufacturing",
+    "retail",
+    "education",
+    "media",
+    "logistics",
+    "energy",
+    "telecommunications",
+    "consulting",
+    "real_estate",
 ];
 const COUNTRIES: &[&str] = &["US", "US", "US", "GB", "DE", "FR", "NL", "DK", "SE", "CA", "AU", "ES", "IN", "BR", "JP"];
 const LEAD_SOURCES: &[&str] = &["inbound", "outbound", "paid_search", "paid_social", "event", "partner", "referral"];
@@ -1167,8 +1208,8 @@ const FIRST_NAMES: &[&str] = &[
 ];
 const LAST_NAMES: &[&str] = &[
     "Andersen", "Brown", "Chen", "Dubois", "Evans", "Fischer", "Garcia", "Hansen", "Ito", "Jensen", "Kowalski",
-    "Larsen", "Martin", "Nielsen", "Okafor", "Patel", "Rossi", "Schmidt", "Smith", "Tanaka", "Usman", "Varga",
-    "Weber", "Young",
+    "Larsen", "Martin", "Nielsen", "Okafor", "Patel", "Rossi", "Schmidt", "Smith", "Tanaka", "Usman", "Varga", "Weber",
+    "Young",
 ];
 const FREE_MAIL: &[&str] = &["gmail.com", "outlook.com", "yahoo.com", "proton.me"];
 const TITLES: &[&str] = &[
@@ -1188,13 +1229,13 @@ const TITLES: &[&str] = &[
 ];
 const PERSONAS: &[&str] = &["decision_maker", "champion", "influencer", "user", "gatekeeper"];
 const LIFECYCLE_STAGES: &[(&str, u32)] = &[
-    ("subscriber", 30),
-    ("lead", 30),
-    ("marketing_qualified_lead", 15),
-    ("sales_qualified_lead", 10),
-    ("opportunity", 7),
-    ("customer", 6),
-    ("evangelist", 2),
+    ("subscriber", 300),
+    ("lead", 300),
+    ("marketing_qualified_lead", 150),
+    ("sales_qualified_lead", 100),
+    ("opportunity", 70),
+    ("customer", 60),
+    ("evangelist", 20),
 ];
 const EVENT_TYPES: &[(&str, u32)] = &[
     ("page_view", 550),
@@ -1266,12 +1307,12 @@ const CAMPAIGN_THEMES: [&str; 20] = [
 ];
 const PLATFORMS: &[&str] = &["google_ads", "linkedin_ads", "meta_ads", "bing_ads"];
 const DEAL_STAGES: &[(&str, u32)] = &[
-    ("prospecting", 15),
-    ("qualification", 12),
-    ("proposal", 10),
-    ("negotiation", 8),
-    ("closed_won", 30),
-    ("closed_lost", 25),
+    ("prospecting", 150),
+    ("qualification", 120),
+    ("proposal", 100),
+    ("negotiation", 80),
+    ("closed_won", 300),
+    ("closed_lost", 250),
 ];
 const ATTRIBUTION_MODELS: &[&str] = &["first_touch", "last_touch", "linear", "u_shaped", "time_decay"];
 
@@ -1340,6 +1381,13 @@ mod tests {
                 }
             }
             assert_eq!(expected, (3, lake.tenants[3].rows[Table::Events as usize]));
+        }
+    }
+
+    #[test]
+    fn weights_sum_to_the_total() {
+        for items in [LIFECYCLE_STAGES, EVENT_TYPES, DEAL_STAGES] {
+            assert_eq!(items.iter().map(|(_, w)| w).sum::<u32>(), WEIGHT_TOTAL);
         }
     }
 

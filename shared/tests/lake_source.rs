@@ -222,7 +222,8 @@ async fn problems_found_before_reading_are_errors_from_open_naming_what_is_wrong
     assert!(error.contains(&dir.path().join("nope").display().to_string()), "{error}");
 
     // A column the table does not have; the tenant column missing.
-    let error = source_error_text(source.open(&request("events", "acme", Some(&["event_id", "colour"])), Slice::WHOLE).await);
+    let error =
+        source_error_text(source.open(&request("events", "acme", Some(&["event_id", "colour"])), Slice::WHOLE).await);
     assert!(error.contains("\"events\"") && error.contains("\"colour\"") && error.contains("events"), "{error}");
     let mut bad_tenant_column = request("events", "acme", None);
     bad_tenant_column.tenant_column = "customer".into();
@@ -230,7 +231,8 @@ async fn problems_found_before_reading_are_errors_from_open_naming_what_is_wrong
     assert!(error.contains("\"customer\""), "{error}");
 
     // A column requested twice.
-    let error = source_error_text(source.open(&request("events", "acme", Some(&["event_id", "event_id"])), Slice::WHOLE).await);
+    let error =
+        source_error_text(source.open(&request("events", "acme", Some(&["event_id", "event_id"])), Slice::WHOLE).await);
     assert!(error.contains("twice"), "{error}");
 
     // A folder without Parquet files (other files do not count).
@@ -260,7 +262,8 @@ async fn slices_hold_every_row_exactly_once() {
     small_lake(dir.path(), 7);
     let source = LakeSource::new(dir.path().to_path_buf()).with_batch_size(700);
 
-    for (table, tenant) in [("events", "acme"), ("events", "umbrella"), ("contacts", "globex"), ("paid_ads", "initech")] {
+    for (table, tenant) in [("events", "acme"), ("events", "umbrella"), ("contacts", "globex"), ("paid_ads", "initech")]
+    {
         let req = request(table, tenant, None);
         let id_column = table_schema(table).unwrap().field(0).name().clone();
         let whole = column_values(&read_all(&source, &req, Slice::WHOLE).await, &id_column);
@@ -377,8 +380,11 @@ async fn table_paths_can_be_overridden_per_table() {
     fs::rename(dir.path().join("paid_ads"), &elsewhere).unwrap();
 
     let source = LakeSource::new(dir.path().to_path_buf()).with_table_path("paid_ads", elsewhere.clone());
-    let rows: usize =
-        read_all(&source, &request("paid_ads", "acme", None), Slice::WHOLE).await.iter().map(RecordBatch::num_rows).sum();
+    let rows: usize = read_all(&source, &request("paid_ads", "acme", None), Slice::WHOLE)
+        .await
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
     assert_eq!(rows, plain_values(&elsewhere, "acme", "ad_id").len());
 
     // A single file works as a table path too.
@@ -419,7 +425,13 @@ fn the_generator_is_deterministic_and_replaces_stale_parts() {
         assert_eq!(report.bytes, files.iter().map(|f| fs::metadata(f).unwrap().len()).sum::<u64>());
         let rows: i64 = files
             .iter()
-            .map(|f| ParquetRecordBatchReaderBuilder::try_new(fs::File::open(f).unwrap()).unwrap().metadata().file_metadata().num_rows())
+            .map(|f| {
+                ParquetRecordBatchReaderBuilder::try_new(fs::File::open(f).unwrap())
+                    .unwrap()
+                    .metadata()
+                    .file_metadata()
+                    .num_rows()
+            })
             .sum();
         assert_eq!(rows as u64, report.rows);
     }
@@ -444,7 +456,9 @@ fn generated_references_point_at_rows_of_the_same_tenant() {
     let by_tenant = |table: &str, column: &str| -> BTreeMap<&str, BTreeSet<String>> {
         TENANTS
             .iter()
-            .map(|t| (*t, plain_values(&dir.path().join(table), t, column).into_iter().filter(|v| !v.is_empty()).collect()))
+            .map(|t| {
+                (*t, plain_values(&dir.path().join(table), t, column).into_iter().filter(|v| !v.is_empty()).collect())
+            })
             .collect()
     };
     let companies = by_tenant("companies", "company_id");
@@ -463,7 +477,12 @@ fn generated_references_point_at_rows_of_the_same_tenant() {
         for tenant in TENANTS {
             assert!(!references[tenant].is_empty(), "{table}.{column} of {tenant} is never set");
             let dangling: Vec<_> = references[tenant].difference(&targets[tenant]).collect();
-            assert!(dangling.is_empty(), "{table}.{column} of {tenant}: {} dangling, e.g. {:?}", dangling.len(), dangling.first());
+            assert!(
+                dangling.is_empty(),
+                "{table}.{column} of {tenant}: {} dangling, e.g. {:?}",
+                dangling.len(),
+                dangling.first()
+            );
         }
     }
 }

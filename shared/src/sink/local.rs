@@ -36,9 +36,10 @@ impl LocalSink {
     /// check is the last line of defence against writing outside the root.
     pub fn path_of(&self, key: &str) -> Result<PathBuf> {
         let rel = Path::new(key);
+        // Check the key's own segments: `Path::components` would quietly fold `a//b` and `a/./b`.
         let safe = !key.is_empty()
-            && rel.components().all(|c| matches!(c, Component::Normal(_)))
-            && !key.ends_with('/');
+            && key.split('/').all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\\'))
+            && rel.components().all(|c| matches!(c, Component::Normal(_)));
         if !safe {
             return Err(Error::Sink {
                 target: self.location(),

@@ -486,8 +486,14 @@ mod tests {
 
     #[test]
     fn schema_differences_name_the_column() {
-        let a = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false), Field::new("n", DataType::Int32, true)]));
-        let b = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false), Field::new("n", DataType::Int64, true)]));
+        let a = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("n", DataType::Int32, true),
+        ]));
+        let b = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, true),
+        ]));
         let c = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
         assert_eq!(schema_difference(&a, &a.clone()), None);
         assert!(schema_difference(&a, &b).unwrap().contains("\"n\" Int32 (nullable) vs \"n\" Int64"));
