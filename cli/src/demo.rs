@@ -1,4 +1,5 @@
-//! `byob demo` and `byob generate`: the embedded default, no servers and no AWS.
+//! `byob demo` and `byob generate`: the embedded default, no servers and no AWS (and, on
+//! request, the same synthetic tables loaded into PostgreSQL).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -66,6 +67,60 @@ pub(crate) fn generate(out: &Path, scale: f64, seed: u64) -> anyhow::Result<()> 
     let secs = started.elapsed().as_secs_f64();
     eprintln!("  {rows} rows in {secs:.1}s ({:.0} rows/s)", rows as f64 / secs.max(1e-9));
     Ok(())
+}
+
+/// `byob generate`: the lake into `out` (or a temporary folder), then, with `postgres`, its
+/// tables loaded into that database.
+pub(crate) async fn generate_into(
+    out: Option<&Path>,
+    scale: f64,
+    seed: u64,
+    postgres: Option<&str>,
+    schema: &str,
+) -> anyhow::Result<()> {
+    let connector = postgres
+        .map(|url| byob::source::postgres::Connector::from_url(url, None, None))
+        .transpose()
+        .context("--postgres")?;
+    let temporary = match out {
+        Some(_) => None,
+        None => Some(TemporaryLake::new()?),
+    };
+    let lake = out.or(temporary.as_ref().map(|t| t.0.as_path())).context("--out is required without --postgres")?;
+    generate(lake, scale, seed)?;
+    if let Some(connector) = connector {
+        let started = Instant::now();
+        eprintln!("loading the tables into {} (schema {schema})", connector.name());
+        let reports = byob::source::postgres::load::load_lake(&connector, schema, lake, &generate::TABLES, &|_, _| {})
+            .await
+            .with_context(|| format!("loading into {}", connector.name()))?;
+        let mut rows = 0;
+        for r in &reports {
+            eprintln!("  {:<22} {:>12} rows", r.table, r.rows);
+            rows += r.rows;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("  {rows} rows loaded in {secs:.1}s ({:.0} rows/s)", rows as f64 / secs.max(1e-9));
+    }
+    Ok(())
+}
+
+/// A lake folder under the system's temporary folder, removed when dropped.
+struct TemporaryLake(std::path::PathBuf);
+
+impl TemporaryLake {
+    fn new() -> anyhow::Result<TemporaryLake> {
+        let path = std::env::temp_dir().join(format!("byob-generate-{}", std::process::id()));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(TemporaryLake(path))
+    }
+}
+
+impl Drop for TemporaryLake {
+    fn drop(&mut self) {
+        // Best effort: a leftover temporary folder is harmless.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 pub(crate) async fn demo(dir: &Path, scale: f64) -> anyhow::Result<ExitCode> {

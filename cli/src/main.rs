@@ -1,6 +1,8 @@
 //! `byob`: run a whole dump on this machine, generate demo data, validate a config.
 
+mod check;
 mod demo;
+mod iam;
 mod progress;
 
 use std::path::PathBuf;
@@ -34,17 +36,26 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
     },
-    /// Write the synthetic data platform (six multi-tenant tables) as a Parquet lake.
+    /// Write the synthetic data platform (six multi-tenant tables) as a Parquet lake, and
+    /// optionally load it into PostgreSQL.
     Generate {
-        /// Output folder; one sub-folder per table.
-        #[arg(long)]
-        out: PathBuf,
+        /// Output folder; one sub-folder per table. Optional with --postgres (a temporary
+        /// folder is used, then removed).
+        #[arg(long, required_unless_present = "postgres")]
+        out: Option<PathBuf>,
         /// 1.0 = 1 million event rows; 10 = 10 million.
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
         /// Seed: the same seed and scale give byte-identical files.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Also load the six tables into this PostgreSQL database, replacing tables of the
+        /// same names, e.g. postgresql://user:password@127.0.0.1:5432/platform.
+        #[arg(long, env = "BYOB_POSTGRES_URL", hide_env_values = true)]
+        postgres: Option<String>,
+        /// The schema the tables are loaded into (created if missing).
+        #[arg(long, default_value = "public", requires = "postgres")]
+        schema: String,
     },
     /// Run a whole dump: plan, export every table of every destination, write the receipts.
     Run {
@@ -61,6 +72,31 @@ enum Command {
         /// Only these tables (repeatable).
         #[arg(long = "table")]
         tables: Vec<String>,
+    },
+    /// Preflight one S3 destination step by step: assume each hop of its role chain, prove the
+    /// customer's role refuses an AssumeRole without the ExternalId, write a probe object under
+    /// the prefix (`<prefix>/.byob-probe/<UTC time>`), verify the bucket owner. Each step
+    /// prints PASS or FAIL with the fix; exit 0 only when all pass.
+    Check {
+        /// The config file (.toml or .json).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The destination id.
+        #[arg(long)]
+        destination: String,
+    },
+    /// Print the IAM policies a destination needs, as JSON: the customer role's trust and
+    /// permission policies, our writer role's and our execution roles' policies.
+    IamPolicy {
+        /// The config file (.toml or .json).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The destination id.
+        #[arg(long)]
+        destination: String,
+        /// Print only this policy document.
+        #[arg(long, value_enum)]
+        only: Option<iam::Only>,
     },
     /// Configuration tools.
     Config {
@@ -105,8 +141,8 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Demo { dir, scale } => demo::demo(&dir, scale).await,
-        Command::Generate { out, scale, seed } => {
-            demo::generate(&out, scale, seed)?;
+        Command::Generate { out, scale, seed, postgres, schema } => {
+            demo::generate_into(out.as_deref(), scale, seed, postgres.as_deref(), &schema).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { config, run, destinations, tables } => {
@@ -118,6 +154,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let report = run_dump(&config, run, PlanFilter { destinations, tables }).await?;
             Ok(exit_code(&report))
         }
+        Command::Check { config, destination } => check::check(&load_config(&config)?, &destination).await,
+        Command::IamPolicy { config, destination, only } => iam::print(&load_config(&config)?, &destination, only),
         Command::Config { command: ConfigCommand::Validate { file } } => {
             load_config(&file)?;
             println!("{}: valid", file.display());

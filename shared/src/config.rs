@@ -327,22 +327,30 @@ pub struct Config {
 pub enum SourceConfig {
     /// A Parquet lake: `<path>/<table>/*.parquet`, e.g. what `byob generate` writes.
     Parquet(ParquetSource),
+    /// A PostgreSQL database: each table (or a per-table query) read with binary COPY.
+    Postgres(PostgresSource),
 }
 
 impl SourceConfig {
     /// The values of `source.type`.
-    pub const TYPES: &'static [&'static str] = &["parquet"];
+    pub const TYPES: &'static [&'static str] = &["parquet", "postgres"];
 
     /// The column holding the tenant id, unless a table overrides it.
     pub fn tenant_column(&self) -> &str {
         match self {
             SourceConfig::Parquet(p) => &p.tenant_column,
+            SourceConfig::Postgres(p) => &p.tenant_column,
         }
     }
 
     fn resolve_paths(&mut self, base: &Path) {
         match self {
             SourceConfig::Parquet(p) => resolve(base, &mut p.path),
+            SourceConfig::Postgres(p) => {
+                if let Some(ca_file) = &mut p.ca_file {
+                    resolve(base, ca_file);
+                }
+            }
         }
     }
 }
@@ -362,6 +370,96 @@ pub struct ParquetSource {
 
 fn default_tenant_column() -> String {
     "tenant_id".to_owned()
+}
+
+/// `source.type = "postgres"`: a PostgreSQL database (RDS, Aurora, self-hosted). Each table
+/// is `<schema>.<name>` (or the table's own `query`), read with `COPY ... TO STDOUT (FORMAT
+/// binary)` inside a read-only transaction; see README.md, "PostgreSQL source".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostgresSource {
+    /// The connection as a URL, for local runs and tests; a production deployment uses
+    /// `secret` so no password sits in the config. Exactly one of `url` and `secret`. Its
+    /// `sslmode` may be `disable`, `prefer` (default) or `require`. Never shown in messages
+    /// or logs. Example: `"postgresql://byob:pw@127.0.0.1:5432/platform?sslmode=disable"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<SecretUrl>,
+    /// An AWS Secrets Manager secret (ARN or name) in the RDS format (`username`,
+    /// `password`, `host`, `port`, `dbname`, `engine`), as RDS creates for a database.
+    /// Exactly one of `url` and `secret`. Example:
+    /// `"arn:aws:secretsmanager:eu-west-1:111122223333:secret:byob/platform-db-AbCdEf"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// The schema holding the tables (a table's name is its relation name in it, matched
+    /// exactly, case included). Example: `"public"` (the default).
+    #[serde(default = "default_pg_schema")]
+    pub schema: String,
+    /// The column that holds the tenant id; each destination receives only the rows whose
+    /// value equals its `tenant`. Example: `"tenant_id"` (the default).
+    #[serde(default = "default_tenant_column")]
+    pub tenant_column: String,
+    /// TLS: `"disable"`, `"prefer"` (TLS when the server offers it) or `"require"`;
+    /// overrides the URL's `sslmode`. When TLS is used the server's certificate and host
+    /// name are always verified. Example: `"require"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsMode>,
+    /// A PEM file of extra trusted root certificates, e.g. Amazon RDS's global bundle;
+    /// relative to the config file's folder. Example: `"certs/rds-global-bundle.pem"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_pg_schema() -> String {
+    "public".to_owned()
+}
+
+impl PostgresSource {
+    /// A source connecting with `url`, everything else default.
+    pub fn with_url(url: impl Into<String>) -> Self {
+        PostgresSource {
+            url: Some(SecretUrl::new(url)),
+            secret: None,
+            schema: default_pg_schema(),
+            tenant_column: default_tenant_column(),
+            tls: None,
+            ca_file: None,
+        }
+    }
+}
+
+/// A connection URL that may hold a password: `Debug` never shows it, serde reads and
+/// writes it as a plain string.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        SecretUrl(url.into())
+    }
+
+    /// The URL itself, password included: only for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretUrl(<redacted>)")
+    }
+}
+
+/// Whether a PostgreSQL connection uses TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Never.
+    Disable,
+    /// When the server offers it (a failed certificate check is still an error).
+    Prefer,
+    /// Always; connecting fails when the server does not offer TLS.
+    Require,
 }
 
 /// One table of the dump.
@@ -385,12 +483,25 @@ pub struct TableConfig {
     /// `"lake/crm/companies_v2"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
+    /// PostgreSQL sources: read the rows of this SELECT instead of the table
+    /// `<source.schema>.<name>` (joins, renames, casts of types byob cannot export). It is
+    /// wrapped as a subquery and filtered by the tenant column, which it must return; it
+    /// runs in a read-only transaction. Example:
+    /// `"SELECT c.id AS company_id, c.tenant_id, c.name, c.ip::text AS ip FROM crm.companies c"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// PostgreSQL sources: split the table into slices by ranges of this column (smallint,
+    /// integer, bigint, timestamp, timestamptz or date; ideally indexed together with the
+    /// tenant column) instead of by `ctid` page ranges; needed to split a `query`. Example:
+    /// `"occurred_at"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice_key: Option<String>,
 }
 
 impl TableConfig {
     /// A table with only a name: everything else defaults.
     pub fn named(name: impl Into<String>) -> Self {
-        TableConfig { name: name.into(), tenant_column: None, columns: None, path: None }
+        TableConfig { name: name.into(), tenant_column: None, columns: None, path: None, query: None, slice_key: None }
     }
 
     /// The tenant column of this table: its own override, or the source's.
@@ -1092,6 +1203,7 @@ fn source_from_value(value: Value, problems: &mut Vec<ConfigProblem>) -> Option<
     match map.remove("type") {
         Some(Value::String(kind)) => match kind.as_str() {
             "parquet" => deserialize_at(Value::Object(map), "source", problems).map(SourceConfig::Parquet),
+            "postgres" => deserialize_at(Value::Object(map), "source", problems).map(SourceConfig::Postgres),
             _ => {
                 problems.push(ConfigProblem::with_str(
                     "source.type",
@@ -1312,6 +1424,35 @@ impl View<'_> {
                     "must not be empty; leave it out to read <source.path>/<name>",
                 ));
             }
+            let postgres = matches!(self.source, Some(SourceConfig::Postgres(_)));
+            let parquet = matches!(self.source, Some(SourceConfig::Parquet(_)));
+            if postgres && table.path.is_some() {
+                problems.push(ConfigProblem::at(
+                    at("path"),
+                    "applies to parquet sources only; a PostgreSQL table reads <source.schema>.<name> or its query",
+                ));
+            }
+            if let Some(query) = &table.query {
+                if parquet {
+                    problems.push(ConfigProblem::at(at("query"), "applies to postgres sources only"));
+                }
+                let body = query.trim().trim_end_matches(';').trim();
+                if body.is_empty() || body.contains('\0') {
+                    problems.push(ConfigProblem::at(
+                        at("query"),
+                        "must be a SELECT returning the tenant column, e.g. \"SELECT id, tenant_id, name FROM crm.companies\"",
+                    ));
+                }
+            }
+            if let Some(key) = &table.slice_key {
+                if parquet {
+                    problems.push(ConfigProblem::at(
+                        at("slice_key"),
+                        "applies to postgres sources only (a lake is sliced by row groups)",
+                    ));
+                }
+                check_column(problems, at("slice_key"), key);
+            }
         }
     }
 
@@ -1511,6 +1652,83 @@ fn validate_source(source: &SourceConfig, problems: &mut Vec<ConfigProblem>) {
             }
             check_column(problems, "source.tenant_column".to_owned(), &p.tenant_column);
         }
+        SourceConfig::Postgres(p) => {
+            match (&p.url, &p.secret) {
+                (Some(_), Some(_)) => problems.push(ConfigProblem::at(
+                    "source",
+                    "set exactly one of url (a connection URL) or secret (a Secrets Manager secret in the RDS format); both are set",
+                )),
+                (None, None) => problems.push(ConfigProblem::at(
+                    "source",
+                    "set exactly one of url (e.g. \"postgresql://byob@127.0.0.1:5432/platform\") or secret (a Secrets Manager secret ARN or name in the RDS format); neither is set",
+                )),
+                _ => {}
+            }
+            if let Some(url) = &p.url
+                && let Err(e) = check_postgres_url(url.expose())
+            {
+                // Never the value: a URL may carry a password.
+                problems.push(ConfigProblem::at("source.url", e));
+            }
+            if let Some(secret) = &p.secret
+                && let Err(e) = check_secret_id(secret)
+            {
+                problems.push(ConfigProblem::at("source.secret", e));
+            }
+            if p.schema.is_empty() || p.schema.chars().any(char::is_control) {
+                problems.push(ConfigProblem::with_str(
+                    "source.schema",
+                    &p.schema,
+                    "must be a schema name: not empty, no control characters (the default is \"public\")",
+                ));
+            }
+            check_column(problems, "source.tenant_column".to_owned(), &p.tenant_column);
+            if let Some(ca_file) = &p.ca_file
+                && ca_file.as_os_str().is_empty()
+            {
+                problems.push(ConfigProblem::at("source.ca_file", "must not be empty; leave it out to trust the system's roots only"));
+            }
+        }
+    }
+}
+
+/// Checks a PostgreSQL connection URL without ever echoing it (it may hold a password).
+fn check_postgres_url(url: &str) -> Result<(), String> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err("must be a URL starting with postgresql:// or postgres://, e.g. \"postgresql://byob@127.0.0.1:5432/platform\" (the value is not shown: it may hold a password)".to_owned());
+    }
+    match url.parse::<tokio_postgres::Config>() {
+        Err(e) => Err(format!(
+            "is not a valid PostgreSQL URL: {} (the value is not shown: it may hold a password)",
+            crate::source::postgres::redact_message(&crate::source::postgres::pg_message(&e), url)
+        )),
+        Ok(config) if config.get_hosts().is_empty() => Err("names no host".to_owned()),
+        Ok(config) if config.get_user().is_none_or(str::is_empty) => {
+            Err("names no user (postgresql://USER@host/db)".to_owned())
+        }
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Checks the shape of a Secrets Manager secret id: a name (1-512 characters of letters,
+/// digits and `/_+=.@-`) or an ARN.
+fn check_secret_id(id: &str) -> Result<(), String> {
+    let rule = "a secret is its ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>) or its name (1-512 characters of letters, digits and /_+=.@-)";
+    if let Some(rest) = id.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(6, ':').collect();
+        let ok = parts.len() == 6
+            && parts[1] == "secretsmanager"
+            && check_region(parts[2]).is_ok()
+            && check_account_id(parts[3]).is_ok()
+            && parts[4] == "secret"
+            && !parts[5].is_empty();
+        return if ok { Ok(()) } else { Err(format!("{rule}; this ARN is not a secretsmanager secret ARN")) };
+    }
+    let len = id.chars().count();
+    if (1..=512).contains(&len) && id.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c)) {
+        Ok(())
+    } else {
+        Err(rule.to_owned())
     }
 }
 

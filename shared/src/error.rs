@@ -70,11 +70,30 @@ pub enum Error {
     /// A task or step was cancelled before it finished.
     #[error("cancelled: {0}")]
     Cancelled(String),
+
+    /// Our AWS side failed: the role chain, a secret, a destination that cannot be written
+    /// through a role chain as configured.
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
 }
 
 impl Error {
     /// Shorthand for an [`Error::Io`] naming `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
+    }
+
+    /// Whether running the same step again may succeed: Step Functions retries only these.
+    ///
+    /// Bad config, bad input, unsupported types and incomplete dumps are permanent; reading,
+    /// writing and AWS errors are treated as transient (the AWS SDK has already retried the
+    /// clearly transient ones; a step retry also covers an expired session or a lost
+    /// container), except AWS errors known to be permanent (a refused role, a bad chain).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Source { .. } | Error::Sink { .. } | Error::Io { .. } | Error::Cancelled(_) => true,
+            Error::Aws(e) => e.is_retryable(),
+            _ => false,
+        }
     }
 }

@@ -11,7 +11,8 @@
 //! - [`format`]: file formats (Parquet, CSV, JSON lines), codecs, and the encoders that turn
 //!   Arrow record batches into file bytes, reporting rows, bytes and sha256.
 //! - [`source`]: where rows come from: a stream of Arrow record batches for one tenant.
-//! - [`sink`]: where files go: the multipart object sink interface and the local folder sink.
+//! - [`sink`]: where files go: the multipart object sink interface, the local folder sink and
+//!   the S3 sink (streaming multipart uploads into a customer's bucket).
 //! - [`receipt`]: `receipt.json` version 1, the contract with every loader.
 //! - [`schema`]: the portable column type names written into the receipt.
 //! - [`export`]: one export task: source -> encoder -> sink, rolling files over at size limits.
@@ -19,9 +20,14 @@
 //! - [`finalize`]: verify every task of a destination, then write its receipts, last.
 //! - [`run`]: the in-process runner: plan -> bounded-parallel exports -> finalize.
 //! - [`state`]: our own record of finished runs (for `previous_run`), never the customer's bucket.
+//! - [`workflow`]: the deployed workflow's steps (dump, export, finalize) over the JSON Step
+//!   Functions passes; [`lambda`] (feature `lambda`) is the Lambda glue.
 //! - [`generate`]: the synthetic data platform that feeds the demo, tests and benchmarks.
+//! - [`aws`]: our AWS side: the role chain into a customer's account, SDK configuration,
+//!   retry classification, Secrets Manager secrets and the IAM policies `byob iam-policy` prints.
 //! - [`error`]: the library's error type.
 
+pub mod aws;
 pub mod config;
 pub mod error;
 pub mod export;
@@ -36,5 +42,8 @@ pub mod schema;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod workflow;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 
 pub use error::{Error, Result};

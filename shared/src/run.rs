@@ -17,7 +17,7 @@ use crate::export::{self, Cancel, ExportSpec};
 use crate::layout::{self, RunId};
 use crate::plan::{self, DestinationPlan, ExportTask, Plan, PlanFilter, TaskResult};
 use crate::receipt::Receipt;
-use crate::sink::{LocalSink, ObjectSink};
+use crate::sink::{LocalSink, ObjectSink, S3Sink};
 use crate::source::Source;
 use crate::source::lake::LakeSource;
 use crate::state::{LocalState, StateStore};
@@ -94,17 +94,20 @@ pub fn source_for(config: &Config) -> Arc<dyn Source> {
             }
             Arc::new(lake)
         }
+        SourceConfig::Postgres(postgres) => {
+            Arc::new(crate::source::postgres::PgSource::from_config(postgres, &config.tables, &config.aws))
+        }
     }
 }
 
-/// The sink a destination writes to.
-pub fn sink_for(destination: &DestinationConfig) -> Result<Arc<dyn ObjectSink>> {
+/// The sink a destination writes to: its local folder, or its bucket through the role chain
+/// (`aws.writer_role_arn`, then the customer's role with its ExternalId), starting from the
+/// default credential chain. STS session names carry the destination id and `run`. Nothing is
+/// sent to AWS until the first object is written.
+pub async fn sink_for(config: &Config, destination: &DestinationConfig, run: RunId) -> Result<Arc<dyn ObjectSink>> {
     match (&destination.folder, &destination.bucket) {
         (Some(folder), _) => Ok(Arc::new(LocalSink::new(folder.clone()))),
-        (None, Some(bucket)) => Err(Error::Plan(format!(
-            "destination {:?} writes to bucket {bucket:?}: this build has no S3 sink yet; use `folder` for a local run",
-            destination.id
-        ))),
+        (None, Some(_)) => Ok(Arc::new(S3Sink::for_destination(config, destination, &run.to_string()).await?)),
         (None, None) => Err(Error::Plan(format!("destination {:?} has neither bucket nor folder", destination.id))),
     }
 }
@@ -164,14 +167,15 @@ async fn run_destination(
     permits: Arc<Semaphore>,
     observer: Arc<dyn Observer>,
 ) -> (Vec<TaskResult>, std::result::Result<Receipt, Error>) {
-    let prepared = (|| {
+    let prepared = async {
         let destination = config
             .destinations
             .iter()
             .find(|d| d.id == plan.destination)
             .ok_or_else(|| Error::Plan(format!("destination {:?} is not in the config", plan.destination)))?;
-        Ok::<_, Error>((destination, sink_for(destination)?, export_spec(config, destination, run)?))
-    })();
+        Ok::<_, Error>((destination, sink_for(config, destination, run).await?, export_spec(config, destination, run)?))
+    }
+    .await;
     let (destination, sink, spec) = match prepared {
         Ok(p) => p,
         Err(e) => return (Vec::new(), Err(e)),

@@ -18,6 +18,11 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn finished_runs(&self, destination: &str) -> Result<Vec<RunId>>;
     /// Records that `destination` finished `receipt.run`.
     async fn record(&self, destination: &str, receipt: &Receipt) -> Result<()>;
+    /// Stores an export task's full result (its file list can be large) and returns a pointer
+    /// that travels through the state machine instead.
+    async fn put_result(&self, run: RunId, result: &crate::plan::TaskResult) -> Result<String>;
+    /// Reads a result stored by [`StateStore::put_result`].
+    async fn get_result(&self, pointer: &str) -> Result<crate::plan::TaskResult>;
 }
 
 /// The latest finished run strictly before `run`: the receipt's `previous_run`.
@@ -75,41 +80,161 @@ impl StateStore for LocalState {
         let path = dir.join(name);
         tokio::fs::rename(&tmp, &path).await.map_err(|e| Error::io(&path, e))
     }
+
+    async fn put_result(&self, run: RunId, result: &crate::plan::TaskResult) -> Result<String> {
+        let pointer = result_key(run, &result.task);
+        let path = self.root.join(&pointer);
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io(dir, e))?;
+        }
+        let body = serde_json::to_vec(result).map_err(|e| Error::Receipt(format!("task result: {e}")))?;
+        tokio::fs::write(&path, body).await.map_err(|e| Error::io(&path, e))?;
+        Ok(pointer)
+    }
+
+    /// `pointer` is relative to the state folder (so fixtures and state machines can carry it).
+    async fn get_result(&self, pointer: &str) -> Result<crate::plan::TaskResult> {
+        let relative = std::path::Path::new(pointer);
+        let inside = relative.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        if pointer.is_empty() || !inside {
+            return Err(Error::Receipt(format!("task result {pointer:?} is not a path inside the state folder")));
+        }
+        let path = self.root.join(relative);
+        let bytes = tokio::fs::read(&path).await.map_err(|e| Error::io(&path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Receipt(format!("task result {pointer:?}: {e}")))
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// State in our own S3 bucket: `<prefix>/runs/<destination>/<run>.json` for finished runs,
+/// `<prefix>/results/<run>/<destination>/<table>/<slice>-of-<count>.json` for task results.
+/// Uses our execution role's credentials, never a customer's.
+#[derive(Debug, Clone)]
+pub struct S3State {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
 
-    fn run(s: &str) -> RunId {
-        s.parse().expect("valid run id")
+impl S3State {
+    /// State under `s3://bucket/prefix`.
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
+        S3State { client, bucket: bucket.into(), prefix: prefix.into().trim_matches('/').to_string() }
     }
 
-    #[test]
-    fn previous_is_the_latest_strictly_older_run() {
-        let finished = [run("2023-03-13T04:00"), run("2023-03-13T15:00"), run("2023-03-14T04:00")];
-        assert_eq!(previous_run(&finished, run("2023-03-14T04:00")), Some(run("2023-03-13T15:00")));
-        assert_eq!(previous_run(&finished, run("2023-03-15T04:00")), Some(run("2023-03-14T04:00")));
-        assert_eq!(previous_run(&finished, run("2023-03-13T04:00")), None);
-        assert!(newer_run_exists(&finished, run("2023-03-13T15:00")));
-        assert!(!newer_run_exists(&finished, run("2023-03-14T04:00")));
+    fn key(&self, rest: &str) -> String {
+        crate::layout::join(&self.prefix, rest)
     }
 
-    #[tokio::test]
-    async fn local_state_records_and_lists_runs() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let state = LocalState::new(dir.path());
-        assert!(state.finished_runs("acme").await.expect("empty").is_empty());
-        let receipt = Receipt::new(
-            run("2023-03-14T04:03"),
-            None,
-            crate::format::Format::default(),
-            Default::default(),
-            chrono::Utc::now(),
-        );
-        state.record("acme", &receipt).await.expect("record");
-        state.record("acme", &receipt).await.expect("record twice is fine");
-        assert_eq!(state.finished_runs("acme").await.expect("list"), vec![run("2023-03-14T04:03")]);
-        assert!(state.finished_runs("globex").await.expect("other").is_empty());
+    fn error(&self, key: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error::Sink { target: format!("s3://{}", self.bucket), key: key.to_string(), source: Box::new(e) }
     }
+
+    async fn put_json(&self, key: &str, body: Vec<u8>) -> Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| self.error(key, aws_sdk_s3::Error::from(e)))?;
+        Ok(())
+    }
+}
+
+fn result_key(run: RunId, task: &crate::plan::ExportTask) -> String {
+    format!(
+        "results/{run}/{}/{}/{}-of-{}.json",
+        task.destination, task.table, task.slice.index, task.slice.count
+    )
+    .replace(':', "_")
+}
+
+#[async_trait::async_trait]
+impl StateStore for S3State {
+    async fn finished_runs(&self, destination: &str) -> Result<Vec<RunId>> {
+        let prefix = self.key(&format!("runs/{destination}/"));
+        let mut runs = Vec::new();
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&prefix).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error(&prefix, aws_sdk_s3::Error::from(e)))?;
+            for object in page.contents() {
+                let name = object.key().and_then(|k| k.rsplit('/').next()).unwrap_or_default();
+                if let Some(run) = name.strip_suffix(".json").and_then(|s| s.replace('_', ":").parse::<RunId>().ok()) {
+                    runs.push(run);
+                }
+            }
+        }
+        Ok(runs)
+    }
+
+    async fn record(&self, destination: &str, receipt: &Receipt) -> Result<()> {
+        let key = self.key(&format!("runs/{destination}/{}.json", receipt.run.to_string().replace(':', "_")));
+        self.put_json(&key, receipt.to_json()).await
+    }
+
+    async fn put_result(&self, run: RunId, result: &crate::plan::TaskResult) -> Result<String> {
+        let key = self.key(&result_key(run, &result.task));
+        let body = serde_json::to_vec(result).map_err(|e| Error::Receipt(format!("task result: {e}")))?;
+        self.put_json(&key, body).await?;
+        Ok(format!("s3://{}/{key}", self.bucket))
+    }
+
+    async fn get_result(&self, pointer: &str) -> Result<crate::plan::TaskResult> {
+        let key = pointer
+            .strip_prefix(&format!("s3://{}/", self.bucket))
+            .ok_or_else(|| Error::Receipt(format!("task result {pointer:?} is not in state bucket {:?}", self.bucket)))?;
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.error(key, aws_sdk_s3::Error::from(e)))?;
+        let bytes = object.body.collect().await.map_err(|e| self.error(key, e))?.into_bytes();
+        serde_json::from_slice(&bytes).map_err(|e| Error::Receipt(format!("task result {pointer:?}: {e}")))
+    }
+}
+
+/// The state store a config names: a local folder, or `s3://bucket/prefix` of our account.
+pub async fn store_for(config: &crate::config::Config) -> Result<Box<dyn StateStore>> {
+    let path = config.state.path.to_string_lossy().into_owned();
+    match split_s3_url(&path) {
+        Some((bucket, prefix)) => {
+            let sdk = crate::aws::sdk_config(&config.aws).await;
+            let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(sdk.endpoint_url().is_some()).build();
+            Ok(Box::new(S3State::new(aws_sdk_s3::Client::from_conf(s3), bucket, prefix)))
+        }
+        None => Ok(Box::new(LocalState::new(config.state.path.clone()))),
+    }
+}
+
+/// Loads the config from a path or from `s3://bucket/key` of our own account.
+pub async fn load_config(location: &str) -> Result<crate::config::Config> {
+    let Some((bucket, key)) = split_s3_url(location) else {
+        return Ok(crate::config::Config::load(std::path::Path::new(location))?);
+    };
+    let sdk = crate::aws::sdk_config(&crate::config::AwsConfig::default()).await;
+    let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(sdk.endpoint_url().is_some()).build();
+    let client = aws_sdk_s3::Client::from_conf(s3);
+    let sink_error = |e: Box<dyn std::error::Error + Send + Sync>| Error::Sink { target: format!("s3://{bucket}"), key: key.clone(), source: e };
+    let object = client.get_object().bucket(&bucket).key(&key).send().await.map_err(|e| sink_error(Box::new(aws_sdk_s3::Error::from(e))))?;
+    let bytes = object.body.collect().await.map_err(|e| sink_error(Box::new(e)))?.into_bytes();
+    let text = String::from_utf8(bytes.to_vec()).map_err(|e| sink_error(Box::new(e)))?;
+    let base = std::path::Path::new("/tmp");
+    let config = if key.ends_with(".json") {
+        crate::config::Config::from_json_str(&text, base)?
+    } else {
+        crate::config::Config::from_toml_str(&text, base)?
+    };
+    Ok(config)
+}
+
+/// `s3://bucket/rest` -> (bucket, rest).
+fn split_s3_url(s: &str) -> Option<(String, String)> {
+    let rest = s.strip_prefix("s3://")?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    Some((bucket.to_string(), key.to_string()))
 }

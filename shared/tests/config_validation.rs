@@ -222,6 +222,8 @@ fn every_field_is_shown_in_the_example() {
             tenant_column: Some("t".into()),
             columns: Some(vec![]),
             path: Some("p".into()),
+            query: Some("q".into()),
+            slice_key: Some("k".into()),
         }],
         destinations: vec![DestinationConfig {
             id: "a".into(),
@@ -263,6 +265,16 @@ fn every_field_is_shown_in_the_example() {
     }
     let mut all = BTreeSet::new();
     keys(&serde_json::to_value(&config).unwrap(), &mut all);
+    // The other source kinds' fields, every optional one set.
+    let postgres = SourceConfig::Postgres(byob::config::PostgresSource {
+        url: Some(byob::config::SecretUrl::new("u")),
+        secret: Some("s".into()),
+        schema: "s".into(),
+        tenant_column: "t".into(),
+        tls: Some(byob::config::TlsMode::Require),
+        ca_file: Some("c".into()),
+    });
+    keys(&serde_json::to_value(&postgres).unwrap(), &mut all);
     let example = std::fs::read_to_string(fixtures().join("byob.example.toml")).unwrap();
     for key in all {
         let shown = example.contains(&format!("{key} ="))

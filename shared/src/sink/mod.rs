@@ -8,6 +8,7 @@
 
 pub mod conformance;
 mod local;
+mod s3;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -15,6 +16,7 @@ use std::fmt::Debug;
 use bytes::Bytes;
 
 pub use local::LocalSink;
+pub use s3::{DEFAULT_PARTS_IN_FLIGHT, S3Error, S3Sink, S3SinkOptions};
 
 use crate::Result;
 

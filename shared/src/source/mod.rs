@@ -7,6 +7,7 @@
 
 pub mod lake;
 pub mod memory;
+pub mod postgres;
 
 use std::fmt::Debug;
 use std::pin::Pin;

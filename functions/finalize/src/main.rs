@@ -1,0 +1,73 @@
+//! The finalize function: one destination's tasks and export outputs in; its receipts written.
+
+use byob::lambda::{HandlerError, init_tracing, workflow_from_env};
+use byob::workflow::{FinalizeInput, FinalizeOutput, Workflow};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let workflow = workflow_from_env().await?;
+    lambda_runtime::run(service_fn(|event| handler(&workflow, event))).await
+}
+
+/// Verifies every task of the destination, then writes receipt.json (run copy, then root).
+async fn handler(workflow: &Workflow, event: LambdaEvent<FinalizeInput>) -> Result<FinalizeOutput, HandlerError> {
+    Ok(workflow.finalize(&event.payload).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use byob::workflow::ExportInput;
+
+    use super::*;
+
+    fn fixture() -> FinalizeInput {
+        let path = format!("{}/../../events/finalize.json", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("parses")
+    }
+
+    #[tokio::test]
+    async fn writes_the_receipts_once_the_task_result_is_stored() {
+        let (dir, workflow) = byob::workflow::testing::workflow();
+        let mut input = fixture();
+        // GIVEN the export the fixture points at has run
+        let task = input.tasks[0].clone();
+        let out = workflow.export(&ExportInput { run: input.run, task }).await.expect("export");
+        assert_eq!(out.result, input.results[0].result, "the fixture's pointer is where export stores results");
+        input.results[0] = out;
+        // WHEN finalize runs
+        let done = handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default())).await.expect("finalize");
+        // THEN both receipts exist
+        assert_eq!(done.root_receipt.as_deref(), Some("dump/receipt.json"));
+        assert!(dir.path().join("buckets/acme/dump/receipt.json").exists());
+        assert!(dir.path().join("buckets/acme/dump/2023-03-14T04:00/receipt.json").exists());
+    }
+
+    #[tokio::test]
+    async fn a_missing_result_writes_nothing_and_is_not_retryable() {
+        let (dir, workflow) = byob::workflow::testing::workflow();
+        let mut input = fixture();
+        // The plan has a task whose result never came back.
+        input.tasks.push(byob::plan::ExportTask { table: "events".into(), ..input.tasks[0].clone() });
+        let task = input.tasks[0].clone();
+        input.results[0] = workflow.export(&ExportInput { run: input.run, task }).await.expect("export");
+        let err = handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default())).await.expect_err("incomplete");
+        let d = lambda_runtime::Diagnostic::from(err);
+        assert_eq!(d.error_type, byob::lambda::NON_RETRYABLE);
+        assert!(d.error_message.contains("\"events\""), "{}", d.error_message);
+        assert!(!dir.path().join("buckets/acme/dump/receipt.json").exists());
+    }
+
+    #[tokio::test]
+    async fn a_result_that_does_not_match_its_output_is_refused() {
+        let (_dir, workflow) = byob::workflow::testing::workflow();
+        let mut input = fixture();
+        let task = input.tasks[0].clone();
+        let mut out = workflow.export(&ExportInput { run: input.run, task }).await.expect("export");
+        out.rows += 1;
+        input.results[0] = out;
+        let err = handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default())).await.expect_err("mismatch");
+        assert!(err.0.to_string().contains("does not match"), "{}", err.0);
+    }
+}

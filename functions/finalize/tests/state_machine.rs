@@ -1,0 +1,94 @@
+//! The state machine, in process: dump -> every export task (concurrently) -> finalize, through
+//! the same functions the Lambda handlers call, with the JSON Step Functions would pass
+//! (the Map states' ItemSelector shapes of template.yaml), compared with `byob run`'s result.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use byob::plan::PlanFilter;
+use byob::receipt::Receipt;
+use byob::run::{self, RunOptions, Silent};
+use byob::workflow::{DumpInput, ExportInput, FinalizeInput, testing};
+use futures::future::join_all;
+use serde_json::{Value, json};
+
+/// Every object under `root`, by key, with its bytes.
+fn objects(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                out.insert(rel.to_string_lossy().into_owned(), std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_machine_writes_what_byob_run_writes() {
+    // GIVEN the scheduler's event for 04:00
+    let (dir, workflow) = testing::workflow();
+    let event: DumpInput = serde_json::from_value(json!({"scheduled_time": "2023-03-14T04:00:12Z"})).expect("event");
+
+    // WHEN the dump step plans, each destination's tasks export concurrently, and finalize runs
+    let plan: Value = serde_json::to_value(workflow.dump(&event).await.expect("dump")).expect("plan JSON");
+    let run = plan["run"].clone();
+    let mut finalized = Vec::new();
+    for destination in plan["destinations"].as_array().expect("destinations") {
+        // Map over tasks: ItemSelector {"run.$": "$.run", "task.$": "$$.Map.Item.Value"}
+        let inputs: Vec<ExportInput> = destination["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .map(|task| serde_json::from_value(json!({"run": run, "task": task})).expect("export input"))
+            .collect();
+        let outputs = join_all(inputs.iter().map(|i| workflow.export(i))).await;
+        let results: Vec<Value> = outputs.into_iter().map(|o| serde_json::to_value(o.expect("export")).expect("JSON")).collect();
+        // Finalize: {"run", "destination", "tasks", "results"}
+        let input: FinalizeInput = serde_json::from_value(json!({
+            "run": run,
+            "destination": destination["destination"],
+            "tasks": destination["tasks"],
+            "results": results,
+        }))
+        .expect("finalize input");
+        let payload = serde_json::to_vec(&input).expect("payload");
+        assert!(payload.len() < 256 * 1024, "the finalize input fits Step Functions' payload limit");
+        finalized.push(workflow.finalize(&input).await.expect("finalize"));
+    }
+    assert_eq!(finalized.len(), 2);
+
+    // THEN the buckets hold exactly what `byob run` writes for the same run
+    let other = tempfile::tempdir().expect("tempdir");
+    let config = testing::config(other.path());
+    let report = run::run(
+        &config,
+        &RunOptions { run: "2023-03-14T04:00".parse().expect("run"), filter: PlanFilter::default() },
+        Arc::new(Silent),
+    )
+    .await
+    .expect("byob run");
+    assert_eq!(report.failed().count(), 0);
+
+    for id in ["acme", "globex"] {
+        let ours = objects(&dir.path().join("buckets").join(id));
+        let theirs = objects(&other.path().join("buckets").join(id));
+        assert_eq!(ours.keys().collect::<Vec<_>>(), theirs.keys().collect::<Vec<_>>(), "{id}: same keys");
+        for (key, bytes) in &ours {
+            if key.ends_with("receipt.json") {
+                // Receipts differ only in their timestamp.
+                let a = Receipt::from_json(bytes).expect("receipt");
+                let b = Receipt::from_json(&theirs[key]).expect("receipt");
+                assert_eq!((a.run, a.previous_run, a.format, &a.tables), (b.run, b.previous_run, b.format, &b.tables), "{id}/{key}");
+            } else {
+                assert!(bytes == &theirs[key], "{id}/{key}: bytes differ");
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Benchmark (not a test): a 5-million-row `events` table exported from PostgreSQL to Parquet
+//! with gzip and with zstd, against a bare `COPY (SELECT * FROM events) TO STDOUT (FORMAT
+//! binary)` read into nothing, on the same server in the same run. Reports seconds, rows/s,
+//! MB/s (of the binary COPY stream), output size, this process's peak RSS per phase, and the
+//! ratio to the bare COPY: the goal is to be limited by PostgreSQL, not by byob.
+//!
+//! It starts its own PostgreSQL cluster (see `tests/postgres_harness`), generates the
+//! synthetic platform's events for one tenant, loads them, then measures. Run it with
+//! `scripts/bench-postgres` (release profile). `BYOB_BENCH_ROWS` changes the row count.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../tests/postgres_harness/mod.rs"]
+mod postgres_harness;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use byob::export::{self, Cancel, ExportSpec};
+use byob::format::{Codec, EncoderOptions, Format, FormatKind};
+use byob::generate::{self, GenerateOptions};
+use byob::layout::KeyTemplate;
+use byob::plan::ExportTask;
+use byob::sink::LocalSink;
+use byob::source::postgres::load::load_lake;
+use byob::source::postgres::{Connector, PgSource};
+use byob::source::{Slice, Source, TableRequest};
+use futures::StreamExt;
+
+/// This process's peak resident set (VmHWM), in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Starts a new peak-RSS measurement (Linux: writing 5 to clear_refs resets VmHWM).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+struct Row {
+    phase: String,
+    seconds: f64,
+    rows: u64,
+    out_bytes: u64,
+    peak_mib: f64,
+}
+
+async fn bare_copy(connector: &Connector) -> (u64, u64, f64) {
+    let client = connector.connect().await.unwrap();
+    let started = Instant::now();
+    let stream = client.copy_out("COPY (SELECT * FROM events) TO STDOUT (FORMAT binary)").await.unwrap();
+    let mut stream = Box::pin(stream);
+    let (mut bytes, mut messages) = (0u64, 0u64);
+    while let Some(chunk) = stream.next().await {
+        bytes += chunk.unwrap().len() as u64;
+        messages += 1;
+    }
+    (bytes, messages.saturating_sub(2), started.elapsed().as_secs_f64())
+}
+
+async fn decode_only(source: &PgSource, request: &TableRequest) -> (u64, f64) {
+    let started = Instant::now();
+    let mut stream = source.open(request, Slice::WHOLE).await.unwrap().batches;
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        rows += batch.unwrap().num_rows() as u64;
+    }
+    (rows, started.elapsed().as_secs_f64())
+}
+
+async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slices: u32) -> (u64, u64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = LocalSink::new(dir.path());
+    let spec = ExportSpec {
+        run: "2024-03-01T04:00".parse().unwrap(),
+        prefix: "bench".into(),
+        template: KeyTemplate::default(),
+        format: Format { kind: FormatKind::Parquet, codec, delimiter: None },
+        max_file_rows: 1_000_000,
+        max_file_bytes: 256 << 20,
+        encoder: EncoderOptions::default(),
+        metadata: BTreeMap::new(),
+    };
+    let started = Instant::now();
+    let tasks = (0..slices).map(|index| {
+        let task = ExportTask { destination: "bench".into(), table: "events".into(), slice: Slice { index, count: slices } };
+        let (sink, spec) = (&sink, &spec);
+        async move { export::export(&task, request, source, sink, spec, &Cancel::default(), Arc::new(|_| {})).await.unwrap() }
+    });
+    let results = futures::future::join_all(tasks).await;
+    let seconds = started.elapsed().as_secs_f64();
+    (results.iter().map(|r| r.rows).sum(), results.iter().map(|r| r.bytes).sum(), seconds)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let rows: u64 = std::env::var("BYOB_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000_000);
+    let server = match postgres_harness::PgServer::start() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot start PostgreSQL: {e}");
+            std::process::exit(1);
+        }
+    };
+    let admin = postgres_harness::client(&server.url("postgres")).await;
+    admin.batch_execute("CREATE DATABASE bench").await.unwrap();
+    let connector = server.connector("bench");
+
+    // The synthetic platform's events, all of one tenant, so the tenant filter keeps every row.
+    let work = tempfile::tempdir().unwrap();
+    let lake = work.path().join("lake");
+    let started = Instant::now();
+    let options = GenerateOptions {
+        out: lake.clone(),
+        scale: rows as f64 / 1_000_000.0,
+        tenants: vec!["acme".into()],
+        ..GenerateOptions::default()
+    };
+    generate::generate(&options, &|_, _| {}).unwrap();
+    eprintln!("generated the lake in {:.1}s", started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let loaded = load_lake(&connector, "public", &lake, &["events"], &|_, _| {}).await.unwrap();
+    eprintln!("loaded {} events in {:.1}s", loaded[0].rows, started.elapsed().as_secs_f64());
+    std::fs::remove_dir_all(&lake).unwrap();
+    let table_mib: i64 = postgres_harness::client(&server.url("bench"))
+        .await
+        .query_one("SELECT pg_table_size('events') / 1048576", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    let request =
+        TableRequest { table: "events".into(), tenant: "acme".into(), tenant_column: "tenant_id".into(), columns: None };
+    // Warm the cache: every measured phase reads the table from memory.
+    let (copy_bytes, _, warm) = bare_copy(&connector).await;
+    eprintln!("warm-up COPY: {:.1}s", warm);
+
+    let mut table = Vec::new();
+    reset_peak_rss();
+    let (bytes, copied_rows, seconds) = bare_copy(&connector).await;
+    assert_eq!(bytes, copy_bytes);
+    table.push(Row { phase: "bare COPY ... TO STDOUT (FORMAT binary) -> /dev/null".into(), seconds, rows: copied_rows, out_bytes: 0, peak_mib: peak_rss_mib() });
+    let bare = seconds;
+
+    reset_peak_rss();
+    let (decoded, seconds) = decode_only(&PgSource::new(connector.clone()), &request).await;
+    table.push(Row { phase: "byob source only (COPY -> Arrow batches)".into(), seconds, rows: decoded, out_bytes: 0, peak_mib: peak_rss_mib() });
+
+    for (codec, name) in [(Codec::Gzip, "gzip"), (Codec::Zstd, "zstd")] {
+        for slices in [1, 2] {
+            reset_peak_rss();
+            let source = PgSource::new(connector.clone());
+            let (exported, out_bytes, seconds) = export_to(&source, &request, codec, slices).await;
+            assert_eq!(exported, rows);
+            table.push(Row {
+                phase: format!("byob export -> Parquet {name}, {slices} slice(s) in parallel"),
+                seconds,
+                rows: exported,
+                out_bytes,
+                peak_mib: peak_rss_mib(),
+            });
+        }
+    }
+
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!();
+    println!("events: {rows} rows, table {table_mib} MiB in PostgreSQL, binary COPY stream {:.0} MiB; {cores} cores", copy_bytes as f64 / 1048576.0);
+    println!("{:<58} {:>8} {:>12} {:>10} {:>10} {:>10} {:>7}", "phase", "seconds", "rows/s", "MB/s", "out MiB", "peak RSS", "x COPY");
+    for r in &table {
+        println!(
+            "{:<58} {:>8.2} {:>12.0} {:>10.1} {:>10.1} {:>8.0}Mi {:>7.2}",
+            r.phase,
+            r.seconds,
+            r.rows as f64 / r.seconds,
+            copy_bytes as f64 / 1e6 / r.seconds,
+            r.out_bytes as f64 / 1048576.0,
+            r.peak_mib,
+            r.seconds / bare
+        );
+    }
+    println!("MB/s = megabytes of the binary COPY stream per second; x COPY = seconds / bare COPY seconds.");
+}

@@ -1,0 +1,51 @@
+//! Glue between the library and the Lambda runtime (feature `lambda`): the error type every
+//! function returns, which tells Step Functions whether a retry can help, and the shared
+//! start-up of a function (tracing, config, state), done once per container.
+
+use std::sync::Arc;
+
+use lambda_runtime::Diagnostic;
+
+use crate::Error;
+use crate::state;
+use crate::workflow::Workflow;
+
+/// The `errorType` Step Functions retries on.
+pub const RETRYABLE: &str = "Retryable";
+/// The `errorType` of errors a retry cannot fix (bad input, bad config, incomplete dump).
+pub const NON_RETRYABLE: &str = "NonRetryable";
+
+/// A handler error: its message, and whether a retry can help.
+#[derive(Debug)]
+pub struct HandlerError(pub Error);
+
+impl From<Error> for HandlerError {
+    fn from(e: Error) -> Self {
+        HandlerError(e)
+    }
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Diagnostic {
+        Diagnostic {
+            error_type: if e.0.is_retryable() { RETRYABLE } else { NON_RETRYABLE }.to_string(),
+            error_message: e.0.to_string(),
+        }
+    }
+}
+
+/// Logs for CloudWatch, level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default info).
+pub fn init_tracing() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
+
+/// Builds the workflow from the environment: `BYOB_CONFIG` is the config's path in the
+/// package or an `s3://bucket/key` of our own account; the state store is the config's
+/// `[state] path` (an `s3://` URL when deployed).
+pub async fn workflow_from_env() -> Result<Workflow, Error> {
+    let location = std::env::var("BYOB_CONFIG")
+        .map_err(|_| Error::Plan("BYOB_CONFIG is not set: point it at the config (a path or s3://bucket/key)".into()))?;
+    let config = state::load_config(&location).await?;
+    let state = state::store_for(&config).await?;
+    Ok(Workflow::new(config, Arc::from(state)))
+}

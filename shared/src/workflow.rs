@@ -1,0 +1,268 @@
+//! The deployed workflow's three steps, as plain functions over serde types: what the dump,
+//! export and finalize Lambda functions call, with exactly the JSON Step Functions passes
+//! between them.
+//!
+//! ```text
+//! EventBridge Scheduler {"scheduled_time": "<aws.scheduler.scheduled-time>"}
+//!   -> dump(DumpInput) -> Plan {run, destinations: [{destination, tasks: [ExportTask]}]}
+//!   -> Map over destinations -> Map over tasks: export(ExportInput{run, task}) -> ExportOutput
+//!   -> finalize(FinalizeInput{run, destination, tasks, results: [ExportOutput]}) -> FinalizeOutput
+//! ```
+//!
+//! Results that grow with the data (file lists) are written to our own state store and only a
+//! pointer travels through the state machine, whose payloads are capped at 256 KB. Nothing here
+//! may depend on process memory surviving between steps: each step may run in a different
+//! Lambda container, and any step may be retried.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::export::{self, Cancel};
+use crate::finalize;
+use crate::layout::RunId;
+use crate::plan::{self, ExportTask, Plan, PlanFilter, TaskResult};
+use crate::run::{export_spec, sink_for, source_for};
+use crate::sink::ObjectSink;
+use crate::source::Source;
+use crate::state::StateStore;
+use crate::{Error, Result};
+
+/// Input of the dump step: the scheduler's event, or a manual run.
+///
+/// Scheduled: `{"scheduled_time": "2023-03-14T04:00:12Z"}` (the schedule's target input maps
+/// `<aws.scheduler.scheduled-time>` to `scheduled_time`). Manual: `{"run": "2023-03-14T04:00",
+/// "destinations": ["acme"], "tables": ["events"]}`. Exactly one of `run` and `scheduled_time`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DumpInput {
+    /// The scheduled time of the schedule that fired (RFC 3339); the run id is its minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_time: Option<String>,
+    /// A run id to (re-)run by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunId>,
+    /// Only these destinations (default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<String>,
+    /// Only these tables (default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+}
+
+impl DumpInput {
+    /// The run id this input names. Never "now": a retried dump must plan the same run.
+    pub fn run_id(&self) -> Result<RunId> {
+        match (&self.run, &self.scheduled_time) {
+            (Some(run), None) => Ok(*run),
+            (None, Some(t)) => Ok(RunId::from_scheduled_time(t)?),
+            (Some(_), Some(_)) => Err(Error::Plan("give either \"run\" or \"scheduled_time\", not both".into())),
+            (None, None) => Err(Error::Plan(
+                "the input names no run: give \"scheduled_time\" (EventBridge Scheduler's <aws.scheduler.scheduled-time>) or \"run\" (YYYY-MM-DDTHH:MM)".into(),
+            )),
+        }
+    }
+}
+
+/// Input of one export step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportInput {
+    /// The run id.
+    pub run: RunId,
+    /// The task to run.
+    pub task: ExportTask,
+}
+
+/// Output of one export step: small, whatever the table size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportOutput {
+    /// The task this is the result of.
+    pub task: ExportTask,
+    /// Where the full [`TaskResult`] (file list, checksums, schema) is stored, in our state.
+    pub result: String,
+    /// Rows written.
+    pub rows: u64,
+    /// Files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Input of the finalize step of one destination: its planned tasks and what they returned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinalizeInput {
+    /// The run id.
+    pub run: RunId,
+    /// The destination id.
+    pub destination: String,
+    /// Every task the plan gave this destination.
+    pub tasks: Vec<ExportTask>,
+    /// The output of every export task.
+    pub results: Vec<ExportOutput>,
+}
+
+/// Output of the finalize step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalizeOutput {
+    /// The destination id.
+    pub destination: String,
+    /// The run id.
+    pub run: RunId,
+    /// The run's receipt copy, relative to the bucket.
+    pub run_receipt: String,
+    /// The root receipt, unless a newer run already owned it.
+    pub root_receipt: Option<String>,
+    /// Rows over all tables.
+    pub rows: u64,
+    /// Tables in the receipt.
+    pub tables: usize,
+}
+
+/// Everything the steps need, built once per Lambda container (or per test).
+pub struct Workflow {
+    config: Config,
+    source: Arc<dyn Source>,
+    state: Arc<dyn StateStore>,
+    sinks: Mutex<HashMap<(String, RunId), Arc<dyn ObjectSink>>>,
+}
+
+impl std::fmt::Debug for Workflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workflow").field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
+impl Workflow {
+    /// A workflow over `config`, reading from its source and keeping state in `state`.
+    pub fn new(config: Config, state: Arc<dyn StateStore>) -> Self {
+        let source = source_for(&config);
+        Workflow { config, source, state, sinks: Mutex::new(HashMap::new()) }
+    }
+
+    /// The config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    async fn sink(&self, destination: &str, run: RunId) -> Result<Arc<dyn ObjectSink>> {
+        let key = (destination.to_string(), run);
+        if let Some(sink) = self.sinks.lock().ok().and_then(|s| s.get(&key).cloned()) {
+            return Ok(sink);
+        }
+        let dest = self.destination(destination)?;
+        let sink = sink_for(&self.config, dest, run).await?;
+        if let Ok(mut sinks) = self.sinks.lock() {
+            sinks.insert(key, sink.clone());
+        }
+        Ok(sink)
+    }
+
+    fn destination(&self, id: &str) -> Result<&crate::config::DestinationConfig> {
+        self.config
+            .destinations
+            .iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| Error::Plan(format!("no destination {id:?} in the config")))
+    }
+
+    /// The dump step: plans the run.
+    pub async fn dump(&self, input: &DumpInput) -> Result<Plan> {
+        let run = input.run_id()?;
+        let filter = PlanFilter { destinations: input.destinations.clone(), tables: input.tables.clone() };
+        let plan = plan::plan(&self.config, self.source.as_ref(), run, &filter).await?;
+        tracing::info!(%run, destinations = plan.destinations.len(), tasks = plan.destinations.iter().map(|d| d.tasks.len()).sum::<usize>(), "planned");
+        Ok(plan)
+    }
+
+    /// The export step: runs one task and stores its full result in our state.
+    pub async fn export(&self, input: &ExportInput) -> Result<ExportOutput> {
+        let task = &input.task;
+        let destination = self.destination(&task.destination)?;
+        let sink = self.sink(&task.destination, input.run).await?;
+        let spec = export_spec(&self.config, destination, input.run)?;
+        let request = plan::table_request(&self.config, destination, &task.table);
+        let result = export::export(task, &request, self.source.as_ref(), sink.as_ref(), &spec, &Cancel::default(), Arc::new(|_| {})).await?;
+        let pointer = self.state.put_result(input.run, &result).await?;
+        tracing::info!(destination = %task.destination, table = %task.table, slice = task.slice.index, rows = result.rows, files = result.files.len(), "exported");
+        Ok(ExportOutput {
+            task: task.clone(),
+            result: pointer,
+            rows: result.rows,
+            files: result.files.len() as u64,
+            bytes: result.bytes,
+        })
+    }
+
+    /// The finalize step: checks every task's result, then writes the receipts.
+    pub async fn finalize(&self, input: &FinalizeInput) -> Result<FinalizeOutput> {
+        let destination = self.destination(&input.destination)?;
+        let mut results: Vec<TaskResult> = Vec::with_capacity(input.results.len());
+        for output in &input.results {
+            let result = self.state.get_result(&output.result).await?;
+            if result.task != output.task || result.rows != output.rows {
+                return Err(Error::Incomplete {
+                    destination: input.destination.clone(),
+                    reason: format!("stored result {:?} does not match the task's output", output.result),
+                });
+            }
+            results.push(result);
+        }
+        let plan = plan::DestinationPlan { destination: input.destination.clone(), tasks: input.tasks.clone() };
+        let spec = export_spec(&self.config, destination, input.run)?;
+        let sink = self.sink(&input.destination, input.run).await?;
+        let (receipt, written) =
+            finalize::finalize(&plan, &results, input.run, spec.format, &spec.prefix, sink.as_ref(), self.state.as_ref()).await?;
+        tracing::info!(destination = %input.destination, run = %input.run, rows = receipt.row_count(), "finalized");
+        Ok(FinalizeOutput {
+            destination: input.destination.clone(),
+            run: input.run,
+            run_receipt: written.run_copy,
+            root_receipt: written.root,
+            rows: receipt.row_count(),
+            tables: receipt.tables.len(),
+        })
+    }
+}
+
+/// Test support (feature `testing`): a workflow over a tiny generated lake with two local
+/// destinations, `acme` and `globex`, each under `<dir>/buckets/<id>/dump`.
+#[cfg(feature = "testing")]
+pub mod testing {
+    use std::sync::Arc;
+
+    use super::Workflow;
+    use crate::config::Config;
+    use crate::generate::{self, GenerateOptions};
+    use crate::state::LocalState;
+
+    /// The config the test workflow uses, written into `dir`.
+    pub fn config(dir: &std::path::Path) -> Config {
+        let options = GenerateOptions { out: dir.join("lake"), scale: 0.002, seed: 3, ..GenerateOptions::default() };
+        if !dir.join("lake").exists() {
+            generate::generate(&options, &|_, _| {}).expect("generate the test lake");
+        }
+        let tables: String = generate::TABLES.iter().map(|t| format!("[[tables]]\nname = \"{t}\"\n")).collect();
+        let text = format!(
+            "[source]\ntype = \"parquet\"\npath = \"lake\"\n\n{tables}\n\
+             [[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"buckets/acme\"\nprefix = \"dump\"\n\n\
+             [[destinations]]\nid = \"globex\"\ntenant = \"globex\"\nfolder = \"buckets/globex\"\nprefix = \"dump\"\nformat = {{ type = \"csv\" }}\n\n\
+             [state]\npath = \"state\"\n"
+        );
+        let path = dir.join("byob.toml");
+        std::fs::write(&path, text).expect("write the test config");
+        Config::load(&path).unwrap_or_else(|e| panic!("test config: {e}"))
+    }
+
+    /// A fresh temporary folder and a workflow over it.
+    pub fn workflow() -> (tempfile::TempDir, Workflow) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(dir.path());
+        let state = Arc::new(LocalState::new(config.state.path.clone()));
+        (dir, Workflow::new(config, state))
+    }
+}
