@@ -91,7 +91,11 @@ impl Error {
     /// container), except AWS errors known to be permanent (a refused role, a bad chain).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Source { .. } | Error::Sink { .. } | Error::Io { .. } | Error::Cancelled(_) => true,
+            // The S3 sink knows what S3 said (AccessDenied is permanent, SlowDown is not).
+            Error::Sink { source, .. } => {
+                source.downcast_ref::<crate::sink::S3Error>().is_none_or(|e| e.retryable)
+            }
+            Error::Source { .. } | Error::Io { .. } | Error::Cancelled(_) => true,
             Error::Aws(e) => e.is_retryable(),
             _ => false,
         }

@@ -86,7 +86,9 @@ impl PgServer {
             "no initdb/pg_ctl found (looked at BYOB_PG_BINDIR, pg_config --bindir, /usr/lib/postgresql/*/bin, PATH) and scripts/setup-postgres could not install them".to_owned()
         })?;
         let run_as = if is_root() { Some(unprivileged_user()?) } else { None };
-        let dir = tempfile::Builder::new().prefix("byob-pg-").tempdir().map_err(|e| e.to_string())?.keep();
+        // The unprivileged user must be able to reach the folder: /tmp, not a private $TMPDIR.
+        let parent = if run_as.is_some() { PathBuf::from("/tmp") } else { std::env::temp_dir() };
+        let dir = tempfile::Builder::new().prefix("byob-pg-").tempdir_in(parent).map_err(|e| e.to_string())?.keep();
         if let Some(user) = &run_as {
             let (uid, gid) = ids(user)?;
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(|e| format!("chown {}: {e}", dir.display()))?;

@@ -317,8 +317,11 @@ impl PgSource {
             .snapshot
             .get_or_try_init(|| async {
                 let client = self.connector().await?.connect().await?;
+                // This transaction idles for the whole run by design.
                 client
-                    .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .batch_execute(
+                        "SET idle_in_transaction_session_timeout = 0; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                    )
                     .await
                     .map_err(|e| query_error("starting the snapshot transaction", e))?;
                 match client.query_one("SELECT pg_export_snapshot()", &[]).await {
@@ -344,8 +347,10 @@ impl PgSource {
     async fn session(&self) -> std::result::Result<Client, PostgresError> {
         let snapshot = self.snapshot_inner().await?;
         let client = self.connector().await?.connect().await?;
+        // A slice is sized to finish in time by the planner; a generic statement timeout
+        // meant for application queries must not cut a long COPY short.
         client
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = 0")
             .await
             .map_err(|e| query_error("starting a read-only transaction", e))?;
         if let Some(id) = snapshot {
