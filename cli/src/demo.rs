@@ -123,7 +123,7 @@ impl Drop for TemporaryLake {
     }
 }
 
-pub(crate) async fn demo(dir: &Path, scale: f64) -> anyhow::Result<ExitCode> {
+pub(crate) async fn demo(dir: &Path, scale: f64, load_postgres: Option<&str>) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let lake = dir.join("lake");
@@ -151,6 +151,17 @@ pub(crate) async fn demo(dir: &Path, scale: f64) -> anyhow::Result<ExitCode> {
             }
             Err(e) => println!("{}: FAILED: {e}", d.destination),
         }
+    }
+    if let Some(url) = load_postgres {
+        println!();
+        let roots: Vec<(String, std::path::PathBuf)> = report
+            .destinations
+            .iter()
+            .filter(|d| d.outcome.is_ok())
+            .filter_map(|d| config.destinations.iter().find(|c| c.id == d.destination))
+            .filter_map(|c| c.folder.as_ref().map(|f| (c.id.clone(), f.join(&c.prefix))))
+            .collect();
+        crate::load::demo_load(url, &roots).await?;
     }
     println!();
     println!("config: {}  (run it again: byob run --config {})", config_path.display(), config_path.display());

@@ -75,6 +75,10 @@ pub enum Error {
     /// through a role chain as configured.
     #[error(transparent)]
     Aws(#[from] crate::aws::AwsError),
+
+    /// The loader could not load a receipt (it names the receipt, key or table).
+    #[error(transparent)]
+    Load(#[from] crate::load::LoadError),
 }
 
 impl Error {
@@ -97,6 +101,7 @@ impl Error {
             }
             Error::Source { .. } | Error::Io { .. } | Error::Cancelled(_) => true,
             Error::Aws(e) => e.is_retryable(),
+            Error::Load(e) => e.is_retryable(),
             _ => false,
         }
     }

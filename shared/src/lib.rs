@@ -22,6 +22,8 @@
 //! - [`state`]: our own record of finished runs (for `previous_run`), never the customer's bucket.
 //! - [`workflow`]: the deployed workflow's steps (dump, export, finalize) over the JSON Step
 //!   Functions passes; [`lambda`] (feature `lambda`) is the Lambda glue.
+//! - [`load`]: the customer-side loader: verify a receipt and its files, then load them into a
+//!   warehouse (PostgreSQL) exactly once, staged and swapped atomically; S3 notifications.
 //! - [`generate`]: the synthetic data platform that feeds the demo, tests and benchmarks.
 //! - [`aws`]: our AWS side: the role chain into a customer's account, SDK configuration,
 //!   retry classification, Secrets Manager secrets and the IAM policies `byob iam-policy` prints.
@@ -35,6 +37,7 @@ pub mod finalize;
 pub mod format;
 pub mod generate;
 pub mod layout;
+pub mod load;
 pub mod plan;
 pub mod receipt;
 pub mod run;

@@ -1,0 +1,466 @@
+//! The customer-side loader: a `receipt.json` in, warehouse tables out, exactly once.
+//!
+//! [`Loader::load`] reads a receipt (from S3 with the customer's own credentials, or from a
+//! local folder), checks it ([`verify`]), asks the target whether it already holds this run
+//! or a newer one, fetches every file and checks its size and sha256, and only then hands the
+//! verified files to a [`Target`], which stages them and swaps them in atomically.
+//!
+//! This module must never touch a table before every file of the receipt has been verified,
+//! never read a key outside the receipt's own `<prefix>/<run>/` folder, and never put a
+//! password in an error or a log line.
+//!
+//! - [`verify`]: checks on the receipt alone (prefix, keys, totals).
+//! - [`event`]: S3 (and S3-via-SQS) notifications -> receipt locations, leniently.
+//! - [`read`]: a verified file -> Arrow record batches (Parquet, CSV, JSON lines).
+//! - [`postgres`]: the PostgreSQL target.
+
+pub mod event;
+pub mod postgres;
+pub mod read;
+pub mod verify;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::layout::{self, RECEIPT_FILE, RunId};
+use crate::receipt::Receipt;
+
+pub use postgres::PostgresTarget;
+
+/// Why a receipt was not loaded. Every variant names the receipt, key or table; none carries
+/// a password or a connection URL.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The receipt is not a valid version-1 receipt or lists something it must not.
+    #[error("receipt {receipt}: {reason}")]
+    Receipt { receipt: String, reason: String },
+    /// A listed file does not exist.
+    #[error("receipt {receipt}: file {key:?} is missing")]
+    Missing { receipt: String, key: String },
+    /// A listed file differs from what the receipt says (size or sha256).
+    #[error("receipt {receipt}: file {key:?} {reason}")]
+    Tampered { receipt: String, key: String, reason: String },
+    /// Reading the receipt or a file failed (network, permissions, disk).
+    #[error("reading {location}: {reason}")]
+    Read { location: String, reason: String, retryable: bool },
+    /// A file could not be decoded into rows of the receipt's schema.
+    #[error("table {table:?}, file {key:?}: {reason}")]
+    Decode { table: String, key: String, reason: String },
+    /// The live table cannot take the receipt's schema.
+    #[error("table {table:?}: {reason}")]
+    Schema { table: String, reason: String },
+    /// The target failed (connection, statement). `target` is its redacted name.
+    #[error("target {target}: {reason}")]
+    Target { target: String, reason: String, retryable: bool },
+    /// An S3 notification could not be understood.
+    #[error("event: {0}")]
+    Event(String),
+    /// The load stopped at an injected failure point (tests of crash safety).
+    #[error("load of run {run} interrupted before the swap (injected failure)")]
+    Interrupted { run: String },
+}
+
+impl LoadError {
+    /// Whether delivering the same receipt again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LoadError::Read { retryable, .. } | LoadError::Target { retryable, .. } => *retryable,
+            LoadError::Interrupted { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Where a receipt is: a local file or an S3 object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReceiptLocation {
+    /// A `receipt.json` on the local file system.
+    Path(PathBuf),
+    /// `s3://bucket/key`.
+    S3 { bucket: String, key: String },
+}
+
+impl ReceiptLocation {
+    /// `s3://bucket/key` or a path.
+    pub fn parse(s: &str) -> Result<ReceiptLocation, LoadError> {
+        match s.strip_prefix("s3://") {
+            Some(rest) => match rest.split_once('/') {
+                Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
+                    Ok(ReceiptLocation::S3 { bucket: bucket.to_owned(), key: key.to_owned() })
+                }
+                _ => Err(LoadError::Receipt { receipt: s.to_owned(), reason: "expected s3://bucket/key".into() }),
+            },
+            None => Ok(ReceiptLocation::Path(PathBuf::from(s))),
+        }
+    }
+}
+
+impl fmt::Display for ReceiptLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReceiptLocation::Path(p) => write!(f, "{}", p.display()),
+            ReceiptLocation::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
+        }
+    }
+}
+
+/// What a target decided about a receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum LoadOutcome {
+    /// The receipt's tables were swapped in.
+    Loaded(LoadReport),
+    /// This very receipt (same sha256) was loaded before.
+    Duplicate { receipt: String, run: String },
+    /// A newer run (or a newer receipt of the same run) is already loaded.
+    Older { receipt: String, run: String, loaded_run: String },
+    /// The notification was not about a receipt (s3:TestEvent, another key).
+    Ignored { reason: String },
+}
+
+/// What one load did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LoadReport {
+    /// The receipt, as `s3://bucket/key` or a path.
+    pub receipt: String,
+    /// The run loaded.
+    pub run: String,
+    /// sha256 of the receipt's bytes.
+    pub receipt_sha256: String,
+    /// Rows per table, by name.
+    pub tables: Vec<(String, u64)>,
+    /// Rows over all tables.
+    pub rows: u64,
+}
+
+/// What a target needs to decide before any file is fetched.
+#[derive(Clone, Debug)]
+pub struct ReceiptInfo {
+    /// The receipt's location, for messages.
+    pub location: String,
+    /// The parsed receipt.
+    pub receipt: Receipt,
+    /// sha256 of the receipt's bytes, lowercase hex.
+    pub sha256: String,
+}
+
+/// A receipt whose every file exists with the listed size and sha256, fetched to local paths.
+pub struct VerifiedReceipt {
+    /// The receipt.
+    pub info: ReceiptInfo,
+    paths: HashMap<String, PathBuf>,
+    _downloads: Option<tempfile::TempDir>,
+}
+
+impl VerifiedReceipt {
+    /// The local path of a verified file, by its key in the receipt.
+    pub fn path(&self, key: &str) -> Option<&Path> {
+        self.paths.get(key).map(PathBuf::as_path)
+    }
+}
+
+impl fmt::Debug for VerifiedReceipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedReceipt").field("receipt", &self.info.location).finish_non_exhaustive()
+    }
+}
+
+/// A warehouse the loader writes into.
+#[async_trait::async_trait]
+pub trait Target: Send + Sync {
+    /// The target named without credentials, for messages.
+    fn name(&self) -> &str;
+    /// Whether `info` is already loaded or older than what is loaded: a cheap read, done
+    /// before any file is fetched. `None`: go ahead.
+    async fn precheck(&self, info: &ReceiptInfo) -> Result<Option<LoadOutcome>, LoadError>;
+    /// Loads a verified receipt all-or-nothing, exactly once (checking again under a lock).
+    async fn apply(&self, verified: &VerifiedReceipt) -> Result<LoadOutcome, LoadError>;
+}
+
+/// Reads receipts and their files: local paths always, S3 with the client given (the
+/// customer's own credentials: the loader runs in their account).
+#[derive(Clone, Debug, Default)]
+pub struct Loader {
+    s3: Option<aws_sdk_s3::Client>,
+}
+
+impl Loader {
+    /// A loader for local receipts only.
+    pub fn local() -> Loader {
+        Loader { s3: None }
+    }
+
+    /// A loader that reads `s3://` receipts with `client`.
+    pub fn with_s3(client: aws_sdk_s3::Client) -> Loader {
+        Loader { s3: Some(client) }
+    }
+
+    /// A loader whose S3 client comes from the default credential chain (the Lambda's role),
+    /// path-style when an endpoint is configured (`AWS_ENDPOINT_URL`).
+    pub async fn from_env() -> Loader {
+        let base = crate::aws::sdk_config(&crate::config::AwsConfig::default()).await;
+        let path_style = base.endpoint_url().is_some();
+        let conf = aws_sdk_s3::config::Builder::from(&base).force_path_style(path_style).build();
+        Loader::with_s3(aws_sdk_s3::Client::from_conf(conf))
+    }
+
+    /// Loads the receipt at `location` into `target`: verify, then apply, exactly once.
+    pub async fn load(&self, location: &ReceiptLocation, target: &dyn Target) -> Result<LoadOutcome, LoadError> {
+        let info = self.read_receipt(location).await?;
+        if let Some(skip) = target.precheck(&info).await? {
+            log_skip(&skip);
+            return Ok(skip);
+        }
+        let verified = self.verify(location, info).await?;
+        let outcome = target.apply(&verified).await?;
+        match &outcome {
+            LoadOutcome::Loaded(r) => {
+                tracing::info!(receipt = %r.receipt, run = %r.run, rows = r.rows, target = target.name(), "loaded");
+            }
+            other => log_skip(other),
+        }
+        Ok(outcome)
+    }
+
+    /// Reads and checks a receipt (version, totals, keys): no file is read.
+    pub async fn read_receipt(&self, location: &ReceiptLocation) -> Result<ReceiptInfo, LoadError> {
+        let name = location.to_string();
+        let bytes = match location {
+            ReceiptLocation::Path(p) => tokio::fs::read(p).await.map_err(|e| LoadError::Read {
+                location: name.clone(),
+                retryable: e.kind() != std::io::ErrorKind::NotFound,
+                reason: e.to_string(),
+            })?,
+            ReceiptLocation::S3 { bucket, key } => self.get_object(bucket, key).await?.ok_or_else(|| LoadError::Read {
+                location: name.clone(),
+                reason: "no such object".into(),
+                retryable: false,
+            })?,
+        };
+        let bad = |reason: String| LoadError::Receipt { receipt: name.clone(), reason };
+        let receipt = Receipt::from_json(&bytes).map_err(bad)?;
+        verify::check_receipt(&receipt).map_err(bad)?;
+        // The receipt must sit where its run says it does (also checks the file name).
+        let key = match location {
+            ReceiptLocation::Path(p) => p.to_string_lossy().replace('\\', "/"),
+            ReceiptLocation::S3 { key, .. } => key.clone(),
+        };
+        verify::prefix_of(&key, &receipt.run).map_err(bad)?;
+        Ok(ReceiptInfo { location: name, receipt, sha256: hex::encode(Sha256::digest(&bytes)) })
+    }
+
+    /// Fetches every file of the receipt and checks its size and sha256; the first file that
+    /// is missing or differs fails the whole receipt.
+    pub async fn verify(&self, location: &ReceiptLocation, info: ReceiptInfo) -> Result<VerifiedReceipt, LoadError> {
+        let receipt_name = info.location.clone();
+        let mut paths = HashMap::new();
+        let mut downloads = None;
+        match location {
+            ReceiptLocation::Path(p) => {
+                let root = local_prefix(p, &info.receipt.run);
+                for table in info.receipt.tables.values() {
+                    for f in &table.files {
+                        let path = root.join(&f.key);
+                        let (bytes, sha) = hash_file(&path).await.map_err(|e| match e.kind() {
+                            std::io::ErrorKind::NotFound => {
+                                LoadError::Missing { receipt: receipt_name.clone(), key: f.key.clone() }
+                            }
+                            _ => LoadError::Read {
+                                location: path.display().to_string(),
+                                reason: e.to_string(),
+                                retryable: true,
+                            },
+                        })?;
+                        check_file(&receipt_name, f, bytes, &sha)?;
+                        paths.insert(f.key.clone(), path);
+                    }
+                }
+            }
+            ReceiptLocation::S3 { bucket, key } => {
+                let prefix = verify::prefix_of(key, &info.receipt.run)
+                    .map_err(|reason| LoadError::Receipt { receipt: receipt_name.clone(), reason })?;
+                let dir = tempfile::tempdir().map_err(|e| LoadError::Read {
+                    location: "a temporary folder".into(),
+                    reason: e.to_string(),
+                    retryable: true,
+                })?;
+                for (n, f) in info.receipt.tables.values().flat_map(|t| &t.files).enumerate() {
+                    let object = layout::join(&prefix, &f.key);
+                    let path = dir.path().join(format!("{n:08}"));
+                    let Some((bytes, sha)) = self.download(bucket, &object, &path).await? else {
+                        return Err(LoadError::Missing { receipt: receipt_name.clone(), key: f.key.clone() });
+                    };
+                    check_file(&receipt_name, f, bytes, &sha)?;
+                    paths.insert(f.key.clone(), path);
+                }
+                downloads = Some(dir);
+            }
+        }
+        Ok(VerifiedReceipt { info, paths, _downloads: downloads })
+    }
+
+    fn client(&self, location: &str) -> Result<&aws_sdk_s3::Client, LoadError> {
+        self.s3.as_ref().ok_or_else(|| LoadError::Read {
+            location: location.to_owned(),
+            reason: "this loader has no S3 client".into(),
+            retryable: false,
+        })
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, LoadError> {
+        let location = format!("s3://{bucket}/{key}");
+        let Some(mut body) = self.open(bucket, key, &location).await? else { return Ok(None) };
+        let mut out = Vec::new();
+        while let Some(chunk) = body.try_next().await.map_err(|e| s3_read(&location, e.to_string()))? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(Some(out))
+    }
+
+    /// Streams an object into `path`, returning its size and sha256; `None` when it does not exist.
+    async fn download(&self, bucket: &str, key: &str, path: &Path) -> Result<Option<(u64, String)>, LoadError> {
+        let location = format!("s3://{bucket}/{key}");
+        let Some(mut body) = self.open(bucket, key, &location).await? else { return Ok(None) };
+        let disk = |e: std::io::Error| LoadError::Read {
+            location: path.display().to_string(),
+            reason: e.to_string(),
+            retryable: true,
+        };
+        let mut file = tokio::fs::File::create(path).await.map_err(disk)?;
+        let mut hasher = Sha256::new();
+        let mut bytes = 0u64;
+        while let Some(chunk) = body.try_next().await.map_err(|e| s3_read(&location, e.to_string()))? {
+            hasher.update(&chunk);
+            bytes += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(disk)?;
+        }
+        file.flush().await.map_err(disk)?;
+        Ok(Some((bytes, hex::encode(hasher.finalize()))))
+    }
+
+    async fn open(
+        &self,
+        bucket: &str,
+        key: &str,
+        location: &str,
+    ) -> Result<Option<aws_sdk_s3::primitives::ByteStream>, LoadError> {
+        let client = self.client(location)?;
+        match client.get_object().bucket(bucket).key(key).send().await {
+            Ok(out) => Ok(Some(out.body)),
+            Err(e) => {
+                let code = crate::aws::retry::error_code(&e).unwrap_or_default();
+                if code == "NoSuchKey" || crate::aws::retry::http_status(&e) == Some(404) {
+                    return Ok(None);
+                }
+                Err(LoadError::Read {
+                    location: location.to_owned(),
+                    reason: crate::aws::retry::describe(&e),
+                    retryable: crate::aws::is_retriable(&e),
+                })
+            }
+        }
+    }
+}
+
+fn s3_read(location: &str, reason: String) -> LoadError {
+    LoadError::Read { location: location.to_owned(), reason, retryable: true }
+}
+
+fn log_skip(outcome: &LoadOutcome) {
+    match outcome {
+        LoadOutcome::Duplicate { receipt, run } => {
+            tracing::info!(%receipt, %run, "skipped: this receipt is already loaded");
+        }
+        LoadOutcome::Older { receipt, run, loaded_run } => {
+            tracing::warn!(%receipt, %run, %loaded_run, "skipped: a newer run is already loaded");
+        }
+        LoadOutcome::Ignored { reason } => tracing::info!(%reason, "ignored"),
+        LoadOutcome::Loaded(_) => {}
+    }
+}
+
+/// The local folder keys are relative to, from the receipt's path (see [`verify::prefix_of`]).
+fn local_prefix(receipt: &Path, run: &RunId) -> PathBuf {
+    let parent = receipt.parent().unwrap_or(Path::new(""));
+    if parent.file_name().is_some_and(|n| n.to_string_lossy() == run.to_string()) {
+        parent.parent().unwrap_or(Path::new("")).to_path_buf()
+    } else {
+        parent.to_path_buf()
+    }
+}
+
+async fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        let mut hasher = Sha256::new();
+        let bytes = std::io::copy(&mut file, &mut hasher)?;
+        Ok((bytes, hex::encode(hasher.finalize())))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+fn check_file(receipt: &str, f: &crate::receipt::FileEntry, bytes: u64, sha: &str) -> Result<(), LoadError> {
+    let tampered = |reason: String| LoadError::Tampered { receipt: receipt.to_owned(), key: f.key.clone(), reason };
+    if bytes != f.bytes {
+        return Err(tampered(format!("has {bytes} bytes, the receipt lists {}", f.bytes)));
+    }
+    if !sha.eq_ignore_ascii_case(&f.sha256) {
+        return Err(tampered(format!("has sha256 {sha}, the receipt lists {}", f.sha256)));
+    }
+    Ok(())
+}
+
+/// Loads every receipt an S3 notification (or an SQS message carrying one) names, in order;
+/// what is not a receipt is reported as ignored. The Lambda handler calls this.
+pub async fn handle_event(
+    loader: &Loader,
+    target: &dyn Target,
+    event: &serde_json::Value,
+) -> Result<Vec<LoadOutcome>, LoadError> {
+    let mut outcomes = Vec::new();
+    for item in event::receipts(event)? {
+        match item {
+            event::Notification::Receipt(location) => outcomes.push(loader.load(&location, target).await?),
+            event::Notification::Ignored(reason) => {
+                tracing::info!(%reason, "ignored");
+                outcomes.push(LoadOutcome::Ignored { reason });
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+/// The deployed loader's target, from the environment: `BYOB_LOAD_SECRET` (a Secrets Manager
+/// secret in the RDS format, read with the function's role) or `BYOB_LOAD_URL` (a
+/// `postgres://` URL), and `BYOB_LOAD_SCHEMA` (default `public`).
+pub async fn target_from_env() -> Result<PostgresTarget, LoadError> {
+    let target = match (std::env::var("BYOB_LOAD_SECRET").ok().filter(|s| !s.is_empty()), std::env::var("BYOB_LOAD_URL")) {
+        (Some(secret), _) => {
+            let base = crate::aws::sdk_config(&crate::config::AwsConfig::default()).await;
+            PostgresTarget::from_secret(&base, &secret).await?
+        }
+        (None, Ok(url)) if !url.is_empty() => PostgresTarget::from_url(&url)?,
+        _ => {
+            return Err(LoadError::Target {
+                target: "postgres".into(),
+                reason: "set BYOB_LOAD_SECRET (a Secrets Manager secret) or BYOB_LOAD_URL".into(),
+                retryable: false,
+            });
+        }
+    };
+    Ok(match std::env::var("BYOB_LOAD_SCHEMA") {
+        Ok(schema) if !schema.is_empty() => target.with_schema(&schema),
+        _ => target,
+    })
+}
+
+/// The name of the receipt file, re-exported for the event filter.
+pub const RECEIPT: &str = RECEIPT_FILE;

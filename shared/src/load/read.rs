@@ -1,0 +1,81 @@
+//! A verified file back into Arrow record batches: Parquet with the parquet crate (its codec
+//! is inside the file), CSV and JSON lines with arrow's readers (gzip-wrapped or plain) and
+//! the receipt's schema.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use flate2::read::MultiGzDecoder;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::format::{Codec, Format, FormatKind};
+
+/// Rows per batch read.
+pub const BATCH_ROWS: usize = 8192;
+
+/// Batches of one file.
+pub type Batches = Box<dyn Iterator<Item = Result<RecordBatch, String>> + Send>;
+
+/// Opens `path` (a file of `format`) and reads it as batches. `schema` (from the receipt) is
+/// what CSV and JSON lines are parsed with; Parquet files carry their own.
+pub fn batches(format: &Format, schema: &Schema, path: &Path) -> Result<Batches, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    match format.kind {
+        FormatKind::Parquet => {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .map_err(|e| e.to_string())?
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok(Box::new(reader.map(|b| b.map_err(|e| e.to_string()))))
+        }
+        FormatKind::Csv => {
+            let input = unwrap(format.codec, file);
+            let reader = arrow::csv::ReaderBuilder::new(Arc::new(offset_zones(schema)))
+                .with_header(true)
+                .with_delimiter(format.delimiter().byte())
+                .with_batch_size(BATCH_ROWS)
+                .build(input)
+                .map_err(|e| e.to_string())?;
+            Ok(Box::new(reader.map(|b| b.map_err(|e| e.to_string()))))
+        }
+        FormatKind::Jsonl => {
+            let input = BufReader::new(unwrap(format.codec, file));
+            let reader = arrow::json::ReaderBuilder::new(Arc::new(offset_zones(schema)))
+                .with_batch_size(BATCH_ROWS)
+                .build(input)
+                .map_err(|e| e.to_string())?;
+            Ok(Box::new(reader.map(|b| b.map_err(|e| e.to_string()))))
+        }
+    }
+}
+
+fn unwrap(codec: Codec, file: File) -> Box<dyn Read + Send> {
+    match codec {
+        Codec::Gzip => Box::new(MultiGzDecoder::new(BufReader::new(file))),
+        _ => Box::new(BufReader::new(file)),
+    }
+}
+
+/// The schema with every zoned timestamp in `+00:00`: the text readers parse instants with
+/// offsets only (no time zone database), and byob writes every instant in UTC.
+fn offset_zones(schema: &Schema) -> Schema {
+    fn zone(dt: &DataType) -> DataType {
+        match dt {
+            DataType::Timestamp(unit, Some(_)) => DataType::Timestamp(*unit, Some("+00:00".into())),
+            DataType::List(f) => DataType::List(Arc::new(Field::new(f.name(), zone(f.data_type()), f.is_nullable()))),
+            other => other.clone(),
+        }
+    }
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), zone(f.data_type()), f.is_nullable()))
+            .collect::<Vec<_>>(),
+    )
+}

@@ -1,0 +1,234 @@
+//! The loader into PostgreSQL: receipts from a local folder (and from S3 through S3 -> SQS
+//! notifications, in `load_s3_events.rs`) become live tables exactly once, all or nothing.
+//!
+//! Every test gets a database of its own on the binary's throwaway cluster.
+
+#![allow(clippy::unwrap_used)]
+
+mod load_support;
+mod postgres_harness;
+
+use byob::load::{LoadError, LoadOutcome, Loader, PostgresTarget, ReceiptLocation};
+use load_support::*;
+
+async fn target(prefix: &str) -> Option<(PostgresTarget, String)> {
+    let server = postgres_harness::shared()?;
+    let db = server.database(prefix).await;
+    let url = server.url(&db);
+    Some((PostgresTarget::from_url(&url).unwrap(), url))
+}
+
+fn loaded(outcome: &LoadOutcome) -> &byob::load::LoadReport {
+    match outcome {
+        LoadOutcome::Loaded(r) => r,
+        other => panic!("expected a load, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loads_a_local_dump_and_the_same_receipt_twice_loads_once() {
+    let Some((target, url)) = target("load_dup").await else { return };
+    // GIVEN a dump of two tables in three files, with both receipt copies
+    let dir = tempfile::tempdir().unwrap();
+    let dump = Dump::new(RUN1, None).table("companies", companies(0, 2500, false), 3).table("contacts", contacts(40), 1);
+    dump.write_local(dir.path(), "byob");
+    // WHEN the run copy and then the root copy are delivered
+    let first = Loader::local().load(&run_receipt(dir.path(), "byob", RUN1), &target).await.unwrap();
+    let second = Loader::local().load(&root_receipt(dir.path(), "byob"), &target).await.unwrap();
+    // THEN the first loads, the second is the same receipt and loads nothing
+    assert_eq!(loaded(&first).rows, 2540);
+    assert_eq!(loaded(&first).tables, vec![("companies".into(), 2500), ("contacts".into(), 40)]);
+    assert!(matches!(second, LoadOutcome::Duplicate { ref run, .. } if run == RUN1), "{second:?}");
+    let client = postgres_harness::client(&url).await;
+    assert_eq!(checksum(&client, "companies", false).await, expected(&companies(0, 2500, false), false));
+    assert_eq!(count(&client, "contacts").await, 40);
+    let history = client.query("SELECT run, tables, rows FROM byob_load_history", &[]).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].get::<_, Vec<String>>(1), vec!["companies", "contacts"]);
+    assert_eq!(history[0].get::<_, i64>(2), 2540);
+    // and the staging tables are gone
+    let staged: i64 = client
+        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = 'byob_staging'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(staged, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_receipt_after_a_newer_one_is_skipped() {
+    let Some((target, url)) = target("load_older").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    Dump::new(RUN1, None).table("companies", companies(0, 100, false), 1).write_local(dir.path(), "p");
+    Dump::new(RUN2, Some(RUN1)).table("companies", companies(1000, 120, false), 1).write_local(dir.path(), "p");
+    // WHEN run 2 arrives first, then run 1 (S3 events are unordered)
+    loaded(&Loader::local().load(&run_receipt(dir.path(), "p", RUN2), &target).await.unwrap());
+    let late = Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap();
+    // THEN run 1 is skipped and the table keeps run 2
+    assert!(matches!(late, LoadOutcome::Older { ref loaded_run, .. } if loaded_run == RUN2), "{late:?}");
+    let client = postgres_harness::client(&url).await;
+    assert_eq!(checksum(&client, "companies", false).await, expected(&companies(1000, 120, false), false));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_file_loads_nothing_and_names_the_key() {
+    let Some((target, url)) = target("load_missing").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let dump = Dump::new(RUN1, None).table("companies", companies(0, 300, false), 3).table("contacts", contacts(5), 1);
+    dump.write_local(dir.path(), "p");
+    let gone = dump.files[1].0.clone();
+    std::fs::remove_file(dir.path().join("p").join(&gone)).unwrap();
+    let err = Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap_err();
+    assert!(matches!(&err, LoadError::Missing { key, .. } if *key == gone), "{err}");
+    assert!(err.to_string().contains(&gone) && err.to_string().contains("receipt.json"), "{err}");
+    let client = postgres_harness::client(&url).await;
+    assert!(!exists(&client, "companies").await && !exists(&client, "contacts").await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tampered_file_fails_on_its_sha256_and_the_live_table_is_kept() {
+    let Some((target, url)) = target("load_tampered").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    Dump::new(RUN1, None).table("companies", companies(0, 50, false), 1).write_local(dir.path(), "p");
+    loaded(&Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap());
+    // GIVEN run 2 whose file had one byte changed (same size)
+    let dump = Dump::new(RUN2, Some(RUN1)).table("companies", companies(500, 60, false), 1);
+    dump.write_local(dir.path(), "p");
+    let path = dir.path().join("p").join(&dump.files[0].0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    // WHEN it is loaded THEN it fails naming the key and the sha256
+    let err = Loader::local().load(&run_receipt(dir.path(), "p", RUN2), &target).await.unwrap_err();
+    assert!(matches!(err, LoadError::Tampered { .. }), "{err}");
+    assert!(err.to_string().contains("sha256") && err.to_string().contains(&dump.files[0].0), "{err}");
+    let client = postgres_harness::client(&url).await;
+    assert_eq!(checksum(&client, "companies", false).await, expected(&companies(0, 50, false), false));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_outside_the_prefix_is_refused_before_anything_is_read() {
+    let Some((target, url)) = target("load_outside").await else { return };
+    for bad in ["2023-03-13T15:04/companies/companies_000000000000.parquet.gz", "../secret/x.parquet.gz", "s3://other/x"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dump = Dump::new(RUN1, None).table("companies", companies(0, 10, false), 1);
+        dump.rename_key(0, bad);
+        dump.write_local(dir.path(), "p");
+        let err = Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap_err();
+        assert!(matches!(err, LoadError::Receipt { .. }), "{bad}: {err}");
+        assert!(err.to_string().contains(bad), "{err}");
+    }
+    let client = postgres_harness::client(&url).await;
+    assert!(!exists(&client, "companies").await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_between_staging_and_swap_leaves_the_live_table_and_the_next_delivery_completes() {
+    let Some((target, url)) = target("load_crash").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    Dump::new(RUN1, None).table("companies", companies(0, 400, false), 2).write_local(dir.path(), "p");
+    Dump::new(RUN2, Some(RUN1)).table("companies", companies(9000, 450, false), 2).write_local(dir.path(), "p");
+    loaded(&Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap());
+    // WHEN run 2 stops after staging (as a crash there would)
+    let crashing = target.clone().failing_before_swap(true);
+    let err = Loader::local().load(&run_receipt(dir.path(), "p", RUN2), &crashing).await.unwrap_err();
+    assert!(matches!(err, LoadError::Interrupted { .. }) && err.is_retryable(), "{err}");
+    // THEN readers still see run 1 in full
+    let client = postgres_harness::client(&url).await;
+    assert_eq!(checksum(&client, "companies", false).await, expected(&companies(0, 400, false), false));
+    // WHEN the receipt is delivered again THEN run 2 is loaded
+    let again = Loader::local().load(&root_receipt(dir.path(), "p"), &target).await.unwrap();
+    assert_eq!(loaded(&again).run, RUN2);
+    assert_eq!(checksum(&client, "companies", false).await, expected(&companies(9000, 450, false), false));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_added_column_is_added_and_a_changed_type_is_a_clear_error() {
+    let Some((target, url)) = target("load_schema").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    Dump::new(RUN1, None).table("companies", companies(0, 30, false), 1).write_local(dir.path(), "p");
+    Dump::new(RUN2, Some(RUN1)).table("companies", companies(100, 35, true), 1).write_local(dir.path(), "p");
+    loaded(&Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap());
+    let client = postgres_harness::client(&url).await;
+    client.batch_execute("CREATE VIEW big AS SELECT id FROM companies WHERE id > 10").await.unwrap();
+    // WHEN run 2 has a new column "country"
+    loaded(&Loader::local().load(&run_receipt(dir.path(), "p", RUN2), &target).await.unwrap());
+    // THEN it is added, filled, and the dependent view still works
+    assert_eq!(checksum(&client, "companies", true).await, expected(&companies(100, 35, true), true));
+    let big: i64 = client.query_one("SELECT count(*) FROM big", &[]).await.unwrap().get(0);
+    assert_eq!(big, 35);
+    // WHEN run 3 changes "name" from string to int64 THEN nothing is applied and the error says so
+    let bad = Dump::new(RUN3, Some(RUN2)).table("companies", renamed_type(), 1);
+    bad.write_local(dir.path(), "p");
+    let err = Loader::local().load(&run_receipt(dir.path(), "p", RUN3), &target).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, LoadError::Schema { .. }), "{msg}");
+    assert!(msg.contains("\"name\"") && msg.contains("text") && msg.contains("int64"), "{msg}");
+    assert_eq!(checksum(&client, "companies", true).await, expected(&companies(100, 35, true), true));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_loaders_racing_on_one_receipt_apply_it_once() {
+    let Some((target, url)) = target("load_race").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    Dump::new(RUN1, None).table("companies", companies(0, 3000, false), 3).write_local(dir.path(), "p");
+    let a = run_receipt(dir.path(), "p", RUN1);
+    let b = root_receipt(dir.path(), "p");
+    let (t1, t2) = (target.clone(), target.clone());
+    let one = tokio::spawn(async move { Loader::local().load(&a, &t1).await.unwrap() });
+    let two = tokio::spawn(async move { Loader::local().load(&b, &t2).await.unwrap() });
+    let outcomes = [one.await.unwrap(), two.await.unwrap()];
+    let applied = outcomes.iter().filter(|o| matches!(o, LoadOutcome::Loaded(_))).count();
+    assert_eq!(applied, 1, "{outcomes:?}");
+    let client = postgres_harness::client(&url).await;
+    assert_eq!(checksum(&client, "companies", false).await, expected(&companies(0, 3000, false), false));
+    let n: i64 = client.query_one("SELECT count(*) FROM byob_load_history", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_portable_type_round_trips_through_binary_copy() {
+    let Some((target, url)) = target("load_types").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    Dump::new(RUN1, None).table("types", all_types(), 1).write_local(dir.path(), "p");
+    loaded(&Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap());
+    let client = postgres_harness::client(&url).await;
+    client.batch_execute("SET TimeZone = 'UTC'").await.unwrap();
+    let rows = client.query(&all_types_query(), &[]).await.unwrap();
+    let got: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(got, all_types_as_postgres_text());
+}
+
+#[test]
+fn locations_parse() {
+    assert_eq!(
+        ReceiptLocation::parse("s3://b/p/receipt.json").unwrap(),
+        ReceiptLocation::S3 { bucket: "b".into(), key: "p/receipt.json".into() }
+    );
+    assert!(ReceiptLocation::parse("s3://b").is_err());
+    assert!(matches!(ReceiptLocation::parse("./x/receipt.json").unwrap(), ReceiptLocation::Path(_)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn csv_and_json_lines_dumps_load_the_same_rows_as_parquet() {
+    use byob::format::{Codec, Delimiter, Format, FormatKind};
+    for (n, format) in [
+        Format { kind: FormatKind::Csv, codec: Codec::Gzip, delimiter: Some(Delimiter::Semicolon) },
+        Format { kind: FormatKind::Csv, codec: Codec::None, delimiter: Some(Delimiter::Tab) },
+        Format { kind: FormatKind::Jsonl, codec: Codec::Gzip, delimiter: None },
+        Format { kind: FormatKind::Parquet, codec: Codec::Zstd, delimiter: None },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Some((target, url)) = target(&format!("load_fmt{n}")).await else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let mut dump = Dump::new(RUN1, None);
+        dump.format = format;
+        dump.table("companies", companies(0, 700, true), 2).write_local(dir.path(), "p");
+        loaded(&Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap());
+        let client = postgres_harness::client(&url).await;
+        assert_eq!(checksum(&client, "companies", true).await, expected(&companies(0, 700, true), true), "{format:?}");
+    }
+}
