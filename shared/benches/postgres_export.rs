@@ -5,7 +5,8 @@
 //! ratio to the bare COPY: the goal is to be limited by PostgreSQL, not by byob.
 //!
 //! It starts its own PostgreSQL cluster (see `tests/postgres_harness`), generates the
-//! synthetic platform's events for one tenant, loads them, then measures. Run it with
+//! synthetic platform's events for one tenant, loads them, then runs each measured phase in a
+//! child process of its own (so each peak RSS is that phase's alone). Run it with
 //! `scripts/bench-postgres` (release profile). `BYOB_BENCH_ROWS` changes the row count.
 
 #![allow(clippy::unwrap_used)]
@@ -36,11 +37,6 @@ fn peak_rss_mib() -> f64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-/// Starts a new peak-RSS measurement (Linux: writing 5 to clear_refs resets VmHWM).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 struct Row {
@@ -98,9 +94,60 @@ async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slic
     (results.iter().map(|r| r.rows).sum(), results.iter().map(|r| r.bytes).sum(), seconds)
 }
 
+/// Runs one measured phase in this process and prints its result line; the parent runs
+/// each phase in a fresh child process, so each peak RSS is that phase's alone.
+async fn child(phase: &str, url: &str, rows: u64) {
+    let connector = Connector::from_url(url, None, None).unwrap();
+    let request =
+        TableRequest { table: "events".into(), tenant: "acme".into(), tenant_column: "tenant_id".into(), columns: None };
+    let (rows, out_bytes, seconds) = match phase {
+        "copy" => {
+            let (_, rows, seconds) = bare_copy(&connector).await;
+            (rows, 0, seconds)
+        }
+        "decode" => {
+            let (rows, seconds) = decode_only(&PgSource::new(connector), &request).await;
+            (rows, 0, seconds)
+        }
+        other => {
+            let (codec, slices) = other.split_once(':').unwrap();
+            let codec = if codec == "gzip" { Codec::Gzip } else { Codec::Zstd };
+            let (exported, out, seconds) =
+                export_to(&PgSource::new(connector), &request, codec, slices.parse().unwrap()).await;
+            assert_eq!(exported, rows);
+            (exported, out, seconds)
+        }
+    };
+    println!("RESULT {seconds} {rows} {out_bytes} {}", peak_rss_mib());
+}
+
+fn run_child(phase: &str, url: &str, rows: u64) -> Row {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("BYOB_BENCH_PHASE", phase)
+        .env("BYOB_BENCH_URL", url)
+        .env("BYOB_BENCH_ROWS", rows.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| {
+        panic!("phase {phase} failed: {}{}", text, String::from_utf8_lossy(&out.stderr))
+    });
+    let v: Vec<&str> = line.split_whitespace().collect();
+    Row {
+        phase: phase.to_owned(),
+        seconds: v[0].parse().unwrap(),
+        rows: v[1].parse().unwrap(),
+        out_bytes: v[2].parse().unwrap(),
+        peak_mib: v[3].parse().unwrap(),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let rows: u64 = std::env::var("BYOB_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000_000);
+    if let (Ok(phase), Ok(url)) = (std::env::var("BYOB_BENCH_PHASE"), std::env::var("BYOB_BENCH_URL")) {
+        return child(&phase, &url, rows).await;
+    }
     let server = match postgres_harness::PgServer::start() {
         Ok(s) => s,
         Err(e) => {
@@ -135,38 +182,27 @@ async fn main() {
         .unwrap()
         .get(0);
 
-    let request =
-        TableRequest { table: "events".into(), tenant: "acme".into(), tenant_column: "tenant_id".into(), columns: None };
     // Warm the cache: every measured phase reads the table from memory.
     let (copy_bytes, _, warm) = bare_copy(&connector).await;
-    eprintln!("warm-up COPY: {:.1}s", warm);
+    eprintln!("warm-up COPY: {warm:.1}s");
 
+    let url = server.url("bench");
+    let phases = [
+        ("copy", "bare COPY ... TO STDOUT (FORMAT binary) -> /dev/null"),
+        ("decode", "byob source only (COPY -> Arrow batches)"),
+        ("gzip:1", "byob export -> Parquet gzip, 1 slice"),
+        ("gzip:2", "byob export -> Parquet gzip, 2 slices in parallel"),
+        ("zstd:1", "byob export -> Parquet zstd, 1 slice"),
+        ("zstd:2", "byob export -> Parquet zstd, 2 slices in parallel"),
+    ];
     let mut table = Vec::new();
-    reset_peak_rss();
-    let (bytes, copied_rows, seconds) = bare_copy(&connector).await;
-    assert_eq!(bytes, copy_bytes);
-    table.push(Row { phase: "bare COPY ... TO STDOUT (FORMAT binary) -> /dev/null".into(), seconds, rows: copied_rows, out_bytes: 0, peak_mib: peak_rss_mib() });
-    let bare = seconds;
-
-    reset_peak_rss();
-    let (decoded, seconds) = decode_only(&PgSource::new(connector.clone()), &request).await;
-    table.push(Row { phase: "byob source only (COPY -> Arrow batches)".into(), seconds, rows: decoded, out_bytes: 0, peak_mib: peak_rss_mib() });
-
-    for (codec, name) in [(Codec::Gzip, "gzip"), (Codec::Zstd, "zstd")] {
-        for slices in [1, 2] {
-            reset_peak_rss();
-            let source = PgSource::new(connector.clone());
-            let (exported, out_bytes, seconds) = export_to(&source, &request, codec, slices).await;
-            assert_eq!(exported, rows);
-            table.push(Row {
-                phase: format!("byob export -> Parquet {name}, {slices} slice(s) in parallel"),
-                seconds,
-                rows: exported,
-                out_bytes,
-                peak_mib: peak_rss_mib(),
-            });
-        }
+    for (phase, label) in phases {
+        let mut row = run_child(phase, &url, rows);
+        row.phase = label.to_owned();
+        eprintln!("{label}: {:.2}s", row.seconds);
+        table.push(row);
     }
+    let bare = table[0].seconds;
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
