@@ -154,7 +154,7 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render_error(&e));
             ExitCode::from(2)
         }
     }
@@ -205,4 +205,30 @@ pub(crate) async fn run_dump(config: &Config, run: RunId, filter: PlanFilter) ->
 
 fn exit_code(report: &RunReport) -> ExitCode {
     if report.failed().next().is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// The error and its causes on one line, skipping a cause whose text the message already
+/// carries (library errors name their cause in their message and also chain it).
+fn render_error(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render_error;
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let io = std::io::Error::other("connection reset");
+        let e = anyhow::Error::new(io).context("reading table \"events\": connection reset").context("run failed");
+        assert_eq!(render_error(&e), "run failed: reading table \"events\": connection reset");
+    }
 }
