@@ -60,7 +60,7 @@ impl Recorded {
     pub fn form(&self, field: &str) -> Option<String> {
         self.text().split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=')?;
-            (k == field).then(|| url_decode(v))
+            (k == field).then(|| byob::load::event::url_decode(v))
         })
     }
 
@@ -72,27 +72,6 @@ impl Recorded {
     }
 }
 
-fn url_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'+', _) => out.push(b' '),
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 2;
-            }
-            (b, _) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 fn url_encode(s: &str) -> String {
     s.bytes()
