@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod export;
 mod iam;
 mod load;
 mod progress;
@@ -120,6 +121,9 @@ enum Command {
         #[arg(long, default_value = "public")]
         schema: String,
     },
+    /// Export one Parquet file or folder of any origin (every row, no tenant filter) as a dump
+    /// into a local folder: the same planner, encoders, receipt and file layout as `byob run`.
+    Export(export::ExportArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -179,6 +183,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let report = run_dump(&config, run, PlanFilter { destinations, tables }).await?;
             Ok(exit_code(&report))
         }
+        Command::Export(args) => export::export(args).await,
         Command::Check { config, destination } => check::check(&load_config(&config)?, &destination).await,
         Command::IamPolicy { config, destination, only } => iam::print(&load_config(&config)?, &destination, only),
         Command::Config { command: ConfigCommand::Validate { file } } => {

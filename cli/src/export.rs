@@ -1,0 +1,408 @@
+//! `byob export`: one Parquet file or folder of any origin, exported as a dump into a local
+//! folder with no tenant filter, through the same planner, encoders, sink and receipt as
+//! `byob run` (what `scripts/bench` measures against other tools, and a way to try byob's
+//! formats on one's own data).
+//!
+//! Only the source differs from a dump: [`PlainParquet`] reads every row of the input, where
+//! the lake source reads one tenant's. Slicing follows the same rule (row groups, about
+//! `target_rows_per_slice` rows per slice, `parallelism` slices at once).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use byob::config::Config;
+use byob::export::{self, Cancel};
+use byob::layout::RunId;
+use byob::plan::{self, PlanFilter, TaskResult};
+use byob::receipt::Receipt;
+use byob::run::{DestinationReport, Observer, RunReport};
+use byob::sink::LocalSink;
+use byob::source::{BatchStream, Slice, Source, TableRequest, TableStream};
+use byob::state::StateStore;
+use futures::StreamExt;
+use futures::future::join_all;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use tokio::sync::Semaphore;
+
+/// Rows per batch read from the input: the lake source's batch size.
+const BATCH_ROWS: usize = byob::source::lake::DEFAULT_BATCH_ROWS;
+/// The destination id of the one destination an export has.
+const DESTINATION: &str = "export";
+
+/// What `byob export` was asked to do.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ExportArgs {
+    /// A Parquet file, or a folder of `*.parquet` files with one schema.
+    #[arg(long)]
+    input: PathBuf,
+    /// The folder the dump is written to (a local stand-in for a bucket).
+    #[arg(long)]
+    out: PathBuf,
+    /// The table's name in keys and the receipt; default: the input's name (sanitized).
+    #[arg(long)]
+    table: Option<String>,
+    /// File format.
+    #[arg(long, value_parser = ["parquet", "csv", "jsonl"], default_value = "parquet")]
+    format: String,
+    /// Codec: gzip, zstd, snappy or none (CSV and JSON lines: gzip or none).
+    #[arg(long, value_parser = ["gzip", "zstd", "snappy", "none"], default_value = "gzip")]
+    codec: String,
+    /// CSV separator: `,`, `;` or `tab`.
+    #[arg(long)]
+    delimiter: Option<String>,
+    /// Folder inside `--out`.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// Run id, `YYYY-MM-DDTHH:MM` (UTC); defaults to the current minute.
+    #[arg(long)]
+    run: Option<String>,
+    /// A file is closed at this many rows (default as in the config: 1000000).
+    #[arg(long)]
+    max_file_rows: Option<u64>,
+    /// A file is closed at about this size, e.g. `256MiB` (the config's default).
+    #[arg(long)]
+    max_file_bytes: Option<String>,
+    /// Parquet row group size in bytes, e.g. `64MiB` (the config's default).
+    #[arg(long)]
+    row_group_bytes: Option<String>,
+    /// gzip level 0-9 (default 6).
+    #[arg(long)]
+    gzip_level: Option<u32>,
+    /// Slices of about this many rows export in parallel (default 5000000).
+    #[arg(long)]
+    target_rows_per_slice: Option<u64>,
+    /// Slices exported at once (default 4).
+    #[arg(long)]
+    parallelism: Option<usize>,
+}
+
+/// `byob export`: plan, export every slice, write the receipt; exit 0 when the receipt is
+/// written, 1 when an export failed.
+pub(crate) async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let config = config_for(&args)?;
+    let run = match &args.run {
+        Some(r) => r.parse::<RunId>().with_context(|| format!("--run {r:?}"))?,
+        None => RunId::now(),
+    };
+    let source = PlainParquet::new(args.input.clone());
+    let plan = plan::plan(&config, &source, run, &PlanFilter::default()).await?;
+    let destination_plan = plan.destinations.first().context("the plan has no destination")?;
+    let destination = config.destinations.first().context("the config has no destination")?;
+    let spec = byob::run::export_spec(&config, destination, run)?;
+    let sink = LocalSink::new(args.out.clone());
+
+    let observer = Arc::new(crate::progress::Progress::new());
+    observer.planned(&plan);
+    let permits = Arc::new(Semaphore::new(config.export.parallelism.max(1)));
+    let cancel = Cancel::default();
+    let exports = destination_plan.tasks.iter().map(|task| {
+        let (permits, observer, cancel, spec, source, sink) =
+            (permits.clone(), observer.clone(), cancel.clone(), &spec, &source, &sink);
+        let request = plan::table_request(&config, destination, &task.table);
+        async move {
+            let _permit = permits.acquire().await.map_err(|_| byob::Error::Cancelled("shut down".into()))?;
+            if cancel.is_cancelled() {
+                return Err(byob::Error::Cancelled(format!("slice {}: another slice failed", task.slice.index)));
+            }
+            observer.task_started(task);
+            let on_rows: export::RowsCallback = {
+                let (observer, task) = (observer.clone(), task.clone());
+                Arc::new(move |n| observer.rows(&task, n))
+            };
+            let result = export::export(task, &request, source, sink, spec, &cancel, on_rows).await;
+            if result.is_err() {
+                cancel.cancel();
+            }
+            observer.task_finished(task, &result);
+            result
+        }
+    });
+    let mut tasks: Vec<TaskResult> = Vec::new();
+    let mut errors = Vec::new();
+    for result in join_all(exports).await {
+        match result {
+            Ok(r) => tasks.push(r),
+            Err(e) => errors.push(e),
+        }
+    }
+    let outcome: Result<Receipt, byob::Error> = if errors.is_empty() {
+        byob::finalize::finalize(destination_plan, &tasks, run, spec.format, &spec.prefix, &sink, &NoState)
+            .await
+            .map(|(receipt, _)| receipt)
+    } else {
+        let cause = errors.iter().position(|e| !matches!(e, byob::Error::Cancelled(_))).unwrap_or(0);
+        Err(errors.swap_remove(cause))
+    };
+    let failed = outcome.is_err();
+    let report = DestinationReport {
+        destination: DESTINATION.to_string(),
+        tasks,
+        outcome,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    observer.destination_finished(&report);
+    observer.clear();
+    let report = RunReport { run, destinations: vec![report], seconds: started.elapsed().as_secs_f64() };
+    crate::progress::print_summary(&report);
+    if !failed {
+        let root = if spec.prefix.is_empty() { args.out.clone() } else { args.out.join(&spec.prefix) };
+        println!("receipt: {}", root.join("receipt.json").display());
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// The config of an export: the input as the only table, `--out` as the only destination.
+/// Built as a config document so every rule and default of a real config applies.
+fn config_for(args: &ExportArgs) -> anyhow::Result<Config> {
+    let input = std::path::absolute(&args.input).with_context(|| format!("--input {}", args.input.display()))?;
+    let out = std::path::absolute(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
+    let table = match &args.table {
+        Some(t) => t.clone(),
+        None => table_name(&input),
+    };
+    let mut format = serde_json::json!({ "type": args.format, "codec": args.codec });
+    if let Some(d) = &args.delimiter {
+        format["delimiter"] = d.clone().into();
+    }
+    let mut destination = serde_json::json!({
+        "id": DESTINATION,
+        "tenant": "all",
+        "folder": out,
+        "prefix": args.prefix,
+        "format": format,
+    });
+    if let Some(n) = args.max_file_rows {
+        destination["max_file_rows"] = n.into();
+    }
+    if let Some(s) = &args.max_file_bytes {
+        destination["max_file_bytes"] = size_value(s);
+    }
+    let mut export = serde_json::json!({});
+    if let Some(s) = &args.row_group_bytes {
+        export["row_group_bytes"] = size_value(s);
+    }
+    if let Some(n) = args.gzip_level {
+        export["gzip_level"] = n.into();
+    }
+    if let Some(n) = args.target_rows_per_slice {
+        export["target_rows_per_slice"] = n.into();
+    }
+    if let Some(n) = args.parallelism {
+        export["parallelism"] = n.into();
+    }
+    let document = serde_json::json!({
+        "source": { "type": "parquet", "path": input.parent().unwrap_or(&input) },
+        "tables": [{ "name": table, "path": input }],
+        "destinations": [destination],
+        "export": export,
+    });
+    let base = std::env::current_dir().context("the current folder")?;
+    Config::from_value(document, &base).map_err(|e| anyhow::anyhow!("invalid byob export options:\n{e}"))
+}
+
+/// A size as the config takes it: a plain number of bytes stays a number.
+fn size_value(s: &str) -> serde_json::Value {
+    s.parse::<u64>().map_or_else(|_| s.into(), Into::into)
+}
+
+/// A table name from the input's file or folder name: `[A-Za-z_][A-Za-z0-9_]*`, at most 128.
+fn table_name(input: &Path) -> String {
+    let stem = input.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let mut name: String =
+        stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).take(128).collect();
+    if name.is_empty() {
+        return "data".into();
+    }
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert(0, '_');
+        name.truncate(128);
+    }
+    name
+}
+
+/// No state: an export has no previous run, and records none.
+#[derive(Debug)]
+struct NoState;
+
+#[async_trait::async_trait]
+impl StateStore for NoState {
+    async fn finished_runs(&self, _destination: &str) -> byob::Result<Vec<RunId>> {
+        Ok(Vec::new())
+    }
+    async fn record(&self, _destination: &str, _receipt: &Receipt) -> byob::Result<()> {
+        Ok(())
+    }
+    async fn put_result(&self, _run: RunId, _result: &TaskResult) -> byob::Result<String> {
+        Err(byob::Error::Plan("byob export keeps no task results".into()))
+    }
+    async fn get_result(&self, _pointer: &str) -> byob::Result<TaskResult> {
+        Err(byob::Error::Plan("byob export keeps no task results".into()))
+    }
+}
+
+/// Every row of a Parquet file, or of a folder of `*.parquet` files with one schema (hidden
+/// and `_`-prefixed names skipped), in file then row-group order. Slices are contiguous runs
+/// of row groups, as in the lake source.
+#[derive(Debug)]
+pub(crate) struct PlainParquet {
+    path: PathBuf,
+}
+
+struct Input {
+    files: Vec<(PathBuf, ArrowReaderMetadata)>,
+    /// (file, row group) with at least one row.
+    units: Vec<(usize, usize, u64)>,
+}
+
+impl PlainParquet {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        PlainParquet { path }
+    }
+
+    fn error(&self, table: &str, location: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> byob::Error {
+        byob::Error::Source { table: table.to_string(), location: location.display().to_string(), source: e.into() }
+    }
+
+    async fn scan(&self, table: &str) -> byob::Result<Input> {
+        let paths = list_parquet_files(&self.path).await.map_err(|e| self.error(table, &self.path, e))?;
+        if paths.is_empty() {
+            return Err(self.error(table, &self.path, "no *.parquet files"));
+        }
+        let mut files: Vec<(PathBuf, ArrowReaderMetadata)> = Vec::with_capacity(paths.len());
+        for path in paths {
+            let mut file = tokio::fs::File::open(&path).await.map_err(|e| self.error(table, &path, e))?;
+            let metadata = ArrowReaderMetadata::load_async(&mut file, ArrowReaderOptions::new())
+                .await
+                .map_err(|e| self.error(table, &path, e))?;
+            if let Some((first_path, first)) = files.first()
+                && first.schema().fields() != metadata.schema().fields()
+            {
+                let message = format!("its schema differs from that of {}", first_path.display());
+                return Err(self.error(table, &path, message));
+            }
+            files.push((path, metadata));
+        }
+        let mut units = Vec::new();
+        for (index, (_, metadata)) in files.iter().enumerate() {
+            for (row_group, meta) in metadata.metadata().row_groups().iter().enumerate() {
+                let rows = u64::try_from(meta.num_rows()).unwrap_or(0);
+                if rows > 0 {
+                    units.push((index, row_group, rows));
+                }
+            }
+        }
+        Ok(Input { files, units })
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for PlainParquet {
+    async fn slice_count(&self, request: &TableRequest, target_rows_per_slice: u64) -> byob::Result<u32> {
+        let input = self.scan(&request.table).await?;
+        let rows: u64 = input.units.iter().map(|u| u.2).sum();
+        let wanted = rows.div_ceil(target_rows_per_slice.max(1)).min(input.units.len() as u64).max(1);
+        Ok(u32::try_from(wanted).unwrap_or(u32::MAX))
+    }
+
+    async fn open(&self, request: &TableRequest, slice: Slice) -> byob::Result<TableStream> {
+        let table = request.table.clone();
+        if request.columns.is_some() {
+            return Err(self.error(&table, &self.path, "byob export reads every column"));
+        }
+        if slice.count == 0 || slice.index >= slice.count {
+            return Err(self.error(&table, &self.path, format!("no slice {} of {}", slice.index, slice.count)));
+        }
+        let input = self.scan(&table).await?;
+        let schema = match input.files.first() {
+            Some((_, metadata)) => metadata.schema().clone(),
+            None => return Err(self.error(&table, &self.path, "no *.parquet files")),
+        };
+        let total = input.units.len();
+        let (start, end) = (total * slice.index as usize / slice.count as usize, total * (slice.index as usize + 1) / slice.count as usize);
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        for &(file, row_group, _) in &input.units[start..end] {
+            match groups.last_mut() {
+                Some((f, row_groups)) if *f == file => row_groups.push(row_group),
+                _ => groups.push((file, vec![row_group])),
+            }
+        }
+        let files = Arc::new(input.files);
+        let batches: BatchStream = futures::stream::iter(groups)
+            .then(move |(file, row_groups)| {
+                let (files, table) = (files.clone(), table.clone());
+                async move {
+                    let (path, metadata) = &files[file];
+                    let fail = |e: Box<dyn std::error::Error + Send + Sync>| byob::Error::Source {
+                        table: table.clone(),
+                        location: path.display().to_string(),
+                        source: e,
+                    };
+                    let handle = tokio::fs::File::open(path).await.map_err(|e| fail(e.into()))?;
+                    let reader = ParquetRecordBatchStreamBuilder::new_with_metadata(handle, metadata.clone())
+                        .with_row_groups(row_groups)
+                        .with_batch_size(BATCH_ROWS)
+                        .build()
+                        .map_err(|e| fail(e.into()))?;
+                    let (path, table) = (path.clone(), table.clone());
+                    Ok::<BatchStream, byob::Error>(
+                        reader
+                            .map(move |batch| {
+                                batch.map_err(|e| byob::Error::Source {
+                                    table: table.clone(),
+                                    location: path.display().to_string(),
+                                    source: e.into(),
+                                })
+                            })
+                            .boxed(),
+                    )
+                }
+            })
+            .map(|opened| match opened {
+                Ok(stream) => stream,
+                Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+            })
+            .flatten()
+            .boxed();
+        Ok(TableStream { schema, batches })
+    }
+}
+
+/// The `*.parquet` files of a folder, sorted by name (a path to a file is that file).
+async fn list_parquet_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if tokio::fs::metadata(path).await?.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut entries = tokio::fs::read_dir(path).await?;
+    let mut files = Vec::new();
+    while let Some(entry) = entries.next_entry().await? {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') || name.starts_with('_') || !name.ends_with(".parquet") {
+            continue;
+        }
+        if tokio::fs::metadata(entry.path()).await?.is_file() {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table_name;
+    use std::path::Path;
+
+    #[test]
+    fn table_names_come_from_the_input_name() {
+        assert_eq!(table_name(Path::new("/data/events.parquet")), "events");
+        assert_eq!(table_name(Path::new("/data/my-events")), "my_events");
+        assert_eq!(table_name(Path::new("/data/2024.parquet")), "_2024");
+        assert_eq!(table_name(Path::new("/")), "data");
+    }
+}
