@@ -727,10 +727,32 @@ pub struct ExportConfig {
     /// per upload. S3 allows 5 MiB to 5 GiB and 10,000 parts. Example: `"8MiB"` (the default).
     #[serde(default = "default_part_size")]
     pub part_size: ByteSize,
+    /// Bytes of one upload's parts sent at once (`upload_bytes_in_flight / part_size` parts,
+    /// at least 1); with the part being filled, an upload holds at most this plus one part.
+    /// 5 MiB to 5 GiB. Example: `"32MiB"` (the default: 4 parts of 8 MiB).
+    #[serde(default = "default_upload_bytes_in_flight")]
+    pub upload_bytes_in_flight: ByteSize,
     /// Parquet: a row group is closed when its encoded size reaches this; bigger groups
-    /// compress better, smaller ones need less memory. 1 MiB to 1 GiB. Example: `"64MiB"`.
+    /// compress better, smaller ones need less memory. The encoder holds about one row
+    /// group, and one more may be waiting for the uploader. 1 MiB to 1 GiB. Example:
+    /// `"64MiB"`.
     #[serde(default = "default_row_group_bytes")]
     pub row_group_bytes: ByteSize,
+    /// Record batches read from the source ahead of the encoder, in bytes of Arrow memory
+    /// (one batch always passes). 1 MiB to 1 GiB. Example: `"32MiB"` (the default).
+    #[serde(default = "default_read_ahead_bytes")]
+    pub read_ahead_bytes: ByteSize,
+    /// Encoded bytes waiting for the uploader (one piece always passes: a whole Parquet row
+    /// group, or the gzip blocks finished since the last batch). 1 MiB to 1 GiB. Example:
+    /// `"16MiB"` (the default).
+    #[serde(default = "default_upload_queue_bytes")]
+    pub upload_queue_bytes: ByteSize,
+    /// CSV and JSON lines with gzip: text is compressed in blocks of this size on every core
+    /// at once, each block one gzip member (a multi-member gzip file, which every gzip
+    /// reader reads as one stream). Bigger blocks compress a little better. 64 KiB to
+    /// 64 MiB. Example: `"2MiB"` (the default).
+    #[serde(default = "default_gzip_block_bytes")]
+    pub gzip_block_bytes: ByteSize,
     /// gzip level 0 (store) to 9 (smallest), for Parquet's gzip codec and gzip-wrapped CSV
     /// and JSON lines. Example: `6` (the default).
     #[serde(default = "default_gzip_level")]
@@ -754,6 +776,22 @@ fn default_row_group_bytes() -> ByteSize {
     ByteSize::mib(64)
 }
 
+fn default_upload_bytes_in_flight() -> ByteSize {
+    ByteSize::mib(32)
+}
+
+fn default_read_ahead_bytes() -> ByteSize {
+    ByteSize::mib(32)
+}
+
+fn default_upload_queue_bytes() -> ByteSize {
+    ByteSize::mib(16)
+}
+
+fn default_gzip_block_bytes() -> ByteSize {
+    ByteSize::mib(2)
+}
+
 fn default_gzip_level() -> u32 {
     6
 }
@@ -767,7 +805,11 @@ impl Default for ExportConfig {
         ExportConfig {
             parallelism: default_parallelism(),
             part_size: default_part_size(),
+            upload_bytes_in_flight: default_upload_bytes_in_flight(),
             row_group_bytes: default_row_group_bytes(),
+            read_ahead_bytes: default_read_ahead_bytes(),
+            upload_queue_bytes: default_upload_queue_bytes(),
+            gzip_block_bytes: default_gzip_block_bytes(),
             gzip_level: default_gzip_level(),
             target_rows_per_slice: default_target_rows_per_slice(),
         }
@@ -775,13 +817,21 @@ impl Default for ExportConfig {
 }
 
 impl ExportConfig {
-    /// The encoder tuning these settings imply (other knobs at their defaults).
+    /// The encoder and pipeline tuning these settings imply (other knobs at their defaults).
     pub fn encoder_options(&self) -> EncoderOptions {
         EncoderOptions {
             row_group_bytes: self.row_group_bytes.as_usize(),
             gzip_level: self.gzip_level,
+            gzip_block_bytes: self.gzip_block_bytes.as_usize(),
+            read_ahead_bytes: self.read_ahead_bytes.as_usize(),
+            upload_queue_bytes: self.upload_queue_bytes.as_usize(),
             ..EncoderOptions::default()
         }
+    }
+
+    /// Parts of one upload in flight at once: `upload_bytes_in_flight / part_size`, at least 1.
+    pub fn parts_in_flight(&self) -> usize {
+        usize::try_from(self.upload_bytes_in_flight.0 / self.part_size.0.max(1)).unwrap_or(usize::MAX).max(1)
     }
 }
 
@@ -1795,6 +1845,21 @@ fn validate_export(export: &ExportConfig, problems: &mut Vec<ConfigProblem>) {
     }
     if export.gzip_level > 9 {
         problems.push(ConfigProblem::with_num("export.gzip_level", export.gzip_level, "gzip levels are 0-9"));
+    }
+    let sizes = [
+        ("export.upload_bytes_in_flight", export.upload_bytes_in_flight, ByteSize::mib(5), ByteSize::gib(5), "32 MiB"),
+        ("export.read_ahead_bytes", export.read_ahead_bytes, ByteSize::mib(1), ByteSize::gib(1), "32 MiB"),
+        ("export.upload_queue_bytes", export.upload_queue_bytes, ByteSize::mib(1), ByteSize::gib(1), "16 MiB"),
+        ("export.gzip_block_bytes", export.gzip_block_bytes, ByteSize::kib(64), ByteSize::mib(64), "2 MiB"),
+    ];
+    for (path, value, min, max, default) in sizes {
+        if value < min || value > max {
+            problems.push(ConfigProblem::with_num(
+                path,
+                value.0,
+                format!("is {value}; it must be {min} to {max} (the default is {default})"),
+            ));
+        }
     }
     if export.target_rows_per_slice < 1 {
         problems.push(ConfigProblem::with_num(

@@ -18,7 +18,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::format::{EncoderOptions, FileStats, FileWriter, Format, FormatError};
 use crate::layout::{self, KeyTemplate, RunId, SHARD_STRIDE};
@@ -31,10 +31,6 @@ use crate::{Error, Result};
 
 /// Rows handed to the encoder at a time: small enough that size limits are honoured closely.
 const MAX_ROWS_PER_WRITE: usize = 16 * 1024;
-/// Batches buffered between the source and the encoder.
-const BATCH_CHANNEL_DEPTH: usize = 2;
-/// Encoded chunks buffered between the encoder and the sink.
-const CHUNK_CHANNEL_DEPTH: usize = 4;
 
 /// Everything an export needs to know about its destination, independent of the config file.
 #[derive(Clone, Debug)]
@@ -76,6 +72,32 @@ impl Cancel {
 /// Called with the number of rows just encoded.
 pub type RowsCallback = Arc<dyn Fn(u64) + Send + Sync>;
 
+/// A budget of bytes shared by the two ends of a channel: the sender takes an item's bytes
+/// from it before sending, the receiver gives them back (drops the permit) once it is done
+/// with the item. Counted in KiB; an item larger than the whole budget takes all of it, so it
+/// passes once the channel is empty, and every item counts at least 1 KiB.
+#[derive(Clone)]
+struct ByteBudget {
+    semaphore: Arc<Semaphore>,
+    kib: u32,
+}
+
+impl ByteBudget {
+    fn new(bytes: usize) -> Self {
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).max(1);
+        ByteBudget { semaphore: Arc::new(Semaphore::new(kib as usize)), kib }
+    }
+
+    fn cost(&self, bytes: usize) -> u32 {
+        u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).clamp(1, self.kib)
+    }
+
+    /// Waits until `bytes` fit. `None` only if the semaphore was closed (never, here).
+    async fn take(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        self.semaphore.clone().acquire_many_owned(self.cost(bytes)).await.ok()
+    }
+}
+
 /// What the encoder thread hands to the uploader.
 enum Piece {
     Start { shard: u64 },
@@ -103,18 +125,24 @@ pub async fn export(
     let columns = schema::describe(&schema).map_err(|m| format_error(FormatError::Invalid(m)))?;
     FileWriter::new(&spec.format, schema.clone(), &spec.encoder).map_err(format_error)?;
 
-    let (batch_tx, batch_rx) = mpsc::channel::<Result<RecordBatch>>(BATCH_CHANNEL_DEPTH);
+    // Both channels are bounded in bytes (`read_ahead_bytes`, `upload_queue_bytes`), not in
+    // items: a batch of wide rows or a whole Parquet row group counts for what it holds.
+    let read_ahead = ByteBudget::new(spec.encoder.read_ahead_bytes);
+    let (batch_tx, batch_rx) = mpsc::unbounded_channel::<(Result<RecordBatch>, Option<OwnedSemaphorePermit>)>();
     let pump = tokio::spawn(async move {
         let mut batches = stream.batches;
         while let Some(item) = batches.next().await {
             let failed = item.is_err();
-            if batch_tx.send(item).await.is_err() || failed {
+            let bytes = item.as_ref().map_or(0, RecordBatch::get_array_memory_size);
+            let permit = read_ahead.take(bytes).await;
+            if batch_tx.send((item, permit)).is_err() || failed {
                 break;
             }
         }
     });
 
-    let (piece_tx, mut piece_rx) = mpsc::channel::<Piece>(CHUNK_CHANNEL_DEPTH);
+    let upload_queue = ByteBudget::new(spec.encoder.upload_queue_bytes);
+    let (piece_tx, mut piece_rx) = mpsc::unbounded_channel::<(Piece, Option<OwnedSemaphorePermit>)>();
     let encoder = {
         let job = EncodeJob {
             table: table.clone(),
@@ -128,14 +156,15 @@ pub async fn export(
             cancel: cancel.clone(),
             on_rows,
         };
-        tokio::task::spawn_blocking(move || job.run(batch_rx, piece_tx))
+        tokio::task::spawn_blocking(move || job.run(batch_rx, piece_tx, &upload_queue))
     };
 
     let ext = spec.format.extension();
     let mut files = Vec::new();
     let mut open: Option<(Box<dyn Upload>, String)> = None;
     let uploaded: Result<()> = async {
-        while let Some(piece) = piece_rx.recv().await {
+        // The permit goes back to the encoder's budget once the piece is handled.
+        while let Some((piece, _permit)) = piece_rx.recv().await {
             match piece {
                 Piece::Start { shard } => {
                     let relative = spec.template.render(&spec.run, &task.table, shard, ext);
@@ -214,16 +243,33 @@ struct EncodeJob {
 }
 
 impl EncodeJob {
-    fn run(self, mut batches: mpsc::Receiver<Result<RecordBatch>>, pieces: mpsc::Sender<Piece>) -> Result<()> {
+    fn run(
+        self,
+        mut batches: mpsc::UnboundedReceiver<(Result<RecordBatch>, Option<OwnedSemaphorePermit>)>,
+        pieces: mpsc::UnboundedSender<(Piece, Option<OwnedSemaphorePermit>)>,
+        upload_queue: &ByteBudget,
+    ) -> Result<()> {
         let send = |piece: Piece| {
-            pieces.blocking_send(piece).map_err(|_| Error::Cancelled(format!("upload of table {:?} stopped", self.table)))
+            let stopped = || Error::Cancelled(format!("upload of table {:?} stopped", self.table));
+            let bytes = match &piece {
+                Piece::Data(bytes) => bytes.len(),
+                Piece::Start { .. } | Piece::End(_) => 0,
+            };
+            // Blocks this (blocking) thread until the uploader has made room; the semaphore
+            // needs no runtime to wait on. An uploader that stopped drops the receiver.
+            if pieces.is_closed() {
+                return Err(stopped());
+            }
+            let permit = futures::executor::block_on(upload_queue.take(bytes));
+            pieces.send((piece, permit)).map_err(|_| stopped())
         };
         let format_error = |source: FormatError| Error::Format { table: self.table.clone(), source };
         let mut shard = self.first_shard;
         let mut files_written = 0u64;
         let mut writer: Option<FileWriter> = None;
 
-        while let Some(item) = batches.blocking_recv() {
+        // The batch's permit is held until the batch is encoded.
+        while let Some((item, _permit)) = batches.blocking_recv() {
             let batch = item?;
             if self.cancel.is_cancelled() {
                 return Err(Error::Cancelled(format!("export of table {:?} cancelled", self.table)));

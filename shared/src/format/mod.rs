@@ -11,6 +11,7 @@
 mod csv;
 mod jsonl;
 mod parquet;
+mod pool;
 mod writer;
 
 use std::fmt;
@@ -179,10 +180,12 @@ impl fmt::Display for Format {
     }
 }
 
-/// Tuning knobs of the encoders. Sizes are in bytes so memory stays predictable.
+/// Tuning knobs of the encoders and of the export pipeline around them. Sizes are in bytes
+/// so memory stays predictable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncoderOptions {
-    /// Parquet: a row group is closed once its encoded, in-memory size reaches this.
+    /// Parquet: a row group is closed once its encoded, in-memory size reaches this. The
+    /// encoder holds about one row group (plus the blocks its threads are working on).
     pub row_group_bytes: usize,
     /// Parquet: and at most this many rows per row group.
     pub row_group_rows: usize,
@@ -190,7 +193,25 @@ pub struct EncoderOptions {
     pub gzip_level: u32,
     /// zstd level 1-22.
     pub zstd_level: i32,
+    /// CSV and JSON lines with gzip: the text is compressed in blocks of this many bytes,
+    /// each an independent gzip member (a multi-member gzip file, which every gzip reader
+    /// reads as one stream), so blocks compress on all cores at once. The output depends on
+    /// this size only, never on the number of threads.
+    pub gzip_block_bytes: usize,
+    /// Encode on the shared worker pool (one thread per core): Parquet columns of a row
+    /// group, and gzip blocks, in parallel. `false`: on the calling thread. The output is
+    /// the same either way.
+    pub parallel: bool,
+    /// Export pipeline: record batches read ahead of the encoder, in bytes of Arrow memory
+    /// (one batch always passes, however large).
+    pub read_ahead_bytes: usize,
+    /// Export pipeline: encoded bytes waiting for the uploader (one piece always passes,
+    /// however large: a Parquet row group is handed over whole).
+    pub upload_queue_bytes: usize,
 }
+
+/// The default gzip block of CSV and JSON lines: 2 MiB.
+pub const DEFAULT_GZIP_BLOCK_BYTES: usize = 2 * 1024 * 1024;
 
 impl Default for EncoderOptions {
     fn default() -> Self {
@@ -199,6 +220,10 @@ impl Default for EncoderOptions {
             row_group_rows: 1024 * 1024,
             gzip_level: 6,
             zstd_level: 3,
+            gzip_block_bytes: DEFAULT_GZIP_BLOCK_BYTES,
+            parallel: true,
+            read_ahead_bytes: 32 * 1024 * 1024,
+            upload_queue_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -222,6 +247,9 @@ pub enum FormatError {
     /// The format/codec combination is invalid.
     #[error("{0}")]
     Invalid(String),
+    /// An encoder thread failed (a job panicked or was lost).
+    #[error("encoder thread: {0}")]
+    Worker(String),
 }
 
 /// Turns record batches into the bytes of one file.

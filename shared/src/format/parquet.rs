@@ -10,17 +10,62 @@
 //! encoded size reaches `row_group_bytes` or its rows reach `row_group_rows`, and its bytes
 //! become ready to take at once.
 
-use arrow::datatypes::SchemaRef;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::{FieldRef, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 
+use super::pool;
 use super::{Codec, Encoder, EncoderOptions, FormatError};
 
 /// Encodes batches into a Parquet file held in memory only until its bytes are taken.
+///
+/// The row group logic is arrow-rs's `ArrowWriter::write`, step for step (the same splits at
+/// the same row and byte limits), but each root column of a batch is encoded by its own job
+/// on the shared worker pool, and a row group's column chunks are closed (last page
+/// compressed) in parallel too. Chunks are appended to the file in column order, so the file
+/// is byte for byte the one `ArrowWriter` writes with the same properties.
 pub(crate) struct ParquetEncoder {
-    writer: ArrowWriter<Vec<u8>>,
+    writer: SerializedFileWriter<Vec<u8>>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    /// Leaf columns (column writers) of each root column, in schema order.
+    leaves_per_root: Vec<usize>,
+    in_progress: Option<RowGroup>,
+    max_rows: usize,
+    max_bytes: usize,
+    /// Encode on the worker pool (else on the calling thread).
+    parallel: bool,
+    /// How long each root column took to encode last time: the slowest are started first,
+    /// so the jobs of one batch finish close together.
+    cost: Vec<Duration>,
+    /// Set when a job failed: its column writers are gone, so the file cannot be finished.
+    broken: bool,
+}
+
+/// The open row group: its column writers and what they hold.
+struct RowGroup {
+    /// The leaf column writers of each root column.
+    columns: Vec<Vec<ArrowColumnWriter>>,
+    /// The encoded size each root column's writers anticipate
+    /// (`ArrowColumnWriter::get_estimated_total_bytes`, summed).
+    estimated: Vec<usize>,
+    rows: usize,
+}
+
+impl RowGroup {
+    fn estimated_bytes(&self) -> usize {
+        self.estimated.iter().sum()
+    }
 }
 
 impl ParquetEncoder {
@@ -33,47 +78,269 @@ impl ParquetEncoder {
         codec: Codec,
         options: &EncoderOptions,
     ) -> Result<Self, FormatError> {
-        if options.row_group_rows == 0 || options.row_group_bytes == 0 {
-            return Err(FormatError::Invalid(format!(
-                "row group limits must be positive (rows {}, bytes {})",
-                options.row_group_rows, options.row_group_bytes
-            )));
-        }
-        let compression = match codec {
-            Codec::None => Compression::UNCOMPRESSED,
-            Codec::Gzip => Compression::GZIP(
-                GzipLevel::try_new(super::writer::gzip_level(options)?)
-                    .map_err(|e| FormatError::Invalid(format!("gzip level: {e}")))?,
-            ),
-            Codec::Zstd => {
-                Compression::ZSTD(ZstdLevel::try_new(options.zstd_level).map_err(|e| {
-                    FormatError::Invalid(format!("zstd level {}: {e}", options.zstd_level))
-                })?)
+        let props = writer_properties(codec, options)?;
+        // `ArrowWriter` sets the file up (the Arrow schema embedded in the footer metadata,
+        // the default); its parts then encode row groups our way.
+        let (writer, factory) =
+            ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props))?
+                .into_serialized_writer()?;
+        let descr = writer.schema_descr();
+        let mut leaves_per_root = vec![0; schema.fields().len()];
+        for leaf in 0..descr.num_columns() {
+            if let Some(count) = leaves_per_root.get_mut(descr.get_column_root_idx(leaf)) {
+                *count += 1;
             }
-            Codec::Snappy => Compression::SNAPPY,
+        }
+        Ok(ParquetEncoder {
+            writer,
+            factory,
+            cost: vec![Duration::ZERO; schema.fields().len()],
+            leaves_per_root,
+            schema,
+            in_progress: None,
+            max_rows: options.row_group_rows,
+            max_bytes: options.row_group_bytes,
+            parallel: options.parallel && pool::threads() > 1,
+            broken: false,
+        })
+    }
+
+    fn check(&self) -> Result<(), FormatError> {
+        if self.broken {
+            return Err(FormatError::Worker(
+                "an earlier encoding job failed; this file cannot be finished".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn new_row_group(&self) -> Result<RowGroup, FormatError> {
+        let mut leaves = self
+            .factory
+            .create_column_writers(self.writer.flushed_row_groups().len())?
+            .into_iter();
+        let columns: Vec<Vec<ArrowColumnWriter>> = self
+            .leaves_per_root
+            .iter()
+            .map(|&n| leaves.by_ref().take(n).collect())
+            .collect();
+        Ok(RowGroup {
+            estimated: vec![0; columns.len()],
+            columns,
+            rows: 0,
+        })
+    }
+
+    /// Encodes all of `batch` into the open row group.
+    fn encode(&mut self, batch: &RecordBatch) -> Result<(), FormatError> {
+        let Some(group) = self.in_progress.as_mut() else {
+            return Err(FormatError::Worker("no open row group".into()));
         };
-        let props = WriterProperties::builder()
-            .set_compression(compression)
-            .set_statistics_enabled(EnabledStatistics::Page)
-            .set_max_row_group_row_count(Some(options.row_group_rows))
-            .set_max_row_group_bytes(Some(options.row_group_bytes))
-            .set_created_by(concat!("byob ", env!("CARGO_PKG_VERSION")).to_owned())
-            .build();
-        // `try_new` embeds the Arrow schema in the footer metadata (the default).
-        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(props))?;
-        Ok(ParquetEncoder { writer })
+        group.rows += batch.num_rows();
+        if !self.parallel {
+            for (root, (field, column)) in
+                self.schema.fields().iter().zip(batch.columns()).enumerate()
+            {
+                let (writers, estimated) =
+                    encode_column(std::mem::take(&mut group.columns[root]), field, column)?;
+                group.columns[root] = writers;
+                group.estimated[root] = estimated;
+            }
+            return Ok(());
+        }
+        let order = {
+            let mut order: Vec<usize> = (0..self.cost.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(self.cost[i]));
+            order
+        };
+        let pending: Vec<_> = order
+            .into_iter()
+            .map(|root| {
+                let writers = std::mem::take(&mut group.columns[root]);
+                let field = Arc::clone(&self.schema.fields()[root]);
+                let column = Arc::clone(batch.column(root));
+                let job = pool::spawn(move || {
+                    let started = std::time::Instant::now();
+                    let (writers, estimated) = encode_column(writers, &field, &column)?;
+                    Ok((writers, estimated, started.elapsed()))
+                });
+                (root, job)
+            })
+            .collect();
+        let mut failed = None;
+        for (root, job) in pending {
+            match job.wait() {
+                Ok((writers, estimated, took)) => {
+                    group.columns[root] = writers;
+                    group.estimated[root] = estimated;
+                    self.cost[root] = took;
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        match failed {
+            Some(e) => {
+                self.broken = true;
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Closes the open row group (if any) and appends it to the file.
+    fn flush_row_group(&mut self) -> Result<(), FormatError> {
+        let Some(group) = self.in_progress.take() else {
+            return Ok(());
+        };
+        // The chunks' pages move into the output as they are appended (each chunk is freed
+        // once copied); reserving up front spares the output buffer's doubling copies.
+        let expected = group.estimated_bytes() + group.estimated_bytes() / 8;
+        let out = self.writer.inner_mut();
+        out.reserve(expected.saturating_sub(out.capacity() - out.len()));
+        let chunks: Vec<Vec<ArrowColumnChunk>> = if self.parallel {
+            let pending: Vec<_> = group
+                .columns
+                .into_iter()
+                .map(|writers| pool::spawn(move || close_column(writers)))
+                .collect();
+            let closed: Vec<_> = pending.into_iter().map(pool::Pending::wait).collect();
+            match closed.into_iter().collect() {
+                Ok(chunks) => chunks,
+                Err(e) => {
+                    self.broken = true;
+                    return Err(e);
+                }
+            }
+        } else {
+            group.columns.into_iter().map(close_column).collect::<Result<_, _>>()?
+        };
+        let mut row_group = self.writer.next_row_group()?;
+        for chunk in chunks.into_iter().flatten() {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        Ok(())
     }
 }
 
+/// Encodes one root column of a batch with its leaf column writers.
+fn encode_column(
+    mut writers: Vec<ArrowColumnWriter>,
+    field: &FieldRef,
+    column: &ArrayRef,
+) -> Result<(Vec<ArrowColumnWriter>, usize), FormatError> {
+    let leaves = compute_leaves(field, column)?;
+    if leaves.len() != writers.len() {
+        return Err(FormatError::Invalid(format!(
+            "column {:?}: {} leaf columns for {} writers",
+            field.name(),
+            leaves.len(),
+            writers.len()
+        )));
+    }
+    for (writer, leaf) in writers.iter_mut().zip(&leaves) {
+        writer.write(leaf)?;
+    }
+    let estimated = writers.iter().map(ArrowColumnWriter::get_estimated_total_bytes).sum();
+    Ok((writers, estimated))
+}
+
+fn close_column(writers: Vec<ArrowColumnWriter>) -> Result<Vec<ArrowColumnChunk>, FormatError> {
+    Ok(writers
+        .into_iter()
+        .map(ArrowColumnWriter::close)
+        .collect::<Result<_, _>>()?)
+}
+
+/// The writer properties of `codec` and `options` (shared with the tests' reference writer).
+fn writer_properties(codec: Codec, options: &EncoderOptions) -> Result<WriterProperties, FormatError> {
+    if options.row_group_rows == 0 || options.row_group_bytes == 0 {
+        return Err(FormatError::Invalid(format!(
+            "row group limits must be positive (rows {}, bytes {})",
+            options.row_group_rows, options.row_group_bytes
+        )));
+    }
+    let compression = match codec {
+        Codec::None => Compression::UNCOMPRESSED,
+        Codec::Gzip => Compression::GZIP(
+            GzipLevel::try_new(super::writer::gzip_level(options)?)
+                .map_err(|e| FormatError::Invalid(format!("gzip level: {e}")))?,
+        ),
+        Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(options.zstd_level).map_err(|e| {
+            FormatError::Invalid(format!("zstd level {}: {e}", options.zstd_level))
+        })?),
+        Codec::Snappy => Compression::SNAPPY,
+    };
+    Ok(WriterProperties::builder()
+        .set_compression(compression)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(options.row_group_rows))
+        .set_max_row_group_bytes(Some(options.row_group_bytes))
+        .set_created_by(concat!("byob ", env!("CARGO_PKG_VERSION")).to_owned())
+        .build())
+}
+
 impl Encoder for ParquetEncoder {
+    /// Splits `batch` across row groups exactly as `ArrowWriter::write` does: a row group is
+    /// closed once its anticipated encoded size reaches `row_group_bytes` or its rows reach
+    /// `row_group_rows`, and a batch that would overshoot is cut where the average row size
+    /// so far says the limit falls.
     fn write(&mut self, batch: &RecordBatch) -> Result<(), FormatError> {
-        // The writer closes a row group itself once its estimated encoded size
-        // (`in_progress_size`) reaches `row_group_bytes` or its rows reach
-        // `row_group_rows`, splitting a batch across row groups where needed.
-        self.writer.write(batch)?;
-        // Push closed row groups through the writer's internal BufWriter into our Vec, so
-        // they are ready to take now rather than when the next row group closes.
-        self.writer.sync()?;
+        self.check()?;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let mut remaining = batch.clone();
+        loop {
+            if self.in_progress.is_none() {
+                self.in_progress = Some(self.new_row_group()?);
+            }
+            let Some(group) = self.in_progress.as_ref() else { continue };
+            let buffered_rows = group.rows;
+            let mut split_at = (buffered_rows + remaining.num_rows() > self.max_rows)
+                .then(|| self.max_rows - buffered_rows);
+            let candidate_rows = split_at.unwrap_or_else(|| remaining.num_rows());
+            if buffered_rows > 0 {
+                let current_bytes = group.estimated_bytes();
+                if current_bytes >= self.max_bytes {
+                    self.flush_row_group()?;
+                    continue;
+                }
+                let avg_row_bytes = current_bytes / buffered_rows;
+                if let Some(rows_that_fit) =
+                    (self.max_bytes - current_bytes).checked_div(avg_row_bytes)
+                    && candidate_rows > rows_that_fit
+                {
+                    if rows_that_fit > 0 {
+                        split_at = Some(rows_that_fit);
+                    } else {
+                        self.flush_row_group()?;
+                        continue;
+                    }
+                }
+            }
+            let rest = split_at.map(|to_write| {
+                let rest = remaining.slice(to_write, remaining.num_rows() - to_write);
+                remaining = remaining.slice(0, to_write);
+                rest
+            });
+            self.encode(&remaining)?;
+            let full = self.in_progress.as_ref().is_some_and(|group| {
+                group.rows >= self.max_rows || group.estimated_bytes() >= self.max_bytes
+            });
+            if full {
+                self.flush_row_group()?;
+            }
+            match rest {
+                Some(rest) => remaining = rest,
+                None => break,
+            }
+        }
+        // Push closed row groups through the writer's internal buffer into our Vec, so they
+        // are ready to take now rather than when the next row group closes.
+        self.writer.flush()?;
         Ok(())
     }
 
@@ -84,10 +351,12 @@ impl Encoder for ParquetEncoder {
     }
 
     fn in_progress_size(&self) -> usize {
-        self.writer.in_progress_size()
+        self.in_progress.as_ref().map_or(0, RowGroup::estimated_bytes)
     }
 
-    fn finish(self: Box<Self>) -> Result<Vec<u8>, FormatError> {
+    fn finish(mut self: Box<Self>) -> Result<Vec<u8>, FormatError> {
+        self.check()?;
+        self.flush_row_group()?;
         Ok(self.writer.into_inner()?)
     }
 }
@@ -164,6 +433,106 @@ mod tests {
             .unwrap()
             .collect::<Result<Vec<_>, _>>()
             .unwrap()
+    }
+
+    /// What arrow-rs's own (serial) `ArrowWriter` writes for the same batches and options.
+    fn reference(schema: SchemaRef, codec: Codec, options: &EncoderOptions, batches: &[RecordBatch]) -> Vec<u8> {
+        let props = writer_properties(codec, options).unwrap();
+        let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(props)).unwrap();
+        for batch in batches {
+            writer.write(batch).unwrap();
+        }
+        writer.into_inner().unwrap()
+    }
+
+    fn encode_all(schema: SchemaRef, codec: Codec, options: &EncoderOptions, batches: &[RecordBatch]) -> Vec<u8> {
+        let mut encoder = Box::new(ParquetEncoder::new(schema, codec, options).unwrap());
+        let mut object = Vec::new();
+        for batch in batches {
+            encoder.write(batch).unwrap();
+            object.extend_from_slice(&encoder.take_ready());
+        }
+        object.extend_from_slice(&encoder.finish().unwrap());
+        object
+    }
+
+    /// A schema with nested columns (several leaves per root column) and dictionary-friendly
+    /// strings, so leaf grouping and every writer path are exercised.
+    fn nested_batch(start: i64, n: i64) -> RecordBatch {
+        use arrow::array::{ListArray, StructArray};
+        use arrow::buffer::OffsetBuffer;
+        let base = batch(start, n);
+        let item = Arc::new(Field::new("item", DataType::Utf8, true));
+        let values = StringArray::from(
+            (0..n * 2).map(|i| (i % 5 != 0).then(|| format!("tag{}", i % 7))).collect::<Vec<_>>(),
+        );
+        let tags = ListArray::new(
+            Arc::clone(&item),
+            OffsetBuffer::from_lengths(std::iter::repeat_n(2, n as usize)),
+            Arc::new(values),
+            None,
+        );
+        let point = StructArray::from(vec![
+            (
+                Arc::new(Field::new("x", DataType::Int64, true)),
+                Arc::new(Int64Array::from((start..start + n).map(|i| i * 3).collect::<Vec<_>>())) as ArrayRef,
+            ),
+            (
+                Arc::new(Field::new("label", DataType::Utf8, true)),
+                Arc::new(StringArray::from((start..start + n).map(|i| format!("p{}", i % 11)).collect::<Vec<_>>())),
+            ),
+        ]);
+        let mut fields: Vec<Field> = base.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("tags", DataType::List(item), true));
+        fields.push(Field::new("point", point.data_type().clone(), true));
+        let mut columns = base.columns().to_vec();
+        columns.push(Arc::new(tags));
+        columns.push(Arc::new(point));
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    }
+
+    #[test]
+    fn parallel_output_is_byte_identical_to_arrow_writer() {
+        let batches: Vec<RecordBatch> = (0..9).map(|i| nested_batch(i * 977, 977 + i)).collect();
+        let schema = batches[0].schema();
+        for (rows, bytes) in [(1 << 20, 64 << 20), (1000, 1 << 30), (1 << 20, 24 * 1024)] {
+            for codec in [Codec::None, Codec::Gzip, Codec::Zstd, Codec::Snappy] {
+                for parallel in [true, false] {
+                    let options = EncoderOptions {
+                        row_group_rows: rows,
+                        row_group_bytes: bytes,
+                        parallel,
+                        ..Default::default()
+                    };
+                    let expected = reference(Arc::clone(&schema), codec, &options, &batches);
+                    let actual = encode_all(Arc::clone(&schema), codec, &options, &batches);
+                    assert!(
+                        actual == expected,
+                        "{codec:?} rows {rows} bytes {bytes} parallel {parallel}: {} vs {} bytes",
+                        actual.len(),
+                        expected.len()
+                    );
+                }
+            }
+        }
+        // AND the small limits really did make several row groups
+        let options = EncoderOptions { row_group_rows: 1 << 20, row_group_bytes: 24 * 1024, ..Default::default() };
+        let object = encode_all(Arc::clone(&schema), Codec::Snappy, &options, &batches);
+        let reader = SerializedFileReader::new(Bytes::from(object.clone())).unwrap();
+        assert!(reader.metadata().num_row_groups() > 3);
+        let back = arrow::compute::concat_batches(&schema, &read_back(object)).unwrap();
+        assert_eq!(back, arrow::compute::concat_batches(&schema, &batches).unwrap());
+    }
+
+    #[test]
+    fn in_progress_size_is_the_open_row_group() {
+        let options = EncoderOptions::default();
+        let mut encoder = Box::new(ParquetEncoder::new(schema(), Codec::Zstd, &options).unwrap());
+        assert_eq!(encoder.in_progress_size(), 0);
+        encoder.write(&batch(0, 5000)).unwrap();
+        assert!(encoder.in_progress_size() > 0);
+        // Nothing but the magic is ready until a row group closes.
+        assert_eq!(encoder.take_ready(), b"PAR1");
     }
 
     #[test]

@@ -105,7 +105,7 @@ impl S3SinkOptions {
             bucket_owner_full_control: destination.bucket_owner_full_control,
             tags: destination.tags.clone(),
             part_size: export.part_size.as_usize(),
-            parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
+            parts_in_flight: export.parts_in_flight(),
         })
     }
 
