@@ -125,14 +125,13 @@ impl Default for Format {
 impl Format {
     /// Checks the combination of kind, codec and delimiter; the message says what is allowed.
     pub fn validate(&self) -> Result<(), String> {
-        match (self.kind, self.codec) {
-            (FormatKind::Csv | FormatKind::Jsonl, Codec::Zstd | Codec::Snappy) => {
-                return Err(format!(
-                    "codec {:?} is not available for {:?}: use \"gzip\" or \"none\"",
-                    self.codec, self.kind
-                ));
-            }
-            _ => {}
+        if let (FormatKind::Csv | FormatKind::Jsonl, Codec::Zstd | Codec::Snappy) =
+            (self.kind, self.codec)
+        {
+            return Err(format!(
+                "codec {:?} is not available for {:?}: use \"gzip\" or \"none\"",
+                self.codec, self.kind
+            ));
         }
         if self.delimiter.is_some() && self.kind != FormatKind::Csv {
             return Err(format!("delimiter applies to csv only, not {:?}", self.kind));

@@ -308,7 +308,7 @@ impl Encoder for ParquetEncoder {
                     self.flush_row_group()?;
                     continue;
                 }
-                let avg_row_bytes = current_bytes / buffered_rows;
+                let avg_row_bytes = current_bytes.checked_div(buffered_rows).unwrap_or_default();
                 if let Some(rows_that_fit) =
                     (self.max_bytes - current_bytes).checked_div(avg_row_bytes)
                     && candidate_rows > rows_that_fit
