@@ -1389,6 +1389,21 @@ struct View<'a> {
 
 const MAX_TAGS: usize = 10;
 
+/// Where a destination writes: bucket, the bucket's endpoint, folder, normalized prefix.
+type Location<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a Path>, String);
+
+/// The longest label byob puts into an STS session name after the destination id: `byob
+/// check`'s `check-<UTC time>` (a run's label, `2023-03-14T04-03`, is shorter), so ids that
+/// differ in their session names under it differ under every label.
+const LONGEST_SESSION_LABEL: &str = "check-00000000T000000Z";
+
+/// How many leading characters of a destination id survive into every STS session name.
+fn id_chars_in_session_names() -> usize {
+    let longest = "x".repeat(64);
+    let name = crate::aws::chain::session_name(&longest, LONGEST_SESSION_LABEL);
+    name.len().saturating_sub("byob-".len() + 1 + LONGEST_SESSION_LABEL.len())
+}
+
 impl View<'_> {
     fn validate(&self, problems: &mut Vec<ConfigProblem>) {
         if !self.source_present {
@@ -1516,6 +1531,9 @@ impl View<'_> {
         // Table names are known only if every table could be read.
         let table_names: Option<Vec<&str>> = self.tables.iter().map(|t| t.map(|t| t.name.as_str())).collect();
         let mut ids: HashMap<&str, usize> = HashMap::new();
+        let mut sessions: HashMap<String, (usize, &str)> = HashMap::new();
+        // (bucket, its endpoint, folder, normalized prefix) -> the first destination there
+        let mut locations: HashMap<Location<'_>, usize> = HashMap::new();
         let mut external_ids: HashMap<&str, (usize, &str)> = HashMap::new();
         for (i, d) in self.destinations.iter().enumerate() {
             let Some(d) = d else { continue };
@@ -1532,7 +1550,43 @@ impl View<'_> {
                         ));
                     } else {
                         ids.insert(&d.id, i);
+                        // STS session names keep only the first characters of an id: two ids
+                        // that agree there would look the same in the customer's CloudTrail.
+                        let session = crate::aws::chain::session_name(&d.id, LONGEST_SESSION_LABEL);
+                        if let Some(&(first, other)) = sessions.get(&session) {
+                            problems.push(ConfigProblem::with_str(
+                                at("id"),
+                                &d.id,
+                                format!(
+                                    "destinations[{first}] (id {other:?}) gets the same STS session name {session:?}: session names keep only the first {} characters of an id; make the two ids differ within them",
+                                    id_chars_in_session_names()
+                                ),
+                            ));
+                        } else {
+                            sessions.insert(session, (i, &d.id));
+                        }
                     }
+                }
+            }
+            // Two destinations writing to one place would overwrite each other's files and
+            // receipts (a bucket and a folder never collide; a prefix is compared normalized).
+            if let (Ok(prefix), true) = (layout::normalize_prefix(&d.prefix), d.bucket.is_some() != d.folder.is_some()) {
+                let endpoint = d.bucket.as_ref().and(d.endpoint_url.as_deref());
+                let key = (d.bucket.as_deref(), endpoint, d.folder.as_deref(), prefix);
+                if let Some(&first) = locations.get(&key) {
+                    let (field, place) = match (&d.bucket, &d.folder) {
+                        (Some(bucket), _) => ("bucket", format!("s3://{bucket}/{}", key.3)),
+                        (_, Some(folder)) => ("folder", format!("{}/{}", folder.display(), key.3)),
+                        _ => ("prefix", key.3.clone()),
+                    };
+                    problems.push(ConfigProblem::at(
+                        at(field),
+                        format!(
+                            "destinations[{first}] writes to the same place ({place}); each destination needs a bucket (or folder) and prefix of its own, or their files and receipts overwrite each other"
+                        ),
+                    ));
+                } else {
+                    locations.insert(key, i);
                 }
             }
             if d.tenant.trim().is_empty() {

@@ -505,6 +505,11 @@ impl KeyTemplate {
                     .to_owned(),
             ));
         }
+        if has(folder, Placeholder::Ext) {
+            // The folder (the receipt's `folder`) does not depend on the format, and a segment
+            // of only {ext} would render empty.
+            return Err(err("{ext} may appear only in the file name (the last segment)".to_owned()));
+        }
         if !has(std::slice::from_ref(last), Placeholder::Shard) {
             return Err(err(
                 "it has no {shard} in the file name (the last segment); every file needs its own number".to_owned()
@@ -957,6 +962,8 @@ mod tests {
             ("{run}\\{table}/{shard}", "'\\\\'"),
             ("{run}/{table}/{table}.{ext}", "no {shard}"),
             ("{run}/{shard}/{table}.{ext}", "{shard} may appear only in the file name"),
+            ("{run}/{ext}/{table}/{shard}", "{ext} may appear only in the file name"),
+            ("{run}/{table}.{ext}/{shard}", "{ext} may appear only in the file name"),
             ("{table}/{table}_{shard}.{ext}", "{run} must appear in the folder part"),
             ("{run}/{table}_{shard}.{ext}", "{table} must appear in the folder part"),
             ("{run}_{table}_{shard}.{ext}", "{run} must appear in the folder part"),

@@ -83,8 +83,15 @@ impl TableReceipt {
 
     /// Checks that the totals equal the sums over `files`.
     pub fn check_totals(&self) -> Result<(), String> {
-        let rows: u64 = self.files.iter().map(|f| f.rows).sum();
-        let bytes: u64 = self.files.iter().map(|f| f.bytes).sum();
+        // A receipt is input: sums that overflow are an error, never a panic or a wrapped total.
+        let sum = |what: &str, of: fn(&FileEntry) -> u64| {
+            self.files
+                .iter()
+                .try_fold(0u64, |total, f| total.checked_add(of(f)))
+                .ok_or_else(|| format!("the files' {what} add up to more than {}", u64::MAX))
+        };
+        let rows = sum("rows", |f| f.rows)?;
+        let bytes = sum("bytes", |f| f.bytes)?;
         if self.total_file_count != self.files.len() as u64 {
             return Err(format!(
                 "total_file_count is {} but {} files are listed",
@@ -127,7 +134,7 @@ impl Receipt {
     /// Parses a receipt and checks its version and totals.
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
         let receipt: Receipt =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a byob receipt: {e}"))?;
+            serde_json::from_slice(bytes).map_err(|e| format!("not a byob receipt: {}", cut(&e.to_string())))?;
         if receipt.version != VERSION {
             return Err(format!(
                 "receipt version {} is not supported (this byob reads version {VERSION})",
@@ -144,6 +151,19 @@ impl Receipt {
     pub fn row_count(&self) -> u64 {
         self.tables.values().map(|t| t.row_count).sum()
     }
+}
+
+/// A parser message cut to its first 300 and last 60 characters: serde quotes the offending
+/// value, and a receipt is input from a bucket (a megabyte-long string must not become a
+/// megabyte-long error).
+fn cut(message: &str) -> String {
+    let chars = message.chars().count();
+    if chars <= 400 {
+        return message.to_owned();
+    }
+    let head: String = message.chars().take(300).collect();
+    let tail: String = message.chars().skip(chars - 60).collect();
+    format!("{head} ... {tail}")
 }
 
 /// Dreamdata's timestamp shape: RFC 3339, UTC, microseconds, `Z`.

@@ -10,6 +10,23 @@ use std::collections::HashSet;
 use crate::layout::{self, RECEIPT_FILE, RunId};
 use crate::receipt::{Receipt, TableReceipt};
 
+/// The largest receipt the loader reads: 64 MiB. A receipt lists every file of a run (a
+/// few hundred bytes each), so a real one is far smaller; anything bigger is refused before
+/// it is read, so a hostile or corrupt object cannot exhaust the loader's memory.
+pub const MAX_RECEIPT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Refuses a receipt of `size` bytes (as the file system or S3's Content-Length says, or as
+/// counted while reading) when it exceeds [`MAX_RECEIPT_BYTES`]; the message names the limit
+/// (the error it goes into names the receipt).
+pub fn check_receipt_size(size: u64) -> Result<(), String> {
+    if size > MAX_RECEIPT_BYTES {
+        return Err(format!(
+            "it is {size} bytes or more, over the limit of {MAX_RECEIPT_BYTES} bytes (64 MiB) for a receipt; it was not read"
+        ));
+    }
+    Ok(())
+}
+
 /// Where the receipt's files live, from where the receipt itself lives: `<prefix>/receipt.json`
 /// (the root copy, rewritten by every run) or `<prefix>/<run>/receipt.json` (the run's
 /// immutable copy). Both name the same files: keys in a receipt are relative to the prefix.
@@ -35,7 +52,8 @@ pub fn prefix_of(receipt_key: &str, run: &RunId) -> Result<String, String> {
 
 /// Everything that can be checked in the receipt alone: version 1 and totals (already checked
 /// by [`Receipt::from_json`], checked again for receipts built in code), table names usable
-/// as identifiers, and every key inside its table's folder inside the run.
+/// as identifiers, every column type a portable type name, and every key inside its table's
+/// folder inside the run. Messages quote at most [`SHOWN_CHARS`] characters of any value.
 pub fn check_receipt(receipt: &Receipt) -> Result<(), String> {
     if receipt.version != crate::receipt::VERSION {
         return Err(format!("receipt version {} is not supported (this byob reads version 1)", receipt.version));
@@ -43,46 +61,77 @@ pub fn check_receipt(receipt: &Receipt) -> Result<(), String> {
     receipt.format.validate().map_err(|e| format!("format: {e}"))?;
     let mut seen = HashSet::new();
     for (name, table) in &receipt.tables {
-        layout::validate_table_name(name).map_err(|e| format!("table {name:?}: {e}"))?;
-        table.check_totals().map_err(|e| format!("table {name:?}: {e}"))?;
+        let shown_name = shown(name);
+        layout::validate_table_name(name).map_err(|e| format!("table {shown_name}: {}", e.reason()))?;
+        table.check_totals().map_err(|e| format!("table {shown_name}: {e}"))?;
         if table.schema.is_empty() {
-            return Err(format!("table {name:?}: the schema lists no column"));
+            return Err(format!("table {shown_name}: the schema lists no column"));
         }
         let mut columns = HashSet::new();
         for c in &table.schema {
             if !columns.insert(c.name.as_str()) {
-                return Err(format!("table {name:?}: column {:?} is listed twice", c.name));
+                return Err(format!("table {shown_name}: column {} is listed twice", shown(&c.name)));
             }
+            check_type(&c.data_type).map_err(|e| format!("table {shown_name}: column {}: {e}", shown(&c.name)))?;
         }
         check_keys(&receipt.run, name, table)?;
         for f in &table.files {
             if !seen.insert(f.key.as_str()) {
-                return Err(format!("key {:?} is listed twice", f.key));
+                return Err(format!("key {} is listed twice", shown(&f.key)));
             }
             if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("key {:?}: sha256 {:?} is not 64 hex digits", f.key, f.sha256));
+                return Err(format!("key {}: sha256 {} is not 64 hex digits", shown(&f.key), shown(&f.sha256)));
             }
         }
     }
     Ok(())
 }
 
-/// Every key of `table` must be a plain relative key inside the table's folder, and the
-/// folder must hold the run id as a whole segment (`<run>/<table>` in the default layout;
-/// custom key templates put `{run}` anywhere in the folder part).
+/// The most characters of a value a message quotes.
+pub const SHOWN_CHARS: usize = 200;
+
+/// `value` quoted for a message, cut to [`SHOWN_CHARS`] characters (a receipt is input from a
+/// bucket: a megabyte-long key must not become a megabyte-long log line).
+fn shown(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
+/// The deepest `list<...>` nesting a column type may have (loaders take one level; Arrow's
+/// nested lists a few more).
+const MAX_TYPE_DEPTH: usize = 8;
+
+/// A column type must be a portable type name ([`crate::schema::parse_type_name`]) of at most
+/// [`MAX_TYPE_DEPTH`] levels of lists, checked before anything parses it recursively.
+fn check_type(data_type: &str) -> Result<(), String> {
+    if data_type.len() > 256 || data_type.matches("list<").count() > MAX_TYPE_DEPTH {
+        return Err(format!(
+            "type {} is not a portable type name (at most 256 characters and {MAX_TYPE_DEPTH} levels of list<...>)",
+            shown(data_type)
+        ));
+    }
+    crate::schema::parse_type_name(data_type).map(|_| ())
+}
+
+/// Every key of `table` must be a plain relative key inside the table's folder, and a
+/// segment of the folder must hold the run id (`<run>/<table>` in the default layout; custom
+/// key templates put `{run}` anywhere in the folder part, e.g. `{run}_{table}/...`).
 pub fn check_keys(run: &RunId, name: &str, table: &TableReceipt) -> Result<(), String> {
     let folder = &table.folder;
-    check_relative(folder).map_err(|reason| format!("table {name:?}: folder {folder:?} {reason}"))?;
+    let (shown_name, shown_folder) = (shown(name), shown(folder));
+    check_relative(folder).map_err(|reason| format!("table {shown_name}: folder {shown_folder} {reason}"))?;
     let run = run.to_string();
-    if !folder.split('/').any(|s| s == run) {
-        return Err(format!("table {name:?}: folder {folder:?} is outside the receipt's run {run}"));
+    if !folder.split('/').any(|s| s.contains(run.as_str())) {
+        return Err(format!("table {shown_name}: folder {shown_folder} is outside the receipt's run {run}"));
     }
     for f in &table.files {
         let key = &f.key;
-        check_relative(key).map_err(|reason| format!("key {key:?} {reason}"))?;
+        check_relative(key).map_err(|reason| format!("key {} {reason}", shown(key)))?;
         let inside = key.strip_prefix(folder.as_str()).is_some_and(|rest| rest.starts_with('/') && rest.len() > 1);
         if !inside {
-            return Err(format!("key {key:?} is outside its table's folder {folder:?} (run {run})"));
+            return Err(format!("key {} is outside its table's folder {shown_folder} (run {run})", shown(key)));
         }
     }
     Ok(())
@@ -93,6 +142,9 @@ pub fn check_keys(run: &RunId, name: &str, table: &TableReceipt) -> Result<(), S
 fn check_relative(key: &str) -> Result<(), &'static str> {
     if key.is_empty() {
         return Err("is empty");
+    }
+    if key.len() > 1024 {
+        return Err("is longer than S3's limit of 1,024 bytes for a key");
     }
     if key.contains("://") || key.starts_with("s3:") || key.starts_with("arn:") {
         return Err("is a URL, not a key relative to the receipt's prefix");
@@ -146,6 +198,13 @@ mod tests {
     }
 
     #[test]
+    fn receipt_size_is_capped() {
+        check_receipt_size(MAX_RECEIPT_BYTES).unwrap();
+        let e = check_receipt_size(MAX_RECEIPT_BYTES + 1).unwrap_err();
+        assert!(e.contains("67108865") && e.contains("67108864") && e.contains("64 MiB"), "{e}");
+    }
+
+    #[test]
     fn keys_must_stay_inside_the_run_folder() {
         let ok = "2023-03-14T04:03/companies/companies_000000000000.parquet.gz";
         check_keys(&run(), "companies", &table(&[ok])).unwrap();
@@ -164,6 +223,10 @@ mod tests {
             let e = check_keys(&run(), "companies", &table(&[bad])).unwrap_err();
             assert!(e.contains(why), "{bad:?}: {e}");
         }
+        // a custom template may join the run to the table in one segment
+        let mut t = table(&["2023-03-14T04:03_companies/000000000000"]);
+        t.folder = "2023-03-14T04:03_companies".into();
+        check_keys(&run(), "companies", &t).unwrap();
         let mut t = table(&[ok]);
         t.folder = "2023-03-13T15:04/companies".into();
         t.files[0].key = "2023-03-13T15:04/companies/x".into();
