@@ -232,11 +232,7 @@ impl Loader {
     pub async fn read_receipt(&self, location: &ReceiptLocation) -> Result<ReceiptInfo, LoadError> {
         let name = location.to_string();
         let bytes = match location {
-            ReceiptLocation::Path(p) => tokio::fs::read(p).await.map_err(|e| LoadError::Read {
-                location: name.clone(),
-                retryable: e.kind() != std::io::ErrorKind::NotFound,
-                reason: e.to_string(),
-            })?,
+            ReceiptLocation::Path(p) => read_local_receipt(p, &name).await?,
             ReceiptLocation::S3 { bucket, key } => self.get_object(bucket, key).await?.ok_or_else(|| LoadError::Read {
                 location: name.clone(),
                 reason: "no such object".into(),
@@ -316,9 +312,15 @@ impl Loader {
     async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, LoadError> {
         let location = format!("s3://{bucket}/{key}");
         let Some(mut body) = self.open(bucket, key, &location).await? else { return Ok(None) };
+        // A receipt over the limit is refused on its Content-Length, or once that many bytes
+        // arrived: never read whole into memory.
+        let too_big =
+            |size: u64| verify::check_receipt_size(size).map_err(|reason| LoadError::Receipt { receipt: location.clone(), reason });
+        too_big(body.size_hint().0)?;
         let mut out = Vec::new();
         while let Some(chunk) = body.try_next().await.map_err(|e| s3_read(&location, e.to_string()))? {
             out.extend_from_slice(&chunk);
+            too_big(out.len() as u64)?;
         }
         Ok(Some(out))
     }
@@ -393,6 +395,25 @@ fn local_prefix(receipt: &Path, run: &RunId) -> PathBuf {
     } else {
         parent.to_path_buf()
     }
+}
+
+/// Reads a local receipt; one over [`verify::MAX_RECEIPT_BYTES`] is refused on its size,
+/// before it is read.
+async fn read_local_receipt(path: &Path, name: &str) -> Result<Vec<u8>, LoadError> {
+    use tokio::io::AsyncReadExt;
+    let io = |e: std::io::Error| LoadError::Read {
+        location: name.to_owned(),
+        retryable: e.kind() != std::io::ErrorKind::NotFound,
+        reason: e.to_string(),
+    };
+    let too_big =
+        |size: u64| verify::check_receipt_size(size).map_err(|reason| LoadError::Receipt { receipt: name.to_owned(), reason });
+    let file = tokio::fs::File::open(path).await.map_err(io)?;
+    too_big(file.metadata().await.map_err(io)?.len())?;
+    let mut bytes = Vec::new();
+    file.take(verify::MAX_RECEIPT_BYTES + 1).read_to_end(&mut bytes).await.map_err(io)?;
+    too_big(bytes.len() as u64)?;
+    Ok(bytes)
 }
 
 async fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
