@@ -152,16 +152,16 @@ pub(crate) async fn demo(dir: &Path, scale: f64, load_postgres: Option<&str>) ->
             Err(e) => println!("{}: FAILED: {e}", d.destination),
         }
     }
-    if let Some(url) = load_postgres {
+    let roots: Vec<(String, std::path::PathBuf)> = report
+        .destinations
+        .iter()
+        .filter(|d| d.outcome.is_ok())
+        .filter_map(|d| config.destinations.iter().find(|c| c.id == d.destination))
+        .filter_map(|c| c.folder.as_ref().map(|f| (c.id.clone(), f.join(&c.prefix))))
+        .collect();
+    if !roots.is_empty() {
         println!();
-        let roots: Vec<(String, std::path::PathBuf)> = report
-            .destinations
-            .iter()
-            .filter(|d| d.outcome.is_ok())
-            .filter_map(|d| config.destinations.iter().find(|c| c.id == d.destination))
-            .filter_map(|c| c.folder.as_ref().map(|f| (c.id.clone(), f.join(&c.prefix))))
-            .collect();
-        crate::load::demo_load(url, &roots).await?;
+        crate::load::demo_load(&dir.join("warehouse.duckdb"), load_postgres, &roots).await?;
     }
     println!();
     println!("config: {}  (run it again: byob run --config {})", config_path.display(), config_path.display());

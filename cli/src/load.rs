@@ -5,26 +5,75 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use byob::load::{LoadOutcome, Loader, PostgresTarget, ReceiptLocation};
+#[cfg(feature = "duckdb")]
+use byob::load::DuckDbTarget;
+use byob::load::{LoadOutcome, Loader, PostgresTarget, ReceiptLocation, Target};
 
-/// Loads `receipt` (`s3://bucket/key` or a path) into the PostgreSQL database at `target`
-/// (a URL) or named by `secret` (Secrets Manager, RDS format), in `schema`.
-pub(crate) async fn load(receipt: &str, target: Option<&str>, secret: Option<&str>, schema: &str) -> anyhow::Result<ExitCode> {
+/// Where `byob load` writes: a PostgreSQL URL or a DuckDB file.
+enum TargetSpec<'a> {
+    Postgres(&'a str),
+    DuckDb(&'a Path),
+}
+
+impl<'a> TargetSpec<'a> {
+    /// `postgres://...` / `postgresql://...`, or `duckdb:<path>` / a path ending in `.duckdb`
+    /// or `.db`.
+    fn parse(target: &'a str) -> anyhow::Result<TargetSpec<'a>> {
+        if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+            return Ok(TargetSpec::Postgres(target));
+        }
+        if let Some(path) = target.strip_prefix("duckdb:") {
+            return Ok(TargetSpec::DuckDb(Path::new(path)));
+        }
+        let path = Path::new(target);
+        if matches!(path.extension().and_then(|e| e.to_str()), Some("duckdb" | "db")) {
+            return Ok(TargetSpec::DuckDb(path));
+        }
+        // Never echo the value: it may be a URL with a password in it.
+        anyhow::bail!(
+            "--target: not a PostgreSQL URL (postgresql://user:password@host:5432/db) or a DuckDB file \
+             (warehouse.duckdb, or duckdb:<path>)"
+        )
+    }
+}
+
+/// Loads `receipt` (`s3://bucket/key` or a path) into `target` (a PostgreSQL URL or a DuckDB
+/// file) or the PostgreSQL database named by `secret` (Secrets Manager, RDS format), in
+/// `schema` (default: `public` for PostgreSQL, `main` for DuckDB).
+pub(crate) async fn load(
+    receipt: &str,
+    target: Option<&str>,
+    secret: Option<&str>,
+    schema: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let location = ReceiptLocation::parse(receipt)?;
-    let target = match (target, secret) {
+    let target: Box<dyn Target> = match (target, secret) {
         (_, Some(secret)) => {
             let base = byob::aws::sdk_config(&byob::config::AwsConfig::default()).await;
-            PostgresTarget::from_secret(&base, secret).await?
+            Box::new(PostgresTarget::from_secret(&base, secret).await?.with_schema(schema.unwrap_or("public")))
         }
-        (Some(url), None) => PostgresTarget::from_url(url)?,
-        (None, None) => anyhow::bail!("give --target <postgres URL> or --secret <Secrets Manager secret>"),
-    }
-    .with_schema(schema);
+        (Some(target), None) => match TargetSpec::parse(target)? {
+            TargetSpec::Postgres(url) => {
+                Box::new(PostgresTarget::from_url(url)?.with_schema(schema.unwrap_or("public")))
+            }
+            #[cfg(feature = "duckdb")]
+            TargetSpec::DuckDb(path) => Box::new(DuckDbTarget::new(path).with_schema(schema.unwrap_or("main"))),
+            #[cfg(not(feature = "duckdb"))]
+            TargetSpec::DuckDb(path) => anyhow::bail!(
+                "--target {}: this byob was built without DuckDB; build it with \
+                 `cargo build --release -p byob-cli --features duckdb`",
+                path.display()
+            ),
+        },
+        (None, None) => {
+            anyhow::bail!("give --target <PostgreSQL URL or DuckDB file> or --secret <Secrets Manager secret>")
+        }
+    };
     let loader = match location {
         ReceiptLocation::S3 { .. } => Loader::from_env().await,
         ReceiptLocation::Path(_) => Loader::local(),
     };
-    let outcome = loader.load(&location, &target).await.with_context(|| format!("loading {location}"))?;
+    let outcome = loader.load(&location, target.as_ref()).await.with_context(|| format!("loading {location}"))?;
     print(&outcome);
     Ok(ExitCode::SUCCESS)
 }
@@ -45,14 +94,43 @@ fn print(outcome: &LoadOutcome) {
     }
 }
 
-/// The demo's last step: each destination's root receipt loaded into the schema named after it.
-pub(crate) async fn demo_load(url: &str, destinations: &[(String, std::path::PathBuf)]) -> anyhow::Result<()> {
+/// The demo's last step: each destination's root receipt loaded into the schema named after
+/// it, in the DuckDB file `duckdb` (then every table's row count, read back from the file)
+/// and, when given, in the PostgreSQL database at `postgres`.
+pub(crate) async fn demo_load(
+    duckdb: &Path,
+    postgres: Option<&str>,
+    destinations: &[(String, std::path::PathBuf)],
+) -> anyhow::Result<()> {
     for (id, root) in destinations {
-        let target = PostgresTarget::from_url(url)?.with_schema(id);
         let location = ReceiptLocation::Path(root.join(Path::new("receipt.json")));
-        println!("loading {id} into {} (schema {id})", byob::load::Target::name(&target));
-        let outcome = Loader::local().load(&location, &target).await.with_context(|| format!("loading {location}"))?;
-        print(&outcome);
+        let mut targets: Vec<Box<dyn Target>> = Vec::new();
+        #[cfg(feature = "duckdb")]
+        targets.push(Box::new(DuckDbTarget::new(duckdb).with_schema(id)));
+        if let Some(url) = postgres {
+            targets.push(Box::new(PostgresTarget::from_url(url)?.with_schema(id)));
+        }
+        for target in &targets {
+            println!("loading {id} into {} (schema {id})", target.name());
+            let outcome =
+                Loader::local().load(&location, target.as_ref()).await.with_context(|| format!("loading {location}"))?;
+            print(&outcome);
+        }
     }
+    #[cfg(feature = "duckdb")]
+    {
+        println!();
+        println!("row counts read back from {}:", duckdb.display());
+        for (id, _) in destinations {
+            for (table, rows) in byob::load::duckdb::table_counts(duckdb, id)? {
+                println!("    {:<30} {rows:>12}", format!("{id}.{table}"));
+            }
+        }
+    }
+    #[cfg(not(feature = "duckdb"))]
+    println!(
+        "(not loaded into {}: build byob with --features duckdb for the embedded DuckDB warehouse)",
+        duckdb.display()
+    );
     Ok(())
 }

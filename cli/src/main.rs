@@ -37,8 +37,9 @@ enum Command {
         /// Size of the synthetic platform: 1.0 = 1 million event rows.
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
-        /// Finally load each destination into this PostgreSQL database (one schema per
-        /// destination), e.g. postgresql://user:password@127.0.0.1:5432/warehouse.
+        /// Also load each destination into this PostgreSQL database (one schema per
+        /// destination), e.g. postgresql://user:password@127.0.0.1:5432/warehouse. The demo
+        /// always loads them into <dir>/warehouse.duckdb.
         #[arg(long, env = "BYOB_LOAD_URL", hide_env_values = true)]
         load_postgres: Option<String>,
     },
@@ -104,22 +105,24 @@ enum Command {
         #[arg(long, value_enum)]
         only: Option<iam::Only>,
     },
-    /// Load a dump's receipt.json into PostgreSQL, exactly as the deployed loader does:
+    /// Load a dump's receipt.json into PostgreSQL or DuckDB, exactly as the deployed loader does:
     /// verify every file (size, sha256, keys inside the run), then stage and swap every table
     /// in one transaction. The same receipt twice loads once; an older run is skipped.
     Load {
         /// The receipt: s3://bucket/<prefix>/receipt.json (or .../<run>/receipt.json), or a path.
         #[arg(long)]
         receipt: String,
-        /// The target database, e.g. postgresql://user:password@host:5432/warehouse.
+        /// The target: a PostgreSQL URL (postgresql://user:password@host:5432/warehouse) or a
+        /// DuckDB database file (warehouse.duckdb, or duckdb:<path>; created if missing).
         #[arg(long, env = "BYOB_LOAD_URL", hide_env_values = true, required_unless_present = "secret")]
         target: Option<String>,
         /// Or: an AWS Secrets Manager secret (name or ARN) in the RDS format.
         #[arg(long)]
         secret: Option<String>,
-        /// The schema the tables are loaded into (created if missing).
-        #[arg(long, default_value = "public")]
-        schema: String,
+        /// The schema the tables are loaded into (created if missing) [default: public for
+        /// PostgreSQL, main for DuckDB].
+        #[arg(long)]
+        schema: Option<String>,
     },
     /// Export one Parquet file or folder of any origin (every row, no tenant filter) as a dump
     /// into a local folder: the same planner, encoders, receipt and file layout as `byob run`.
@@ -168,7 +171,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Demo { dir, scale, load_postgres } => demo::demo(&dir, scale, load_postgres.as_deref()).await,
         Command::Load { receipt, target, secret, schema } => {
-            load::load(&receipt, target.as_deref(), secret.as_deref(), &schema).await
+            load::load(&receipt, target.as_deref(), secret.as_deref(), schema.as_deref()).await
         }
         Command::Generate { out, scale, seed, postgres, schema } => {
             demo::generate_into(out.as_deref(), scale, seed, postgres.as_deref(), &schema).await?;

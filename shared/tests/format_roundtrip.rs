@@ -163,7 +163,7 @@ fn gunzip_if(codec: Codec, object: Vec<u8>) -> Vec<u8> {
         return object;
     }
     let mut text = Vec::new();
-    flate2::read::GzDecoder::new(&object[..])
+    flate2::read::MultiGzDecoder::new(&object[..])
         .read_to_end(&mut text)
         .expect("valid gzip");
     text

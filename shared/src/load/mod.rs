@@ -13,7 +13,10 @@
 //! - [`event`]: S3 (and S3-via-SQS) notifications -> receipt locations, leniently.
 //! - [`read`]: a verified file -> Arrow record batches (Parquet, CSV, JSON lines).
 //! - [`postgres`]: the PostgreSQL target.
+//! - `duckdb` (feature `duckdb`, the CLI's): the embedded DuckDB target, a local file.
 
+#[cfg(feature = "duckdb")]
+pub mod duckdb;
 pub mod event;
 pub mod postgres;
 pub mod read;
@@ -30,6 +33,8 @@ use tokio::io::AsyncWriteExt;
 use crate::layout::{self, RECEIPT_FILE, RunId};
 use crate::receipt::Receipt;
 
+#[cfg(feature = "duckdb")]
+pub use self::duckdb::DuckDbTarget;
 pub use postgres::PostgresTarget;
 
 /// Why a receipt was not loaded. Every variant names the receipt, key or table; none carries
@@ -384,6 +389,23 @@ fn log_skip(outcome: &LoadOutcome) {
         }
         LoadOutcome::Ignored { reason } => tracing::info!(%reason, "ignored"),
         LoadOutcome::Loaded(_) => {}
+    }
+}
+
+/// What the load history says about `info`: `duplicate` when its sha256 was loaded, `newest`
+/// the (run, receipt timestamp) loaded last. `None`: load it. Every target decides with this.
+pub(crate) fn decide(info: &ReceiptInfo, duplicate: bool, newest: Option<(String, String)>) -> Option<LoadOutcome> {
+    let run = info.receipt.run.to_string();
+    if duplicate {
+        return Some(LoadOutcome::Duplicate { receipt: info.location.clone(), run });
+    }
+    match newest {
+        Some((loaded_run, loaded_ts))
+            if (loaded_run.as_str(), loaded_ts.as_str()) >= (run.as_str(), info.receipt.timestamp.as_str()) =>
+        {
+            Some(LoadOutcome::Older { receipt: info.location.clone(), run, loaded_run })
+        }
+        _ => None,
     }
 }
 

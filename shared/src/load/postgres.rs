@@ -135,24 +135,15 @@ impl PostgresTarget {
             .query_opt(&format!("SELECT run FROM {h} WHERE receipt_sha256 = $1"), &[&info.sha256])
             .await
             .map_err(|e| self.err("reading the load history", e))?;
-        let run = info.receipt.run.to_string();
-        if dup.is_some() {
-            return Ok(Some(LoadOutcome::Duplicate { receipt: info.location.clone(), run }));
-        }
         let newest = client
             .query_opt(
                 &format!("SELECT run, receipt_timestamp FROM {h} ORDER BY run DESC, receipt_timestamp DESC LIMIT 1"),
                 &[],
             )
             .await
-            .map_err(|e| self.err("reading the load history", e))?;
-        if let Some(row) = newest {
-            let (loaded_run, loaded_ts): (String, String) = (row.get(0), row.get(1));
-            if (loaded_run.as_str(), loaded_ts.as_str()) >= (run.as_str(), info.receipt.timestamp.as_str()) {
-                return Ok(Some(LoadOutcome::Older { receipt: info.location.clone(), run, loaded_run }));
-            }
-        }
-        Ok(None)
+            .map_err(|e| self.err("reading the load history", e))?
+            .map(|row| (row.get(0), row.get(1)));
+        Ok(super::decide(info, dup.is_some(), newest))
     }
 
     async fn stage(&self, client: &Client, verified: &VerifiedReceipt, name: &str, table: &TableReceipt) -> Result<u64, LoadError> {
@@ -171,7 +162,7 @@ impl PostgresTarget {
         let mut sink = Box::pin(sink);
 
         let (tx, mut rx) = mpsc::channel::<Result<Bytes, LoadError>>(4);
-        let files: Vec<(String, u64, std::path::PathBuf)> = table
+        let files: Vec<read::TableFile> = table
             .files
             .iter()
             .filter_map(|f| verified.path(&f.key).map(|p| (f.key.clone(), f.rows, p.to_path_buf())))
@@ -480,58 +471,51 @@ fn encode_files(
     table: &str,
     format: &crate::format::Format,
     columns: &[PgColumn],
-    files: &[(String, u64, std::path::PathBuf)],
+    files: &[read::TableFile],
     tx: &mpsc::Sender<Result<Bytes, LoadError>>,
 ) -> Result<(), LoadError> {
-    let read_schema = crate::schema::to_arrow(
-        &columns
-            .iter()
-            .map(|c| ColumnSchema { name: c.name.clone(), data_type: c.portable.clone(), nullable: c.nullable })
-            .collect::<Vec<_>>(),
-    )
-    .map_err(|reason| LoadError::Schema { table: table.to_owned(), reason })?;
+    let schema: Vec<ColumnSchema> = columns
+        .iter()
+        .map(|c| ColumnSchema { name: c.name.clone(), data_type: c.portable.clone(), nullable: c.nullable })
+        .collect();
+    let types: Vec<DataType> = columns.iter().map(|c| c.arrow.clone()).collect();
     let mut out = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
     out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
     out.extend_from_slice(&0i32.to_be_bytes());
     out.extend_from_slice(&0i32.to_be_bytes());
-    for (key, rows, path) in files {
-        let decode = |reason: String| LoadError::Decode { table: table.to_owned(), key: key.clone(), reason };
-        let mut read_rows = 0u64;
-        for batch in read::batches(format, &read_schema, path).map_err(decode)? {
-            let batch = batch.map_err(decode)?;
-            read_rows += batch.num_rows() as u64;
-            let mut arrays = Vec::with_capacity(columns.len());
-            for c in columns {
-                let array = batch
-                    .column_by_name(&c.name)
-                    .ok_or_else(|| decode(format!("column {:?} is missing from the file", c.name)))?;
-                let array = arrow::compute::cast(array, &c.arrow)
-                    .map_err(|e| decode(format!("column {:?}: {e}", c.name)))?;
-                arrays.push(array);
+    let field_count = i16::try_from(columns.len())
+        .map_err(|_| LoadError::Schema { table: table.to_owned(), reason: "more than 32767 columns".into() })?;
+    read::for_each_batch(table, format, &schema, &types, files, |arrays, rows| {
+        let cols = arrays
+            .iter()
+            .zip(columns)
+            .map(|(a, c)| {
+                Col::new(a, c.kind).ok_or_else(|| LoadError::Decode {
+                    table: table.to_owned(),
+                    key: String::new(),
+                    reason: format!("column {:?}: unexpected array type", c.name),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for i in 0..rows {
+            out.extend_from_slice(&field_count.to_be_bytes());
+            for col in &cols {
+                col.write(i, &mut out);
             }
-            let cols = arrays
-                .iter()
-                .zip(columns)
-                .map(|(a, c)| Col::new(a, c.kind).ok_or_else(|| decode(format!("column {:?}: unexpected array type", c.name))))
-                .collect::<Result<Vec<_>, _>>()?;
-            let field_count = i16::try_from(cols.len()).map_err(|_| decode("too many columns".into()))?;
-            for i in 0..batch.num_rows() {
-                out.extend_from_slice(&field_count.to_be_bytes());
-                for col in &cols {
-                    col.write(i, &mut out);
-                }
-                if out.len() >= CHUNK_BYTES {
-                    let chunk = Bytes::from(std::mem::replace(&mut out, Vec::with_capacity(CHUNK_BYTES + 64 * 1024)));
-                    if tx.blocking_send(Ok(chunk)).is_err() {
-                        return Ok(()); // the receiver failed and reports why
-                    }
+            if out.len() >= CHUNK_BYTES {
+                let chunk = Bytes::from(std::mem::replace(&mut out, Vec::with_capacity(CHUNK_BYTES + 64 * 1024)));
+                if tx.blocking_send(Ok(chunk)).is_err() {
+                    // The COPY side failed and reports why; this error only stops the reading.
+                    return Err(LoadError::Decode {
+                        table: table.to_owned(),
+                        key: String::new(),
+                        reason: "the COPY stream closed".into(),
+                    });
                 }
             }
         }
-        if read_rows != *rows {
-            return Err(decode(format!("holds {read_rows} rows, the receipt lists {rows}")));
-        }
-    }
+        Ok(())
+    })?;
     out.extend_from_slice(&(-1i16).to_be_bytes());
     let _ = tx.blocking_send(Ok(Bytes::from(out)));
     Ok(())

@@ -79,3 +79,49 @@ fn offset_zones(schema: &Schema) -> Schema {
             .collect::<Vec<_>>(),
     )
 }
+
+/// A file of a table: its key in the receipt, the rows the receipt lists, its verified path.
+pub type TableFile = (String, u64, std::path::PathBuf);
+
+/// Reads every file of `table` with the receipt's `schema` and hands each batch's columns,
+/// cast to `types` (one per column, in order), to `each`. Checks every file holds the rows the
+/// receipt lists, and returns the rows read. Both load targets read through this.
+pub fn for_each_batch(
+    table: &str,
+    format: &Format,
+    schema: &[crate::schema::ColumnSchema],
+    types: &[DataType],
+    files: &[TableFile],
+    mut each: impl FnMut(Vec<arrow::array::ArrayRef>, usize) -> Result<(), super::LoadError>,
+) -> Result<u64, super::LoadError> {
+    use super::LoadError;
+    let read_schema =
+        crate::schema::to_arrow(schema).map_err(|reason| LoadError::Schema { table: table.to_owned(), reason })?;
+    let mut total = 0u64;
+    for (key, rows, path) in files {
+        let decode = |reason: String| LoadError::Decode { table: table.to_owned(), key: key.clone(), reason };
+        let mut read_rows = 0u64;
+        for batch in batches(format, &read_schema, path).map_err(decode)? {
+            let batch = batch.map_err(decode)?;
+            read_rows += batch.num_rows() as u64;
+            let mut arrays = Vec::with_capacity(schema.len());
+            for (c, to) in schema.iter().zip(types) {
+                let array = batch
+                    .column_by_name(&c.name)
+                    .ok_or_else(|| decode(format!("column {:?} is missing from the file", c.name)))?;
+                let array = if array.data_type() == to {
+                    array.clone()
+                } else {
+                    arrow::compute::cast(array, to).map_err(|e| decode(format!("column {:?}: {e}", c.name)))?
+                };
+                arrays.push(array);
+            }
+            each(arrays, batch.num_rows())?;
+        }
+        if read_rows != *rows {
+            return Err(decode(format!("holds {read_rows} rows, the receipt lists {rows}")));
+        }
+        total += read_rows;
+    }
+    Ok(total)
+}

@@ -1,0 +1,431 @@
+//! The DuckDB target: an embedded database file, loaded from Arrow batches, swapped in one
+//! transaction, exactly once. The CLI's default (`byob load --target warehouse.duckdb`, the
+//! demo); not built into the Lambda functions (feature `duckdb`).
+//!
+//! The same contract as the PostgreSQL target ([`super::postgres`]):
+//!
+//! 1. An exclusive lock on `<file>.byob-lock` (an OS file lock, released when the process
+//!    dies) serializes every byob loader of the file; DuckDB's own lock keeps other writers
+//!    out while one is open.
+//! 2. Under the lock, `byob_load_history` decides (same receipt once, older runs skipped).
+//! 3. Each table is appended from Arrow batches into `byob_staging.<table>` (recreated); the
+//!    row count must equal the receipt's.
+//! 4. One transaction then, per table: creates or evolves the live table (new columns added;
+//!    a changed type is an error naming the column, nothing applied), replaces its rows with
+//!    the staged ones, drops the staging table; records the load; commits.
+//!
+//! A crash before the commit leaves the live tables as they were (DuckDB's write-ahead log
+//! replays committed transactions only); the next delivery starts over.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, IntervalUnit, Schema, TimeUnit};
+use duckdb::Connection;
+
+use super::{LoadError, LoadOutcome, LoadReport, ReceiptInfo, Target, VerifiedReceipt, read};
+use crate::format::Format;
+use crate::receipt::TableReceipt;
+use crate::schema::{ColumnSchema, parse_type_name};
+
+use super::postgres::{HISTORY_TABLE, STAGING_SCHEMA};
+
+/// Loads receipts into one DuckDB database file and schema.
+#[derive(Clone, Debug)]
+pub struct DuckDbTarget {
+    path: PathBuf,
+    name: String,
+    schema: String,
+    fail_before_swap: bool,
+}
+
+/// A column as DuckDB stores it.
+#[derive(Clone, Debug)]
+pub struct DuckColumn {
+    /// The column name.
+    pub name: String,
+    /// The portable type name from the receipt.
+    pub portable: String,
+    /// The type as DuckDB's `information_schema.columns` spells it.
+    pub sql_type: String,
+    /// Whether nulls are allowed.
+    pub nullable: bool,
+    arrow: DataType,
+}
+
+impl DuckDbTarget {
+    /// Loads into schema `main` of the database file at `path` (created if missing).
+    pub fn new(path: impl Into<PathBuf>) -> DuckDbTarget {
+        let path = path.into();
+        let name = format!("duckdb:{}", path.display());
+        DuckDbTarget { path, name, schema: "main".into(), fail_before_swap: false }
+    }
+
+    /// Loads into `schema` (created if missing) instead of `main`.
+    pub fn with_schema(mut self, schema: &str) -> DuckDbTarget {
+        self.schema = schema.to_owned();
+        self
+    }
+
+    /// Test support: stop after staging, before the swap, as a crash there would.
+    #[doc(hidden)]
+    pub fn failing_before_swap(mut self, fail: bool) -> DuckDbTarget {
+        self.fail_before_swap = fail;
+        self
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, what: &str, e: impl std::fmt::Display) -> LoadError {
+        LoadError::Target { target: self.name.clone(), reason: format!("{what}: {e}"), retryable: false }
+    }
+
+    /// Takes the loader lock (blocking until other loaders of the file are done).
+    fn lock(&self) -> Result<File, LoadError> {
+        let mut lock_path = self.path.clone().into_os_string();
+        lock_path.push(".byob-lock");
+        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| self.err(&format!("creating {}", parent.display()), e))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| self.err(&format!("opening the lock file {}", Path::new(&lock_path).display()), e))?;
+        file.lock().map_err(|e| self.err("taking the loader lock", e))?;
+        Ok(file)
+    }
+
+    fn open(&self) -> Result<Connection, LoadError> {
+        Connection::open(&self.path).map_err(|e| LoadError::Target {
+            target: self.name.clone(),
+            // Another process (a DuckDB shell, say) holding the file is worth retrying.
+            retryable: e.to_string().contains("lock"),
+            reason: format!("opening the database: {e}"),
+        })
+    }
+
+    fn history(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(HISTORY_TABLE))
+    }
+
+    fn decide(&self, conn: &Connection, info: &ReceiptInfo) -> Result<Option<LoadOutcome>, LoadError> {
+        let exists: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [self.schema.as_str(), HISTORY_TABLE],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err("reading the load history", e))?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        let h = self.history();
+        let dup: i64 = conn
+            .query_row(&format!("SELECT count(*) FROM {h} WHERE receipt_sha256 = ?"), [info.sha256.as_str()], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err("reading the load history", e))?;
+        let mut newest = conn
+            .prepare(&format!("SELECT run, receipt_timestamp FROM {h} ORDER BY run DESC, receipt_timestamp DESC LIMIT 1"))
+            .map_err(|e| self.err("reading the load history", e))?;
+        let newest = newest
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err("reading the load history", e))?
+            .next()
+            .transpose()
+            .map_err(|e| self.err("reading the load history", e))?;
+        Ok(super::decide(info, dup > 0, newest))
+    }
+
+    fn stage(&self, conn: &Connection, format: &Format, name: &str, table: &TableReceipt, files: &[read::TableFile]) -> Result<u64, LoadError> {
+        let staging = format!("{}.{}", ident(STAGING_SCHEMA), ident(name));
+        let columns = duck_columns(name, &table.schema)?;
+        let ddl: Vec<String> = columns.iter().map(|c| format!("{} {}", ident(&c.name), c.sql_type)).collect();
+        conn.execute_batch(&format!("CREATE OR REPLACE TABLE {staging} ({})", ddl.join(", ")))
+            .map_err(|e| self.err(&format!("creating {staging}"), e))?;
+        let fields: Vec<Field> = columns.iter().map(|c| Field::new(&c.name, c.arrow.clone(), true)).collect();
+        let schema = Arc::new(Schema::new(fields));
+        let types: Vec<DataType> = columns.iter().map(|c| c.arrow.clone()).collect();
+        let mut appender = conn
+            .appender_to_db(name, STAGING_SCHEMA)
+            .map_err(|e| self.err(&format!("appending to {staging}"), e))?;
+        let rows = read::for_each_batch(name, format, &table.schema, &types, files, |arrays, _| {
+            let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| LoadError::Decode {
+                table: name.to_owned(),
+                key: String::new(),
+                reason: e.to_string(),
+            })?;
+            appender.append_record_batch(batch).map_err(|e| self.err(&format!("appending to {staging}"), e))
+        })?;
+        appender.flush().map_err(|e| self.err(&format!("appending to {staging}"), e))?;
+        drop(appender);
+        if rows != table.row_count {
+            return Err(LoadError::Decode {
+                table: name.to_owned(),
+                key: table.folder.clone(),
+                reason: format!("{rows} rows were read, the receipt lists {}", table.row_count),
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Inside the swap transaction: the live table with the receipt's columns.
+    fn evolve(&self, conn: &Connection, name: &str, table: &TableReceipt) -> Result<(), LoadError> {
+        let live = format!("{}.{}", ident(&self.schema), ident(name));
+        let columns = duck_columns(name, &table.schema)?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT column_name, data_type FROM information_schema.columns \
+                 WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            )
+            .map_err(|e| self.err(&format!("reading the columns of {live}"), e))?;
+        let existing = stmt
+            .query_map([self.schema.as_str(), name], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(&format!("reading the columns of {live}"), e))?;
+        if existing.is_empty() {
+            let ddl: Vec<String> = columns
+                .iter()
+                .map(|c| format!("{} {}{}", ident(&c.name), c.sql_type, if c.nullable { "" } else { " NOT NULL" }))
+                .collect();
+            return conn
+                .execute_batch(&format!("CREATE TABLE {live} ({})", ddl.join(", ")))
+                .map_err(|e| self.err(&format!("creating {live}"), e));
+        }
+        for c in &columns {
+            match existing.iter().find(|(n, _)| *n == c.name) {
+                None => {
+                    tracing::info!(table = name, column = %c.name, r#type = %c.sql_type, "adding a column");
+                    conn.execute_batch(&format!("ALTER TABLE {live} ADD COLUMN {} {}", ident(&c.name), c.sql_type))
+                        .map_err(|e| self.err(&format!("adding column {:?} to {live}", c.name), e))?;
+                }
+                Some((_, have)) if !have.eq_ignore_ascii_case(&c.sql_type) => {
+                    return Err(LoadError::Schema {
+                        table: name.to_owned(),
+                        reason: format!(
+                            "column {:?} is {have} in {live} but the receipt has {} ({}); \
+                             change or drop the column, then deliver the receipt again",
+                            c.name, c.portable, c.sql_type
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_locked(&self, verified: &VerifiedReceipt) -> Result<LoadOutcome, LoadError> {
+        let info = &verified.info;
+        let mut conn = self.open()?;
+        conn.execute_batch(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE SCHEMA IF NOT EXISTS {staging}; \
+             CREATE TABLE IF NOT EXISTS {h} (\
+               run VARCHAR NOT NULL, receipt_sha256 VARCHAR PRIMARY KEY, receipt_timestamp VARCHAR NOT NULL, \
+               receipt VARCHAR NOT NULL, tables VARCHAR[] NOT NULL, rows BIGINT NOT NULL, \
+               loaded_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now())",
+            schema = ident(&self.schema),
+            staging = ident(STAGING_SCHEMA),
+            h = self.history(),
+        ))
+        .map_err(|e| self.err("creating the load history", e))?;
+        if let Some(skip) = self.decide(&conn, info)? {
+            return Ok(skip);
+        }
+        let format = info.receipt.format;
+        let mut tables = Vec::new();
+        for (name, table) in &info.receipt.tables {
+            let files: Vec<read::TableFile> = table
+                .files
+                .iter()
+                .filter_map(|f| verified.path(&f.key).map(|p| (f.key.clone(), f.rows, p.to_path_buf())))
+                .collect();
+            if files.len() != table.files.len() {
+                return Err(LoadError::Receipt {
+                    receipt: info.location.clone(),
+                    reason: format!("table {name:?}: a file was not verified"),
+                });
+            }
+            let rows = self.stage(&conn, &format, name, table, &files)?;
+            tables.push((name.clone(), rows));
+        }
+        if self.fail_before_swap {
+            return Err(LoadError::Interrupted { run: info.receipt.run.to_string() });
+        }
+        let tx = conn.transaction().map_err(|e| self.err("starting the swap", e))?;
+        for (name, table) in &info.receipt.tables {
+            self.evolve(&tx, name, table)?;
+            let live = format!("{}.{}", ident(&self.schema), ident(name));
+            let staging = format!("{}.{}", ident(STAGING_SCHEMA), ident(name));
+            let list: Vec<String> = table.schema.iter().map(|c| ident(&c.name)).collect();
+            let list = list.join(", ");
+            tx.execute_batch(&format!(
+                "DELETE FROM {live}; INSERT INTO {live} ({list}) SELECT {list} FROM {staging}; DROP TABLE {staging}"
+            ))
+            .map_err(|e| self.err(&format!("swapping {live}"), e))?;
+        }
+        let rows: u64 = tables.iter().map(|(_, r)| r).sum();
+        let run = info.receipt.run.to_string();
+        // The table names go in as parameters of a list literal (no quoting by hand).
+        let names: Vec<&str> = tables.iter().map(|(n, _)| n.as_str()).collect();
+        let list = if names.is_empty() {
+            "CAST([] AS VARCHAR[])".to_owned()
+        } else {
+            format!("[{}]", vec!["?"; names.len()].join(", "))
+        };
+        let rows_text = rows.to_string();
+        let mut params: Vec<&str> = vec![&run, &info.sha256, &info.receipt.timestamp, &info.location];
+        params.extend(&names);
+        params.push(&rows_text);
+        tx.execute(
+            &format!(
+                "INSERT INTO {} (run, receipt_sha256, receipt_timestamp, receipt, tables, rows) \
+                 VALUES (?, ?, ?, ?, {list}, CAST(? AS BIGINT))",
+                self.history()
+            ),
+            duckdb::params_from_iter(params),
+        )
+        .map_err(|e| self.err("recording the load", e))?;
+        tx.commit().map_err(|e| self.err("committing the swap", e))?;
+        Ok(LoadOutcome::Loaded(LoadReport {
+            receipt: info.location.clone(),
+            run,
+            receipt_sha256: info.sha256.clone(),
+            tables,
+            rows,
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl Target for DuckDbTarget {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn precheck(&self, info: &ReceiptInfo) -> Result<Option<LoadOutcome>, LoadError> {
+        if !self.path.exists() {
+            return Ok(None);
+        }
+        let (target, info) = (self.clone(), info.clone());
+        blocking(move || {
+            let _lock = target.lock()?;
+            target.decide(&target.open()?, &info)
+        })
+        .await
+    }
+
+    async fn apply(&self, verified: &VerifiedReceipt) -> Result<LoadOutcome, LoadError> {
+        // DuckDB's API is synchronous: the load runs on a blocking thread, while `verified`
+        // (and the downloaded files it owns) stays alive in this task.
+        let target = self.clone();
+        let owned = VerifiedReceipt { info: verified.info.clone(), paths: verified.paths.clone(), _downloads: None };
+        let result = blocking(move || {
+            let _lock = target.lock()?;
+            target.apply_locked(&owned)
+        })
+        .await;
+        if let Err(e) = &result {
+            tracing::warn!(receipt = %verified.info.location, error = %e, "load failed; the live tables are unchanged");
+        }
+        result
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, LoadError> + Send + 'static) -> Result<T, LoadError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| LoadError::Target {
+        target: "duckdb".into(),
+        reason: format!("the load thread failed: {e}"),
+        retryable: true,
+    })?
+}
+
+/// DuckDB type and the Arrow type every batch is cast to, for a scalar portable type.
+fn scalar(dt: &DataType) -> Option<(String, DataType)> {
+    use DataType as D;
+    Some(match dt {
+        D::Boolean => ("BOOLEAN".into(), D::Boolean),
+        D::Int8 => ("TINYINT".into(), D::Int8),
+        D::Int16 => ("SMALLINT".into(), D::Int16),
+        D::Int32 => ("INTEGER".into(), D::Int32),
+        D::Int64 => ("BIGINT".into(), D::Int64),
+        D::UInt8 => ("UTINYINT".into(), D::UInt8),
+        D::UInt16 => ("USMALLINT".into(), D::UInt16),
+        D::UInt32 => ("UINTEGER".into(), D::UInt32),
+        D::UInt64 => ("UBIGINT".into(), D::UInt64),
+        D::Float32 => ("FLOAT".into(), D::Float32),
+        D::Float64 => ("DOUBLE".into(), D::Float64),
+        D::Decimal128(p, s) | D::Decimal256(p, s) if *p <= 38 && *s >= 0 && s.unsigned_abs() <= *p => {
+            (format!("DECIMAL({p},{s})"), D::Decimal128(*p, *s))
+        }
+        D::Utf8 => ("VARCHAR".into(), D::Utf8),
+        D::Binary => ("BLOB".into(), D::Binary),
+        D::Date32 => ("DATE".into(), D::Date32),
+        D::Time32(_) | D::Time64(_) => ("TIME".into(), D::Time64(TimeUnit::Microsecond)),
+        D::Timestamp(_, None) => ("TIMESTAMP".into(), D::Timestamp(TimeUnit::Microsecond, None)),
+        D::Timestamp(_, Some(_)) => {
+            ("TIMESTAMP WITH TIME ZONE".into(), D::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))
+        }
+        D::Interval(IntervalUnit::MonthDayNano) => ("INTERVAL".into(), dt.clone()),
+        _ => return None,
+    })
+}
+
+/// The DuckDB columns of a receipt's table schema (`list<T>` -> `T[]`; times and timestamps
+/// at microseconds, as DuckDB's TIMESTAMP and TIME hold them).
+pub fn duck_columns(table: &str, schema: &[ColumnSchema]) -> Result<Vec<DuckColumn>, LoadError> {
+    schema
+        .iter()
+        .map(|c| {
+            let bad = |reason: String| LoadError::Schema { table: table.to_owned(), reason };
+            let dt = parse_type_name(&c.data_type).map_err(|e| bad(format!("column {:?}: {e}", c.name)))?;
+            let unsupported = || bad(format!("column {:?}: type {} has no DuckDB mapping", c.name, c.data_type));
+            let (sql_type, arrow) = match &dt {
+                DataType::List(item) => {
+                    let (t, a) = scalar(item.data_type()).ok_or_else(unsupported)?;
+                    (format!("{t}[]"), DataType::List(Arc::new(Field::new_list_field(a, true))))
+                }
+                other => scalar(other).ok_or_else(unsupported)?,
+            };
+            Ok(DuckColumn { name: c.name.clone(), portable: c.data_type.clone(), sql_type, nullable: c.nullable, arrow })
+        })
+        .collect()
+}
+
+/// `"name"` with `"` doubled.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Row counts of every table in `schema` of the database at `path` (the demo prints them).
+pub fn table_counts(path: &Path, schema: &str) -> Result<Vec<(String, u64)>, LoadError> {
+    let target = DuckDbTarget::new(path).with_schema(schema);
+    let _lock = target.lock()?;
+    let conn = target.open()?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_name <> ? \
+             ORDER BY table_name",
+        )
+        .map_err(|e| target.err("listing tables", e))?;
+    let names = stmt
+        .query_map([schema, HISTORY_TABLE], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| target.err("listing tables", e))?;
+    names
+        .into_iter()
+        .map(|t| {
+            let n: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM {}.{}", ident(schema), ident(&t)), [], |r| r.get(0))
+                .map_err(|e| target.err(&format!("counting {t}"), e))?;
+            Ok((t, n.max(0) as u64))
+        })
+        .collect()
+}
