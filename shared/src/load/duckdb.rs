@@ -30,7 +30,7 @@ use crate::format::Format;
 use crate::receipt::TableReceipt;
 use crate::schema::{ColumnSchema, parse_type_name};
 
-use super::postgres::{HISTORY_TABLE, STAGING_SCHEMA};
+use super::postgres::{HISTORY_TABLE, STAGING_SCHEMA, ident};
 
 /// Loads receipts into one DuckDB database file and schema.
 #[derive(Clone, Debug)]
@@ -397,11 +397,6 @@ pub fn duck_columns(table: &str, schema: &[ColumnSchema]) -> Result<Vec<DuckColu
             Ok(DuckColumn { name: c.name.clone(), portable: c.data_type.clone(), sql_type, nullable: c.nullable, arrow })
         })
         .collect()
-}
-
-/// `"name"` with `"` doubled.
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Row counts of every table in `schema` of the database at `path` (the demo prints them).

@@ -442,8 +442,8 @@ pub fn pg_columns(table: &str, schema: &[ColumnSchema]) -> Result<Vec<PgColumn>,
         .collect()
 }
 
-/// `"name"` with `"` doubled.
-fn ident(name: &str) -> String {
+/// `"name"` with `"` doubled (an SQL identifier, for PostgreSQL and DuckDB alike).
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
