@@ -11,7 +11,7 @@
 //!    - `byob load` into PostgreSQL: verify every file's sha256, decode Parquet, binary COPY
 //!      into an UNLOGGED staging table, then the swap transaction (INSERT INTO the live table
 //!      from staging, the load history, commit);
-//!    - `byob load` into DuckDB (a file in the temporary folder).
+//!    - `byob load` into DuckDB (a file in the temporary folder), with `--features duckdb`.
 //!
 //! Run it with `scripts/bench-load` (release profile).
 
@@ -26,7 +26,9 @@ use std::time::Instant;
 
 use byob::config::Config;
 use byob::layout::RunId;
-use byob::load::{DuckDbTarget, LoadOutcome, Loader, PostgresTarget, ReceiptLocation, Target};
+#[cfg(feature = "duckdb")]
+use byob::load::DuckDbTarget;
+use byob::load::{LoadOutcome, Loader, PostgresTarget, ReceiptLocation, Target};
 use byob::plan::PlanFilter;
 use byob::run::{RunOptions, Silent};
 
@@ -81,6 +83,7 @@ async fn child(phase: &str, work: &Path, url: &str) {
     let receipt = ReceiptLocation::Path(work.join("out/parquet/receipt.json"));
     let target: Box<dyn Target> = match phase {
         "byob-pg" => Box::new(PostgresTarget::from_url(url).unwrap()),
+        #[cfg(feature = "duckdb")]
         "byob-duckdb" => Box::new(DuckDbTarget::new(work.join("bench.duckdb"))),
         other => panic!("unknown phase {other}"),
     };
@@ -228,21 +231,25 @@ async fn main() {
         .unwrap()
         .get(0);
     assert_eq!(copied as u64, byob_pg.rows, "psql copied a different number of rows");
-    let duck = run_child("byob-duckdb", work.path(), &server.url("byob_load"));
-    eprintln!("byob load -> DuckDB: {:.2}s", duck.seconds);
+    let mut table = vec![copy, byob_pg];
+    table[1].phase = "byob load -> PostgreSQL (verify, stage, swap, history)";
+    #[cfg(feature = "duckdb")]
+    {
+        let mut duck = run_child("byob-duckdb", work.path(), &server.url("byob_load"));
+        eprintln!("byob load -> DuckDB: {:.2}s", duck.seconds);
+        duck.phase = "byob load -> DuckDB (verify, stage, swap, history)";
+        table.push(duck);
+    }
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
     println!(
         "events: {} rows; dump: {} Parquet zstd files ({parquet_mib:.0} MiB), {} CSV files ({csv_mib:.0} MiB); {cores} cores",
-        byob_pg.rows,
+        table[1].rows,
         parquet.len(),
         csv.len()
     );
     println!("{:<62} {:>8} {:>12} {:>10} {:>8}", "phase", "seconds", "rows/s", "peak RSS", "x psql");
-    let mut table = vec![copy, byob_pg, duck];
-    table[1].phase = "byob load -> PostgreSQL (verify, stage, swap, history)";
-    table[2].phase = "byob load -> DuckDB (verify, stage, swap, history)";
     let base = table[0].seconds;
     for r in &table {
         println!(
