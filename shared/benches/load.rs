@@ -199,7 +199,9 @@ async fn main() {
     let (parquet_mib, csv_mib) = (size(&parquet), size(&csv));
 
     let admin = postgres_harness::client(&server.url("postgres")).await;
-    admin.batch_execute("CREATE DATABASE byob_load; CREATE DATABASE psql_copy").await.unwrap();
+    // One statement each: CREATE DATABASE cannot run inside a (multi-statement) transaction.
+    admin.batch_execute("CREATE DATABASE byob_load").await.unwrap();
+    admin.batch_execute("CREATE DATABASE psql_copy").await.unwrap();
 
     // byob first: its table definition is the one psql copies into.
     let byob_pg = run_child("byob-pg", work.path(), &server.url("byob_load"));
