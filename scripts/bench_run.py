@@ -418,7 +418,7 @@ def print_report(args, results, info, text_bytes, tool_versions, rg_rows, load_s
     print(
         f"settings: gzip level {GZIP_LEVEL} (byob, polars, pyarrow, pigz; DuckDB's own default: not settable), "
         f"zstd level {ZSTD_LEVEL} (byob, DuckDB, polars, pyarrow); row groups: byob's defaults "
-        f"(64 MiB encoded or 1 Mi rows), others {rg_rows:,} rows (byob's zstd average); byob: one "
+        f"(32 MiB encoded or 1 Mi rows), others {rg_rows:,} rows (byob's zstd average); byob: one "
         "slice per 5 M rows, files rolled at 1 M rows or 256 MiB; DuckDB: default threads; "
         "wall time includes process start and the imports of Python tools"
         + (f"; fastest of {args.repeat} runs per case (peak RSS: the highest)" if args.repeat > 1 else "")

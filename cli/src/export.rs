@@ -5,7 +5,7 @@
 //!
 //! Only the source differs from a dump: [`PlainParquet`] reads every row of the input, where
 //! the lake source reads one tenant's. Slicing follows the same rule (row groups, about
-//! `target_rows_per_slice` rows per slice, `parallelism` slices at once).
+//! `target_rows_per_slice` rows per slice, `--parallelism` slices at once, default 1).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -66,7 +66,7 @@ pub(crate) struct ExportArgs {
     /// A file is closed at about this size, e.g. `256MiB` (the config's default).
     #[arg(long)]
     max_file_bytes: Option<String>,
-    /// Parquet row group size in bytes, e.g. `64MiB` (the config's default).
+    /// Parquet row group size in bytes, e.g. `32MiB` (the config's default).
     #[arg(long)]
     row_group_bytes: Option<String>,
     /// gzip level 0-9 (default 6).
@@ -75,7 +75,8 @@ pub(crate) struct ExportArgs {
     /// Slices of about this many rows export in parallel (default 5000000).
     #[arg(long)]
     target_rows_per_slice: Option<u64>,
-    /// Slices exported at once (default 4).
+    /// Slices exported at once (default 1: one slice's encoders already use every core, and
+    /// each slice at once adds its own pipeline, about 200 MiB for a big table).
     #[arg(long)]
     parallelism: Option<usize>,
 }
@@ -192,9 +193,7 @@ fn config_for(args: &ExportArgs) -> anyhow::Result<Config> {
     if let Some(n) = args.target_rows_per_slice {
         export["target_rows_per_slice"] = n.into();
     }
-    if let Some(n) = args.parallelism {
-        export["parallelism"] = n.into();
-    }
+    export["parallelism"] = args.parallelism.unwrap_or(1).into();
     let document = serde_json::json!({
         "source": { "type": "parquet", "path": input.parent().unwrap_or(&input) },
         "tables": [{ "name": table, "path": input }],

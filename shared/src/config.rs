@@ -735,7 +735,7 @@ pub struct ExportConfig {
     /// Parquet: a row group is closed when its encoded size reaches this; bigger groups
     /// compress better, smaller ones need less memory. The encoder holds about one row
     /// group, and one more may be waiting for the uploader. 1 MiB to 1 GiB. Example:
-    /// `"64MiB"`.
+    /// `"32MiB"` (the default; about 500,000 rows of a typical events table).
     #[serde(default = "default_row_group_bytes")]
     pub row_group_bytes: ByteSize,
     /// Record batches read from the source ahead of the encoder, in bytes of Arrow memory
@@ -773,7 +773,7 @@ fn default_part_size() -> ByteSize {
 }
 
 fn default_row_group_bytes() -> ByteSize {
-    ByteSize::mib(64)
+    ByteSize::mib(32)
 }
 
 fn default_upload_bytes_in_flight() -> ByteSize {
@@ -1894,7 +1894,7 @@ fn validate_export(export: &ExportConfig, problems: &mut Vec<ConfigProblem>) {
         problems.push(ConfigProblem::with_num(
             "export.row_group_bytes",
             export.row_group_bytes.0,
-            format!("is {}; row groups are 1 MiB to 1 GiB (the default is 64 MiB)", export.row_group_bytes),
+            format!("is {}; row groups are 1 MiB to 1 GiB (the default is 32 MiB)", export.row_group_bytes),
         ));
     }
     if export.gzip_level > 9 {

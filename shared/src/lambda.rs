@@ -34,6 +34,18 @@ impl From<HandlerError> for Diagnostic {
     }
 }
 
+/// A function's `main`: [`crate::malloc::tune`] and tracing first, then `serve` on the
+/// multi-threaded Tokio runtime `#[tokio::main]` would build (which cannot run code before
+/// its worker threads start).
+pub fn start<F>(serve: F) -> Result<(), lambda_runtime::Error>
+where
+    F: std::future::Future<Output = Result<(), lambda_runtime::Error>>,
+{
+    crate::malloc::tune();
+    init_tracing();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve)
+}
+
 /// Logs for CloudWatch, level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default info).
 pub fn init_tracing() {
     lambda_runtime::tracing::init_default_subscriber();

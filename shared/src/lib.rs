@@ -28,6 +28,7 @@
 //! - [`aws`]: our AWS side: the role chain into a customer's account, SDK configuration,
 //!   retry classification, Secrets Manager secrets and the IAM policies `byob iam-policy` prints.
 //! - [`error`]: the library's error type.
+//! - [`malloc`]: glibc malloc settings every binary applies first thing (flat peak RSS).
 
 pub mod aws;
 pub mod config;
@@ -38,6 +39,7 @@ pub mod format;
 pub mod generate;
 pub mod layout;
 pub mod load;
+pub mod malloc;
 pub mod plan;
 pub mod receipt;
 pub mod run;

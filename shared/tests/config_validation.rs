@@ -192,7 +192,7 @@ fn a_minimal_config_gets_every_default() {
             config.export.gzip_level,
             config.export.target_rows_per_slice
         ),
-        (4, ByteSize::mib(8), ByteSize::mib(64), 6, 5_000_000)
+        (4, ByteSize::mib(8), ByteSize::mib(32), 6, 5_000_000)
     );
     assert_eq!(config.aws, AwsConfig::default());
     assert_eq!(config.state, StateConfig { path: "/etc/byob/.byob-state".into() });

@@ -1,15 +1,15 @@
 //! The dump function: EventBridge Scheduler's event (or a manual run) in, the run's plan out.
 
-use byob::lambda::{HandlerError, init_tracing, workflow_from_env};
+use byob::lambda::{HandlerError, workflow_from_env};
 use byob::plan::Plan;
 use byob::workflow::{DumpInput, Workflow};
 use lambda_runtime::{LambdaEvent, service_fn};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    init_tracing();
-    let workflow = workflow_from_env().await?;
-    lambda_runtime::run(service_fn(|event| handler(&workflow, event))).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    byob::lambda::start(async {
+        let workflow = workflow_from_env().await?;
+        lambda_runtime::run(service_fn(|event| handler(&workflow, event))).await
+    })
 }
 
 /// Plans the run the event names.

@@ -1,14 +1,14 @@
 //! The export function: one task of the plan in, a pointer to its stored result out.
 
-use byob::lambda::{HandlerError, init_tracing, workflow_from_env};
+use byob::lambda::{HandlerError, workflow_from_env};
 use byob::workflow::{ExportInput, ExportOutput, Workflow};
 use lambda_runtime::{LambdaEvent, service_fn};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    init_tracing();
-    let workflow = workflow_from_env().await?;
-    lambda_runtime::run(service_fn(|event| handler(&workflow, event))).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    byob::lambda::start(async {
+        let workflow = workflow_from_env().await?;
+        lambda_runtime::run(service_fn(|event| handler(&workflow, event))).await
+    })
 }
 
 /// Exports one slice of one table to one destination.

@@ -1,14 +1,14 @@
 //! The finalize function: one destination's tasks and export outputs in; its receipts written.
 
-use byob::lambda::{HandlerError, init_tracing, workflow_from_env};
+use byob::lambda::{HandlerError, workflow_from_env};
 use byob::workflow::{FinalizeInput, FinalizeOutput, Workflow};
 use lambda_runtime::{LambdaEvent, service_fn};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    init_tracing();
-    let workflow = workflow_from_env().await?;
-    lambda_runtime::run(service_fn(|event| handler(&workflow, event))).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    byob::lambda::start(async {
+        let workflow = workflow_from_env().await?;
+        lambda_runtime::run(service_fn(|event| handler(&workflow, event))).await
+    })
 }
 
 /// Verifies every task of the destination, then writes receipt.json (run copy, then root).

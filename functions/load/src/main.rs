@@ -1,16 +1,16 @@
 //! The load function: an S3 notification of a `receipt.json` (directly, or through SQS) in,
 //! what was loaded, skipped or ignored out. Runs in the customer's account, with their role.
 
-use byob::lambda::{HandlerError, init_tracing};
+use byob::lambda::HandlerError;
 use byob::load::{self, LoadOutcome, Loader, PostgresTarget};
 use lambda_runtime::{LambdaEvent, service_fn};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    init_tracing();
-    let loader = Loader::from_env().await;
-    let target = load::target_from_env().await?;
-    lambda_runtime::run(service_fn(|event| handler(&loader, &target, event))).await
+fn main() -> Result<(), lambda_runtime::Error> {
+    byob::lambda::start(async {
+        let loader = Loader::from_env().await;
+        let target = load::target_from_env().await?;
+        lambda_runtime::run(service_fn(|event| handler(&loader, &target, event))).await
+    })
 }
 
 /// Loads every receipt the notification names, exactly once.

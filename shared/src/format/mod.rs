@@ -215,7 +215,7 @@ pub const DEFAULT_GZIP_BLOCK_BYTES: usize = 2 * 1024 * 1024;
 impl Default for EncoderOptions {
     fn default() -> Self {
         EncoderOptions {
-            row_group_bytes: 64 * 1024 * 1024,
+            row_group_bytes: 32 * 1024 * 1024,
             row_group_rows: 1024 * 1024,
             gzip_level: 6,
             zstd_level: 3,
