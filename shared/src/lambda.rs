@@ -42,13 +42,9 @@ where
     F: std::future::Future<Output = Result<(), lambda_runtime::Error>>,
 {
     crate::malloc::tune();
-    init_tracing();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve)
-}
-
-/// Logs for CloudWatch, level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default info).
-pub fn init_tracing() {
+    // Logs for CloudWatch, level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default info).
     lambda_runtime::tracing::init_default_subscriber();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve)
 }
 
 /// Builds the workflow from the environment: `BYOB_CONFIG` is the config's path in the
