@@ -40,7 +40,9 @@ enum Command {
         /// Also load each destination into this PostgreSQL database (one schema per
         /// destination), e.g. postgresql://user:password@127.0.0.1:5432/warehouse. The demo
         /// always loads them into <dir>/warehouse.duckdb.
-        #[arg(long, env = "BYOB_LOAD_URL", hide_env_values = true)]
+        // No environment variable: BYOB_LOAD_URL is `byob load`'s target, and setting it for
+        // the loader must not make every demo write into that database too.
+        #[arg(long)]
         load_postgres: Option<String>,
     },
     /// Write the synthetic data platform (six multi-tenant tables) as a Parquet lake, and

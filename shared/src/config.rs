@@ -118,7 +118,8 @@ impl ConfigErrors {
         self.0.iter().find(|p| p.path == path)
     }
 
-    fn file(message: impl Into<String>) -> Self {
+    /// One problem with the config as a whole (unreadable, missing, not set).
+    pub fn file(message: impl Into<String>) -> Self {
         ConfigErrors(vec![ConfigProblem::at("", message)])
     }
 }

@@ -62,10 +62,10 @@ impl StateStore for LocalState {
         while let Some(entry) = entries.next_entry().await.map_err(|e| Error::io(&dir, e))? {
             let name = entry.file_name().to_string_lossy().into_owned();
             // File names use '_' for ':' so they are valid on every file system.
-            if let Some(stem) = name.strip_suffix(".json") {
-                if let Ok(run) = stem.replace('_', ":").parse::<RunId>() {
-                    runs.push(run);
-                }
+            if let Some(stem) = name.strip_suffix(".json")
+                && let Ok(run) = stem.replace('_', ":").parse::<RunId>()
+            {
+                runs.push(run);
             }
         }
         Ok(runs)

@@ -87,7 +87,10 @@ fn lost() -> FormatError {
 
 /// Runs `job` on the pool (on the calling thread if no worker could be started).
 ///
-/// A job that panics becomes a [`FormatError::Worker`], and the worker thread lives on.
+/// Where panics unwind (debug builds, tests, a library user's own profile), a job that panics
+/// becomes a [`FormatError::Worker`] and the worker thread lives on. byob's release profile
+/// (Lambda and the CLI) has `panic = "abort"`: there a panic ends the process, which a Lambda
+/// reports as `Runtime.ExitError` and Step Functions retries; nothing here can catch it.
 pub(crate) fn spawn<T: Send + 'static>(
     job: impl FnOnce() -> Result<T, FormatError> + Send + 'static,
 ) -> Pending<T> {

@@ -162,6 +162,11 @@ impl DuckDbTarget {
                 key: String::new(),
                 reason: e.to_string(),
             })?;
+            let batch = to_duckdb_batch(batch).map_err(|reason| LoadError::Decode {
+                table: name.to_owned(),
+                key: String::new(),
+                reason,
+            })?;
             appender.append_record_batch(batch).map_err(|e| self.err(&format!("appending to {staging}"), e))
         })?;
         appender.flush().map_err(|e| self.err(&format!("appending to {staging}"), e))?;
@@ -376,6 +381,29 @@ fn scalar(dt: &DataType) -> Option<(String, DataType)> {
         D::Interval(IntervalUnit::MonthDayNano) => ("INTERVAL".into(), dt.clone()),
         _ => return None,
     })
+}
+
+/// Hands a batch of our Arrow to the DuckDB crate's own Arrow (another major version) through
+/// the Arrow C Data Interface, the ABI Arrow defines for passing arrays between
+/// implementations: no copy of the buffers, which stay owned by their release callbacks.
+fn to_duckdb_batch(batch: RecordBatch) -> Result<duckdb::arrow::array::RecordBatch, String> {
+    use duckdb::arrow as duck_arrow;
+
+    let data = arrow::array::Array::into_data(arrow::array::StructArray::from(batch));
+    let (array, schema) = arrow::ffi::to_ffi(&data).map_err(|e| e.to_string())?;
+    // SAFETY: both `FFI_ArrowArray` and both `FFI_ArrowSchema` are `#[repr(C)]` definitions of
+    // the same C structs (ArrowArray, ArrowSchema) of the C Data Interface, so moving one into
+    // the other is a move of the same bytes (transmute checks the sizes at compile time). The
+    // release callbacks travel with them, so each buffer is released exactly once, by
+    // whichever side drops it last; `from_ffi` validates the array against the schema.
+    #[allow(unsafe_code)]
+    let imported = unsafe {
+        let array: duck_arrow::ffi::FFI_ArrowArray = std::mem::transmute(array);
+        let schema: duck_arrow::ffi::FFI_ArrowSchema = std::mem::transmute(schema);
+        duck_arrow::ffi::from_ffi(array, &schema)
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(duck_arrow::array::RecordBatch::from(duck_arrow::array::StructArray::from(imported)))
 }
 
 /// The DuckDB columns of a receipt's table schema (`list<T>` -> `T[]`; times and timestamps

@@ -125,8 +125,8 @@ impl PostgresTarget {
         let exists: Option<String> = client
             .query_one("SELECT to_regclass($1)::text", &[&self.history()])
             .await
-            .map_err(|e| self.err("reading the load history", e))?
-            .get(0);
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| self.err("reading the load history", e))?;
         if exists.is_none() {
             return Ok(None);
         }
@@ -141,8 +141,8 @@ impl PostgresTarget {
                 &[],
             )
             .await
-            .map_err(|e| self.err("reading the load history", e))?
-            .map(|row| (row.get(0), row.get(1)));
+            .and_then(|row| row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).transpose())
+            .map_err(|e| self.err("reading the load history", e))?;
         Ok(super::decide(info, dup.is_some(), newest))
     }
 
@@ -207,6 +207,9 @@ impl PostgresTarget {
                 &[&live],
             )
             .await
+            .and_then(|rows| {
+                rows.iter().map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, String>(1)?))).collect::<Result<Vec<_>, _>>()
+            })
             .map_err(|e| self.err(&format!("reading the columns of {live}"), e))?;
         if existing.is_empty() {
             let ddl: Vec<String> = columns
@@ -219,7 +222,7 @@ impl PostgresTarget {
             return Ok(());
         }
         for c in &columns {
-            let found = existing.iter().find(|r| r.get::<_, String>(0) == c.name);
+            let found = existing.iter().find(|(column, _)| *column == c.name);
             match found {
                 None => {
                     tracing::info!(table = name, column = %c.name, r#type = %c.pg_type, "adding a column");
@@ -227,9 +230,8 @@ impl PostgresTarget {
                         .await
                         .map_err(|e| self.err(&format!("adding column {:?} to {live}", c.name), e))?;
                 }
-                Some(row) => {
-                    let have: String = row.get(1);
-                    if have != c.pg_type {
+                Some((_, have)) => {
+                    if *have != c.pg_type {
                         return Err(LoadError::Schema {
                             table: name.to_owned(),
                             reason: format!(
