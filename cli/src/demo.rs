@@ -58,10 +58,17 @@ pub(crate) fn generate(out: &Path, scale: f64, seed: u64) -> anyhow::Result<()> 
     let started = Instant::now();
     eprintln!("generating the synthetic data platform (scale {scale}) into {}", out.display());
     let options = GenerateOptions { out: out.to_path_buf(), scale, seed, ..GenerateOptions::default() };
-    let reports = generate::generate(&options, &|_, _| {}).with_context(|| format!("generating into {}", out.display()))?;
+    let reports =
+        generate::generate(&options, &|_, _| {}).with_context(|| format!("generating into {}", out.display()))?;
     let mut rows = 0;
     for r in &reports {
-        eprintln!("  {:<22} {:>12} rows {:>4} files {:>11}", r.table, r.rows, r.files, crate::progress::human_bytes(r.bytes));
+        eprintln!(
+            "  {:<22} {:>12} rows {:>4} files {:>11}",
+            r.table,
+            r.rows,
+            r.files,
+            crate::progress::human_bytes(r.bytes)
+        );
         rows += r.rows;
     }
     let secs = started.elapsed().as_secs_f64();

@@ -263,7 +263,12 @@ impl PlainParquet {
         PlainParquet { path }
     }
 
-    fn error(&self, table: &str, location: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> byob::Error {
+    fn error(
+        &self,
+        table: &str,
+        location: &Path,
+        e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> byob::Error {
         byob::Error::Source { table: table.to_string(), location: location.display().to_string(), source: e.into() }
     }
 
@@ -322,7 +327,10 @@ impl Source for PlainParquet {
             None => return Err(self.error(&table, &self.path, "no *.parquet files")),
         };
         let total = input.units.len();
-        let (start, end) = (total * slice.index as usize / slice.count as usize, total * (slice.index as usize + 1) / slice.count as usize);
+        let (start, end) = (
+            total * slice.index as usize / slice.count as usize,
+            total * (slice.index as usize + 1) / slice.count as usize,
+        );
         let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
         for &(file, row_group, _) in &input.units[start..end] {
             match groups.last_mut() {

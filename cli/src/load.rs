@@ -86,7 +86,9 @@ fn print(outcome: &LoadOutcome) {
                 println!("    {table:<22} {rows:>12} rows");
             }
         }
-        LoadOutcome::Duplicate { receipt, run } => println!("skipped {receipt}: run {run} is already loaded (same receipt)"),
+        LoadOutcome::Duplicate { receipt, run } => {
+            println!("skipped {receipt}: run {run} is already loaded (same receipt)")
+        }
         LoadOutcome::Older { receipt, run, loaded_run } => {
             println!("skipped {receipt}: run {run} is older than the loaded run {loaded_run}")
         }
@@ -112,8 +114,10 @@ pub(crate) async fn demo_load(
         }
         for target in &targets {
             println!("loading {id} into {} (schema {id})", target.name());
-            let outcome =
-                Loader::local().load(&location, target.as_ref()).await.with_context(|| format!("loading {location}"))?;
+            let outcome = Loader::local()
+                .load(&location, target.as_ref())
+                .await
+                .with_context(|| format!("loading {location}"))?;
             print(&outcome);
         }
     }

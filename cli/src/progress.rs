@@ -42,8 +42,10 @@ impl Observer for Progress {
         if !self.terminal {
             return;
         }
-        let style = ProgressStyle::with_template("{prefix:<32} {spinner} {human_pos:>12} rows  {per_sec:>14}  {elapsed:>4} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let style = ProgressStyle::with_template(
+            "{prefix:<32} {spinner} {human_pos:>12} rows  {per_sec:>14}  {elapsed:>4} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let Ok(mut bars) = self.bars.lock() else { return };
         for d in &plan.destinations {
             for t in &d.tasks {
@@ -78,15 +80,23 @@ impl Observer for Progress {
         } else if let Ok(r) = result {
             eprintln!(
                 "  {}/{} slice {}/{}: {} rows, {} files, {} in {:.1}s",
-                task.destination, task.table, task.slice.index + 1, task.slice.count,
-                r.rows, r.files.len(), human_bytes(r.bytes), r.seconds
+                task.destination,
+                task.table,
+                task.slice.index + 1,
+                task.slice.count,
+                r.rows,
+                r.files.len(),
+                human_bytes(r.bytes),
+                r.seconds
             );
         }
     }
 
     fn destination_finished(&self, report: &DestinationReport) {
         let line = match &report.outcome {
-            Ok(receipt) => format!("destination {}: receipt.json written ({} rows)", report.destination, receipt.row_count()),
+            Ok(receipt) => {
+                format!("destination {}: receipt.json written ({} rows)", report.destination, receipt.row_count())
+            }
             Err(e) => format!("destination {}: FAILED, no receipt written: {e}", report.destination),
         };
         let _ = self.multi.println(&line);
@@ -129,7 +139,15 @@ pub(crate) fn print_summary(report: &RunReport) {
             row.seconds = row.seconds.max(t.seconds);
         }
         for (table, r) in &tables {
-            println!("{:<20} {:<22} {:>12} {:>6} {:>11} {:>8.1}", d.destination, table, r.rows, r.files, human_bytes(r.bytes), r.seconds);
+            println!(
+                "{:<20} {:<22} {:>12} {:>6} {:>11} {:>8.1}",
+                d.destination,
+                table,
+                r.rows,
+                r.files,
+                human_bytes(r.bytes),
+                r.seconds
+            );
             total.rows += r.rows;
             total.files += r.files;
             total.bytes += r.bytes;
@@ -141,6 +159,12 @@ pub(crate) fn print_summary(report: &RunReport) {
     let secs = report.seconds.max(1e-9);
     println!(
         "{:<20} {:<22} {:>12} {:>6} {:>11} {:>8.1}   ({:.0} rows/s)",
-        "total", "", total.rows, total.files, human_bytes(total.bytes), report.seconds, total.rows as f64 / secs
+        "total",
+        "",
+        total.rows,
+        total.files,
+        human_bytes(total.bytes),
+        report.seconds,
+        total.rows as f64 / secs
     );
 }

@@ -261,11 +261,15 @@ fn the_generated_permission_policy_allows_multipart_and_abort_and_denies_reads_l
         let mut upload = sink.start(&format!("{PREFIX}/{RUN}/big.bin"), &PutOptions::default()).await.expect("start");
         upload.put_part(Bytes::from(vec![7u8; 11 << 20])).await.expect("UploadPart is allowed");
         upload.complete().await.expect("a 3-part upload completes with the generated policy");
-        let mut upload = sink.start(&format!("{PREFIX}/{RUN}/aborted.bin"), &PutOptions::default()).await.expect("start");
+        let mut upload =
+            sink.start(&format!("{PREFIX}/{RUN}/aborted.bin"), &PutOptions::default()).await.expect("start");
         upload.put_part(Bytes::from(vec![7u8; 11 << 20])).await.expect("UploadPart is allowed");
         upload.abort().await.expect("AbortMultipartUpload is granted");
         assert!(moto::open_uploads(&admin, BUCKET).await.is_empty());
-        assert_eq!(moto::get(&admin, BUCKET, &format!("{PREFIX}/{RUN}/big.bin")).await.map(|b| b.len()), Some(11 << 20));
+        assert_eq!(
+            moto::get(&admin, BUCKET, &format!("{PREFIX}/{RUN}/big.bin")).await.map(|b| b.len()),
+            Some(11 << 20)
+        );
 
         let put = |key: String| customer.put_object().bucket(BUCKET).key(key).body(b"y".to_vec().into()).send();
         put(format!("{PREFIX}/{RUN}/ok.txt")).await.expect("PutObject under the prefix is allowed");

@@ -95,7 +95,10 @@ fn demo_dumps_two_destinations_and_a_rerun_reuses_the_config() {
     let receipt: serde_json::Value = serde_json::from_slice(&std::fs::read(&globex).expect("read")).expect("json");
     assert_eq!(receipt["format"], serde_json::json!({"type": "csv", "codec": "gzip", "delimiter": ";"}));
 
-    let out = byob(&["run", "--config", "d/byob.toml", "--run", "2020-01-01T04:00", "--destination", "acme", "--table", "events"], dir.path());
+    let out = byob(
+        &["run", "--config", "d/byob.toml", "--run", "2020-01-01T04:00", "--destination", "acme", "--table", "events"],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let run_copy = dir.path().join("d/buckets/acme-data/byob/2020-01-01T04:00/receipt.json");
     let receipt: serde_json::Value = serde_json::from_slice(&std::fs::read(run_copy).expect("run copy")).expect("json");

@@ -123,10 +123,7 @@ async fn contents(client: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String,
 /// Open multipart uploads of `bucket`: upload id -> key.
 async fn open_uploads(client: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String, String> {
     let out = client.list_multipart_uploads().bucket(bucket).send().await.expect("list uploads");
-    out.uploads()
-        .iter()
-        .filter_map(|u| Some((u.upload_id()?.to_owned(), u.key().unwrap_or("").to_owned())))
-        .collect()
+    out.uploads().iter().filter_map(|u| Some((u.upload_id()?.to_owned(), u.key().unwrap_or("").to_owned()))).collect()
 }
 
 /// What the receipt poller saw.
@@ -167,9 +164,11 @@ async fn watch_receipts(client: aws_sdk_s3::Client, bucket: String, prefix: Stri
                             file.bytes,
                             head.content_length()
                         )),
-                        Err(_) => {
-                            watch.violations.lock().expect("lock").push(format!("{key} lists {}, which does not exist", file.key))
-                        }
+                        Err(_) => watch
+                            .violations
+                            .lock()
+                            .expect("lock")
+                            .push(format!("{key} lists {}, which does not exist", file.key)),
                     }
                 }
             }
@@ -205,14 +204,14 @@ async fn a_dump_killed_mid_upload_and_run_again_equals_a_clean_run() {
         admin.create_bucket().bucket(bucket).send().await.expect("bucket");
     }
     let clean = config("clean");
-    let out = byob(&["run", "--config", clean.to_str().expect("utf-8"), "--run", RUN], dir.path()).output().expect("run");
+    let out =
+        byob(&["run", "--config", clean.to_str().expect("utf-8"), "--run", RUN], dir.path()).output().expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // WHEN the dump into `killed` is killed once a data object is complete while an upload is
     // open, and the same run is started again, with a poller reading every receipt throughout
     let watch = Arc::new(Watch::default());
-    let poller =
-        tokio::spawn(watch_receipts(admin.clone(), "killed".into(), "exports/byob".into(), watch.clone()));
+    let poller = tokio::spawn(watch_receipts(admin.clone(), "killed".into(), "exports/byob".into(), watch.clone()));
     let killed = config("killed");
     let args = ["run", "--config", killed.to_str().expect("utf-8"), "--run", RUN];
     let mut child = byob(&args, dir.path()).spawn().expect("spawn");
@@ -287,7 +286,8 @@ async fn a_customer_whose_role_cannot_be_assumed_fails_alone_and_gets_no_receipt
     // GIVEN STS throttling every AssumeRole into globex's role
     proxy.add(Rule::on(&[Op::AssumeRole], Fault::Throttle).role(&roles["globex"]));
     // WHEN the whole dump runs
-    let out = byob(&["run", "--config", config.to_str().expect("utf-8"), "--run", RUN], dir.path()).output().expect("run");
+    let out =
+        byob(&["run", "--config", config.to_str().expect("utf-8"), "--run", RUN], dir.path()).output().expect("run");
 
     // THEN globex fails, named with its role and STS's answer, and exit is 1 ...
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -315,7 +315,9 @@ async fn a_customer_whose_role_cannot_be_assumed_fails_alone_and_gets_no_receipt
 async fn table_checksum(client: &tokio_postgres::Client, table: &str) -> (i64, String) {
     let row = client
         .query_one(
-            &format!("SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM \"{table}\" t"),
+            &format!(
+                "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM \"{table}\" t"
+            ),
             &[],
         )
         .await
@@ -370,8 +372,11 @@ async fn a_loader_killed_during_copy_and_redelivered_loads_exactly_once() {
         assert_eq!(rows, 0, "the killed load recorded nothing");
     }
     for table in ["companies", "events"] {
-        let live: Option<String> =
-            client.query_one("SELECT to_regclass($1)::text", &[&format!("public.{table}")]).await.expect("regclass").get(0);
+        let live: Option<String> = client
+            .query_one("SELECT to_regclass($1)::text", &[&format!("public.{table}")])
+            .await
+            .expect("regclass")
+            .get(0);
         assert!(live.is_none(), "the killed load created no live table {table}");
     }
 
@@ -403,5 +408,7 @@ async fn a_loader_killed_during_copy_and_redelivered_loads_exactly_once() {
         .get(0);
     assert_eq!(staged, 0, "no staging table left");
     let tables: BTreeSet<_> = receipt.tables.keys().collect();
-    eprintln!("loader kill: killed during COPY, redelivered twice; 1 load applied, {rows} rows in {tables:?} equal to an uninterrupted load");
+    eprintln!(
+        "loader kill: killed during COPY, redelivered twice; 1 load applied, {rows} rows in {tables:?} equal to an uninterrupted load"
+    );
 }

@@ -119,7 +119,10 @@ fn psql_copy(server: &postgres_harness::PgServer, db: &str, files: &[PathBuf], r
         None => std::process::Command::new(&psql),
     };
     command.arg("--no-psqlrc").arg("-v").arg("ON_ERROR_STOP=1").arg("-q").arg(server.url(db));
-    command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let started = Instant::now();
     let mut child = command.spawn().unwrap();
     {
@@ -178,7 +181,8 @@ async fn main() {
     let started = Instant::now();
     let config = Config::from_toml_str(CONFIG, work.path()).unwrap();
     let run: RunId = "2024-03-01T04:00".parse().unwrap();
-    let report = byob::run::run(&config, &RunOptions { run, filter: PlanFilter::default() }, Arc::new(Silent)).await.unwrap();
+    let report =
+        byob::run::run(&config, &RunOptions { run, filter: PlanFilter::default() }, Arc::new(Silent)).await.unwrap();
     assert!(report.failed().next().is_none(), "the dump failed");
     eprintln!("dumped Parquet zstd and CSV in {:.1}s", started.elapsed().as_secs_f64());
     let mut parquet = Vec::new();
@@ -187,7 +191,8 @@ async fn main() {
     let mut csv = Vec::new();
     files_with_extension(&work.path().join("out/csv"), ".csv", &mut csv);
     csv.sort();
-    let size = |files: &[PathBuf]| files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum::<u64>() as f64 / 1048576.0;
+    let size =
+        |files: &[PathBuf]| files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum::<u64>() as f64 / 1048576.0;
     let (parquet_mib, csv_mib) = (size(&parquet), size(&csv));
 
     let admin = postgres_harness::client(&server.url("postgres")).await;

@@ -77,9 +77,12 @@ async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slic
     };
     let started = Instant::now();
     let tasks = (0..slices).map(|index| {
-        let task = ExportTask { destination: "bench".into(), table: "events".into(), slice: Slice { index, count: slices } };
+        let task =
+            ExportTask { destination: "bench".into(), table: "events".into(), slice: Slice { index, count: slices } };
         let (sink, spec) = (&sink, &spec);
-        async move { export::export(&task, request, source, sink, spec, &Cancel::default(), Arc::new(|_| {})).await.unwrap() }
+        async move {
+            export::export(&task, request, source, sink, spec, &Cancel::default(), Arc::new(|_| {})).await.unwrap()
+        }
     });
     let results = futures::future::join_all(tasks).await;
     let seconds = started.elapsed().as_secs_f64();
@@ -90,8 +93,12 @@ async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slic
 /// each phase in a fresh child process, so each peak RSS is that phase's alone.
 async fn child(phase: &str, url: &str, rows: u64) {
     let connector = Connector::from_url(url, None, None).unwrap();
-    let request =
-        TableRequest { table: "events".into(), tenant: "acme".into(), tenant_column: "tenant_id".into(), columns: None };
+    let request = TableRequest {
+        table: "events".into(),
+        tenant: "acme".into(),
+        tenant_column: "tenant_id".into(),
+        columns: None,
+    };
     let (rows, out_bytes, seconds) = match phase {
         "copy" => {
             let (_, rows, seconds) = bare_copy(&connector).await;
@@ -121,9 +128,10 @@ fn run_child(phase: &str, url: &str, rows: u64) -> Row {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| {
-        panic!("phase {phase} failed: {}{}", text, String::from_utf8_lossy(&out.stderr))
-    });
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("phase {phase} failed: {}{}", text, String::from_utf8_lossy(&out.stderr)));
     let v: Vec<&str> = line.split_whitespace().collect();
     Row {
         phase: phase.to_owned(),
@@ -198,8 +206,14 @@ async fn main() {
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
-    println!("events: {rows} rows, table {table_mib} MiB in PostgreSQL, binary COPY stream {:.0} MiB; {cores} cores", copy_bytes as f64 / 1048576.0);
-    println!("{:<58} {:>8} {:>12} {:>10} {:>10} {:>10} {:>7}", "phase", "seconds", "rows/s", "MB/s", "out MiB", "peak RSS", "x COPY");
+    println!(
+        "events: {rows} rows, table {table_mib} MiB in PostgreSQL, binary COPY stream {:.0} MiB; {cores} cores",
+        copy_bytes as f64 / 1048576.0
+    );
+    println!(
+        "{:<58} {:>8} {:>12} {:>10} {:>10} {:>10} {:>7}",
+        "phase", "seconds", "rows/s", "MB/s", "out MiB", "peak RSS", "x COPY"
+    );
     for r in &table {
         println!(
             "{:<58} {:>8.2} {:>12.0} {:>10.1} {:>10.1} {:>8.0}Mi {:>7.2}",

@@ -1571,7 +1571,8 @@ impl View<'_> {
             }
             // Two destinations writing to one place would overwrite each other's files and
             // receipts (a bucket and a folder never collide; a prefix is compared normalized).
-            if let (Ok(prefix), true) = (layout::normalize_prefix(&d.prefix), d.bucket.is_some() != d.folder.is_some()) {
+            if let (Ok(prefix), true) = (layout::normalize_prefix(&d.prefix), d.bucket.is_some() != d.folder.is_some())
+            {
                 let endpoint = d.bucket.as_ref().and(d.endpoint_url.as_deref());
                 let key = (d.bucket.as_deref(), endpoint, d.folder.as_deref(), prefix);
                 if let Some(&first) = locations.get(&key) {
@@ -1791,7 +1792,10 @@ fn validate_source(source: &SourceConfig, problems: &mut Vec<ConfigProblem>) {
             if let Some(ca_file) = &p.ca_file
                 && ca_file.as_os_str().is_empty()
             {
-                problems.push(ConfigProblem::at("source.ca_file", "must not be empty; leave it out to trust the system's roots only"));
+                problems.push(ConfigProblem::at(
+                    "source.ca_file",
+                    "must not be empty; leave it out to trust the system's roots only",
+                ));
             }
         }
     }

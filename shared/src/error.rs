@@ -96,9 +96,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             // The S3 sink knows what S3 said (AccessDenied is permanent, SlowDown is not).
-            Error::Sink { source, .. } => {
-                source.downcast_ref::<crate::sink::S3Error>().is_none_or(|e| e.retryable)
-            }
+            Error::Sink { source, .. } => source.downcast_ref::<crate::sink::S3Error>().is_none_or(|e| e.retryable),
             Error::Source { .. } | Error::Io { .. } | Error::Cancelled(_) => true,
             Error::Aws(e) => e.is_retryable(),
             Error::Load(e) => e.is_retryable(),

@@ -169,8 +169,10 @@ pub async fn export(
                 Piece::Start { shard } => {
                     let relative = spec.template.render(&spec.run, &task.table, shard, ext);
                     let key = layout::join(&spec.prefix, &relative);
-                    let mut options =
-                        PutOptions { content_type: spec.format.content_type().to_string(), metadata: spec.metadata.clone() };
+                    let mut options = PutOptions {
+                        content_type: spec.format.content_type().to_string(),
+                        metadata: spec.metadata.clone(),
+                    };
                     options.metadata.insert("byob-run".into(), spec.run.to_string());
                     options.metadata.insert("byob-table".into(), task.table.clone());
                     options.metadata.insert("byob-shard".into(), layout::shard_name(shard));
@@ -185,7 +187,12 @@ pub async fn export(
                 Piece::End(stats) => {
                     if let Some((upload, relative)) = open.take() {
                         upload.complete().await?;
-                        files.push(FileEntry { key: relative, rows: stats.rows, bytes: stats.bytes, sha256: stats.sha256 });
+                        files.push(FileEntry {
+                            key: relative,
+                            rows: stats.rows,
+                            bytes: stats.bytes,
+                            sha256: stats.sha256,
+                        });
                     }
                 }
             }
@@ -280,7 +287,9 @@ impl EncodeJob {
                     Some(w) => w,
                     None => {
                         send(Piece::Start { shard })?;
-                        writer.insert(FileWriter::new(&self.format, self.schema.clone(), &self.options).map_err(format_error)?)
+                        writer.insert(
+                            FileWriter::new(&self.format, self.schema.clone(), &self.options).map_err(format_error)?,
+                        )
                     }
                 };
                 let room = usize::try_from(self.max_rows.saturating_sub(w.rows())).unwrap_or(usize::MAX);
@@ -313,8 +322,7 @@ impl EncodeJob {
     }
 
     fn finish(&self, writer: FileWriter, send: &dyn Fn(Piece) -> Result<()>) -> Result<()> {
-        let (last, stats) =
-            writer.finish().map_err(|source| Error::Format { table: self.table.clone(), source })?;
+        let (last, stats) = writer.finish().map_err(|source| Error::Format { table: self.table.clone(), source })?;
         if !last.is_empty() {
             send(Piece::Data(last))?;
         }

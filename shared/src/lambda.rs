@@ -51,8 +51,9 @@ where
 /// package or an `s3://bucket/key` of our own account; the state store is the config's
 /// `[state] path` (an `s3://` URL when deployed).
 pub async fn workflow_from_env() -> Result<Workflow, Error> {
-    let location = std::env::var("BYOB_CONFIG")
-        .map_err(|_| crate::config::ConfigErrors::file("BYOB_CONFIG is not set: point it at the config (a path or s3://bucket/key)"))?;
+    let location = std::env::var("BYOB_CONFIG").map_err(|_| {
+        crate::config::ConfigErrors::file("BYOB_CONFIG is not set: point it at the config (a path or s3://bucket/key)")
+    })?;
     let config = state::load_config(&location).await?;
     let state = state::store_for(&config).await?;
     Ok(Workflow::new(config, Arc::from(state)))

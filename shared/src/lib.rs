@@ -37,6 +37,8 @@ pub mod export;
 pub mod finalize;
 pub mod format;
 pub mod generate;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod layout;
 pub mod load;
 pub mod malloc;
@@ -48,7 +50,5 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod workflow;
-#[cfg(feature = "lambda")]
-pub mod lambda;
 
 pub use error::{Error, Result};

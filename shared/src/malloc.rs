@@ -51,6 +51,8 @@ mod tests {
         super::tune();
         super::tune();
         let buffers: Vec<Vec<u8>> = (0..8).map(|i| vec![i as u8; super::MMAP_THRESHOLD as usize + i]).collect();
-        assert!(buffers.iter().enumerate().all(|(i, b)| b.len() == super::MMAP_THRESHOLD as usize + i && b[i] == i as u8));
+        assert!(
+            buffers.iter().enumerate().all(|(i, b)| b.len() == super::MMAP_THRESHOLD as usize + i && b[i] == i as u8)
+        );
     }
 }

@@ -191,26 +191,16 @@ mod tests {
                 sha256: "cd".repeat(32),
             },
         ];
-        let schema = vec![ColumnSchema {
-            name: "company_id".into(),
-            data_type: "string".into(),
-            nullable: false,
-        }];
+        let schema = vec![ColumnSchema { name: "company_id".into(), data_type: "string".into(), nullable: false }];
         let mut tables = BTreeMap::new();
-        tables.insert(
-            "companies".to_string(),
-            TableReceipt::new("2023-03-14T04:03/companies".into(), schema, files),
-        );
-        let now = DateTime::parse_from_rfc3339("2023-03-14T04:03:07.963883Z")
-            .expect("valid time")
-            .with_timezone(&Utc);
+        tables.insert("companies".to_string(), TableReceipt::new("2023-03-14T04:03/companies".into(), schema, files));
+        let now = DateTime::parse_from_rfc3339("2023-03-14T04:03:07.963883Z").expect("valid time").with_timezone(&Utc);
         Receipt::new(run, "2023-03-13T15:04".parse().ok(), Format::default(), tables, now)
     }
 
     #[test]
     fn json_has_the_contract_field_names_and_values() {
-        let json: serde_json::Value =
-            serde_json::from_slice(&sample().to_json()).expect("receipt is JSON");
+        let json: serde_json::Value = serde_json::from_slice(&sample().to_json()).expect("receipt is JSON");
         assert_eq!(json["version"], 1);
         assert_eq!(json["timestamp"], "2023-03-14T04:03:07.963883Z");
         assert_eq!(json["run"], "2023-03-14T04:03");

@@ -188,7 +188,10 @@ async fn run_destination(
         async move {
             let _permit = permits.acquire().await.map_err(|_| Error::Cancelled("runner shut down".into()))?;
             if cancel.is_cancelled() {
-                return Err(Error::Cancelled(format!("table {:?}: another table of this destination failed", task.table)));
+                return Err(Error::Cancelled(format!(
+                    "table {:?}: another table of this destination failed",
+                    task.table
+                )));
             }
             observer.task_started(task);
             let request = plan::table_request(config, destination, &task.table);

@@ -46,9 +46,8 @@ pub fn describe(schema: &Schema) -> Result<Vec<ColumnSchema>, String> {
         .fields()
         .iter()
         .map(|f| {
-            let data_type = type_name(f.data_type()).ok_or_else(|| {
-                format!("column {:?} has type {}, which byob cannot export", f.name(), f.data_type())
-            })?;
+            let data_type = type_name(f.data_type())
+                .ok_or_else(|| format!("column {:?} has type {}, which byob cannot export", f.name(), f.data_type()))?;
             Ok(ColumnSchema { name: f.name().clone(), data_type, nullable: f.is_nullable() })
         })
         .collect()
@@ -59,8 +58,7 @@ pub fn to_arrow(columns: &[ColumnSchema]) -> Result<Schema, String> {
     let fields = columns
         .iter()
         .map(|c| {
-            let dt = parse_type_name(&c.data_type)
-                .map_err(|e| format!("column {:?}: {e}", c.name))?;
+            let dt = parse_type_name(&c.data_type).map_err(|e| format!("column {:?}: {e}", c.name))?;
             Ok(Field::new(&c.name, dt, c.nullable))
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -169,10 +167,33 @@ mod tests {
     #[test]
     fn every_name_round_trips() {
         let names = [
-            "boolean", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-            "float32", "float64", "decimal(18,2)", "decimal(38,0)", "decimal(50,10)", "string",
-            "binary", "date", "time(ms)", "time(us)", "time(ns)", "time(s)", "timestamp(us)",
-            "timestamp(ns)", "timestamptz(us)", "timestamptz(ms)", "interval", "list<int64>",
+            "boolean",
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "uint8",
+            "uint16",
+            "uint32",
+            "uint64",
+            "float32",
+            "float64",
+            "decimal(18,2)",
+            "decimal(38,0)",
+            "decimal(50,10)",
+            "string",
+            "binary",
+            "date",
+            "time(ms)",
+            "time(us)",
+            "time(ns)",
+            "time(s)",
+            "timestamp(us)",
+            "timestamp(ns)",
+            "timestamptz(us)",
+            "timestamptz(ms)",
+            "interval",
+            "list<int64>",
             "list<list<string>>",
         ];
         for name in names {
@@ -201,10 +222,8 @@ mod tests {
 
     #[test]
     fn describe_names_the_unsupported_column() {
-        let schema = Schema::new(vec![
-            Field::new("ok", DataType::Int64, false),
-            Field::new("weird", DataType::Null, true),
-        ]);
+        let schema =
+            Schema::new(vec![Field::new("ok", DataType::Int64, false), Field::new("weird", DataType::Null, true)]);
         let err = describe(&schema).expect_err("Null has no portable name");
         assert!(err.contains("\"weird\""), "{err}");
     }

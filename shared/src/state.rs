@@ -144,11 +144,8 @@ impl S3State {
 }
 
 fn result_key(run: RunId, task: &crate::plan::ExportTask) -> String {
-    format!(
-        "results/{run}/{}/{}/{}-of-{}.json",
-        task.destination, task.table, task.slice.index, task.slice.count
-    )
-    .replace(':', "_")
+    format!("results/{run}/{}/{}/{}-of-{}.json", task.destination, task.table, task.slice.index, task.slice.count)
+        .replace(':', "_")
 }
 
 #[async_trait::async_trait]
@@ -182,9 +179,9 @@ impl StateStore for S3State {
     }
 
     async fn get_result(&self, pointer: &str) -> Result<crate::plan::TaskResult> {
-        let key = pointer
-            .strip_prefix(&format!("s3://{}/", self.bucket))
-            .ok_or_else(|| Error::Receipt(format!("task result {pointer:?} is not in state bucket {:?}", self.bucket)))?;
+        let key = pointer.strip_prefix(&format!("s3://{}/", self.bucket)).ok_or_else(|| {
+            Error::Receipt(format!("task result {pointer:?} is not in state bucket {:?}", self.bucket))
+        })?;
         let object = self
             .client
             .get_object()
@@ -219,8 +216,18 @@ pub async fn load_config(location: &str) -> Result<crate::config::Config> {
     let sdk = crate::aws::sdk_config(&crate::config::AwsConfig::default()).await;
     let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(sdk.endpoint_url().is_some()).build();
     let client = aws_sdk_s3::Client::from_conf(s3);
-    let sink_error = |e: Box<dyn std::error::Error + Send + Sync>| Error::Sink { target: format!("s3://{bucket}"), key: key.clone(), source: e };
-    let object = client.get_object().bucket(&bucket).key(&key).send().await.map_err(|e| sink_error(Box::new(aws_sdk_s3::Error::from(e))))?;
+    let sink_error = |e: Box<dyn std::error::Error + Send + Sync>| Error::Sink {
+        target: format!("s3://{bucket}"),
+        key: key.clone(),
+        source: e,
+    };
+    let object = client
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .map_err(|e| sink_error(Box::new(aws_sdk_s3::Error::from(e))))?;
     let bytes = object.body.collect().await.map_err(|e| sink_error(Box::new(e)))?.into_bytes();
     let text = String::from_utf8(bytes.to_vec()).map_err(|e| sink_error(Box::new(e)))?;
     let base = std::path::Path::new("/tmp");

@@ -186,7 +186,16 @@ impl Workflow {
         let sink = self.sink(&task.destination, input.run).await?;
         let spec = export_spec(&self.config, destination, input.run)?;
         let request = plan::table_request(&self.config, destination, &task.table);
-        let result = export::export(task, &request, self.source.as_ref(), sink.as_ref(), &spec, &Cancel::default(), Arc::new(|_| {})).await?;
+        let result = export::export(
+            task,
+            &request,
+            self.source.as_ref(),
+            sink.as_ref(),
+            &spec,
+            &Cancel::default(),
+            Arc::new(|_| {}),
+        )
+        .await?;
         let pointer = self.state.put_result(input.run, &result).await?;
         tracing::info!(destination = %task.destination, table = %task.table, slice = task.slice.index, rows = result.rows, files = result.files.len(), "exported");
         Ok(ExportOutput {
@@ -215,8 +224,16 @@ impl Workflow {
         let plan = plan::DestinationPlan { destination: input.destination.clone(), tasks: input.tasks.clone() };
         let spec = export_spec(&self.config, destination, input.run)?;
         let sink = self.sink(&input.destination, input.run).await?;
-        let (receipt, written) =
-            finalize::finalize(&plan, &results, input.run, spec.format, &spec.prefix, sink.as_ref(), self.state.as_ref()).await?;
+        let (receipt, written) = finalize::finalize(
+            &plan,
+            &results,
+            input.run,
+            spec.format,
+            &spec.prefix,
+            sink.as_ref(),
+            self.state.as_ref(),
+        )
+        .await?;
         tracing::info!(destination = %input.destination, run = %input.run, rows = receipt.row_count(), "finalized");
         Ok(FinalizeOutput {
             destination: input.destination.clone(),

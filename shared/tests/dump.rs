@@ -71,7 +71,8 @@ async fn every_tenant_gets_exactly_its_rows_and_nothing_else() {
     let run: RunId = "2024-01-02T04:00".parse().expect("run");
 
     // WHEN the whole dump runs
-    let report = run::run(&config, &RunOptions { run, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("run");
+    let report =
+        run::run(&config, &RunOptions { run, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("run");
 
     // THEN every destination is finalized ...
     assert_eq!(report.failed().count(), 0, "{:?}", report.failed().map(|d| &d.outcome).collect::<Vec<_>>());
@@ -90,7 +91,10 @@ async fn every_tenant_gets_exactly_its_rows_and_nothing_else() {
                 let bytes = std::fs::read(root.join(&f.key)).expect("listed file exists");
                 assert_eq!(hex::encode(Sha256::digest(&bytes)), f.sha256, "{}", f.key);
                 assert!(f.rows <= 1500, "{} exceeds max_file_rows", f.key);
-                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).expect("parquet").build().expect("reader");
+                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+                    .expect("parquet")
+                    .build()
+                    .expect("reader");
                 for batch in reader {
                     let batch = batch.expect("batch");
                     read += batch.num_rows() as u64;
@@ -120,9 +124,11 @@ async fn a_failing_destination_gets_no_receipt_and_does_not_stop_the_others() {
     config.destinations[0].tables = Some(vec!["companies".into(), "contacts".into()]);
 
     let run: RunId = "2024-01-02T15:00".parse().expect("run");
-    let report = run::run(&config, &RunOptions { run, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("run");
+    let report =
+        run::run(&config, &RunOptions { run, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("run");
 
-    let by_id: BTreeMap<&str, &run::DestinationReport> = report.destinations.iter().map(|d| (d.destination.as_str(), d)).collect();
+    let by_id: BTreeMap<&str, &run::DestinationReport> =
+        report.destinations.iter().map(|d| (d.destination.as_str(), d)).collect();
     assert!(by_id["good"].outcome.is_ok());
     let err = by_id["broken"].outcome.as_ref().expect_err("broken must fail").to_string();
     assert!(err.contains("no_such_column") && err.contains("events"), "the cause names table and column: {err}");
@@ -135,23 +141,34 @@ async fn a_failing_destination_gets_no_receipt_and_does_not_stop_the_others() {
 async fn a_rerun_rewrites_the_same_keys_and_records_previous_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     lake(dir.path());
-    let config = config(dir.path(), "[[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"buckets/acme\"\nformat = { type = \"jsonl\" }\n");
+    let config = config(
+        dir.path(),
+        "[[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"buckets/acme\"\nformat = { type = \"jsonl\" }\n",
+    );
     let first: RunId = "2024-01-02T04:00".parse().expect("run");
     let second: RunId = "2024-01-02T15:00".parse().expect("run");
     let root = dir.path().join("buckets/acme");
 
-    run::run(&config, &RunOptions { run: first, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("first");
+    run::run(&config, &RunOptions { run: first, filter: PlanFilter::default() }, Arc::new(Silent))
+        .await
+        .expect("first");
     let a = read_receipt(&root);
-    run::run(&config, &RunOptions { run: first, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("again");
+    run::run(&config, &RunOptions { run: first, filter: PlanFilter::default() }, Arc::new(Silent))
+        .await
+        .expect("again");
     let b = read_receipt(&root);
     assert_eq!(a.tables, b.tables, "a re-run writes the same keys, rows and checksums");
     assert_eq!(b.previous_run, None);
 
-    run::run(&config, &RunOptions { run: second, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("second");
+    run::run(&config, &RunOptions { run: second, filter: PlanFilter::default() }, Arc::new(Silent))
+        .await
+        .expect("second");
     let c = read_receipt(&root);
     assert_eq!(c.run, second);
     assert_eq!(c.previous_run, Some(first));
-    assert!(root.join(format!("{first}/receipt.json")).exists() && root.join(format!("{second}/receipt.json")).exists());
+    assert!(
+        root.join(format!("{first}/receipt.json")).exists() && root.join(format!("{second}/receipt.json")).exists()
+    );
 }
 
 #[tokio::test]

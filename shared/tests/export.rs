@@ -86,14 +86,24 @@ fn files_under(root: &Path) -> Vec<String> {
 #[tokio::test]
 async fn files_roll_over_at_the_row_limit_with_consecutive_shards_and_true_checksums() {
     // GIVEN 10,000 rows of which acme owns a third
-    let source = MemorySource::new().with_table("events", schema(), vec![rows(10_000, |i| if i % 3 == 0 { "acme" } else { "globex" })]);
+    let source = MemorySource::new().with_table(
+        "events",
+        schema(),
+        vec![rows(10_000, |i| if i % 3 == 0 { "acme" } else { "globex" })],
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let sink = LocalSink::new(dir.path());
     let csv = Format { kind: FormatKind::Csv, codec: Codec::Gzip, delimiter: None };
 
     // WHEN acme's slice is exported with at most 1,000 rows per file
     let result = export::export(
-        &task("events", Slice::WHOLE), &request("events", "acme"), &source, &sink, &spec(csv, 1000), &Cancel::default(), no_progress(),
+        &task("events", Slice::WHOLE),
+        &request("events", "acme"),
+        &source,
+        &sink,
+        &spec(csv, 1000),
+        &Cancel::default(),
+        no_progress(),
     )
     .await
     .expect("export");
@@ -125,9 +135,17 @@ async fn slices_number_their_files_apart_and_only_slice_zero_writes_an_empty_fil
     // 10 rows in 20 slices: most slices are empty.
     let mut all = Vec::new();
     for index in 0..20 {
-        let r = export::export(&task("t", Slice { index, count: 20 }), &request("t", "acme"), &source, &sink, &s, &Cancel::default(), no_progress())
-            .await
-            .expect("export");
+        let r = export::export(
+            &task("t", Slice { index, count: 20 }),
+            &request("t", "acme"),
+            &source,
+            &sink,
+            &s,
+            &Cancel::default(),
+            no_progress(),
+        )
+        .await
+        .expect("export");
         if index == 0 {
             // Slice 0 always writes a file, so an empty table still carries its schema.
             assert_eq!(r.files.len(), 1, "slice 0 wrote {:?}", r.files);
@@ -148,9 +166,17 @@ async fn an_empty_table_gets_one_file_with_its_schema() {
     let source = MemorySource::new().with_table("t", schema(), vec![rows(100, |_| "globex")]);
     let dir = tempfile::tempdir().expect("tempdir");
     let sink = LocalSink::new(dir.path());
-    let r = export::export(&task("t", Slice::WHOLE), &request("t", "acme"), &source, &sink, &spec(Format::default(), 10), &Cancel::default(), no_progress())
-        .await
-        .expect("export");
+    let r = export::export(
+        &task("t", Slice::WHOLE),
+        &request("t", "acme"),
+        &source,
+        &sink,
+        &spec(Format::default(), 10),
+        &Cancel::default(),
+        no_progress(),
+    )
+    .await
+    .expect("export");
     assert_eq!(r.rows, 0);
     assert_eq!(r.files.len(), 1);
     assert_eq!(r.files[0].rows, 0);
@@ -185,9 +211,17 @@ impl Source for FailingSource {
 async fn a_source_failure_mid_table_leaves_no_partial_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sink = LocalSink::new(dir.path());
-    let err = export::export(&task("t", Slice::WHOLE), &request("t", "acme"), &FailingSource, &sink, &spec(Format::default(), 4000), &Cancel::default(), no_progress())
-        .await
-        .expect_err("the source failed");
+    let err = export::export(
+        &task("t", Slice::WHOLE),
+        &request("t", "acme"),
+        &FailingSource,
+        &sink,
+        &spec(Format::default(), 4000),
+        &Cancel::default(),
+        no_progress(),
+    )
+    .await
+    .expect_err("the source failed");
     assert!(err.to_string().contains("connection reset"), "{err}");
     // The first file (4,000 rows) completed before the failure; the second was aborted.
     let files = files_under(dir.path());
@@ -202,9 +236,17 @@ async fn a_cancelled_export_stops_and_cleans_up() {
     let sink = LocalSink::new(dir.path());
     let cancel = Cancel::default();
     cancel.cancel();
-    let err = export::export(&task("t", Slice::WHOLE), &request("t", "acme"), &source, &sink, &spec(Format::default(), 1_000_000), &cancel, no_progress())
-        .await
-        .expect_err("cancelled");
+    let err = export::export(
+        &task("t", Slice::WHOLE),
+        &request("t", "acme"),
+        &source,
+        &sink,
+        &spec(Format::default(), 1_000_000),
+        &cancel,
+        no_progress(),
+    )
+    .await
+    .expect_err("cancelled");
     assert!(matches!(err, byob::Error::Cancelled(_)), "{err}");
     assert!(files_under(dir.path()).is_empty(), "{:?}", files_under(dir.path()));
 }
@@ -215,8 +257,28 @@ async fn rerunning_a_run_rewrites_the_same_keys_with_the_same_bytes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sink = LocalSink::new(dir.path());
     let s = spec(Format { kind: FormatKind::Jsonl, codec: Codec::Gzip, delimiter: None }, 2000);
-    let first = export::export(&task("t", Slice::WHOLE), &request("t", "acme"), &source, &sink, &s, &Cancel::default(), no_progress()).await.expect("first");
-    let second = export::export(&task("t", Slice::WHOLE), &request("t", "acme"), &source, &sink, &s, &Cancel::default(), no_progress()).await.expect("second");
+    let first = export::export(
+        &task("t", Slice::WHOLE),
+        &request("t", "acme"),
+        &source,
+        &sink,
+        &s,
+        &Cancel::default(),
+        no_progress(),
+    )
+    .await
+    .expect("first");
+    let second = export::export(
+        &task("t", Slice::WHOLE),
+        &request("t", "acme"),
+        &source,
+        &sink,
+        &s,
+        &Cancel::default(),
+        no_progress(),
+    )
+    .await
+    .expect("second");
     assert_eq!(first.files, second.files);
     assert_eq!(files_under(dir.path()).len(), 3);
 }
@@ -242,19 +304,25 @@ fn finalize_refuses_a_destination_with_a_missing_task() {
     let run: RunId = "2023-03-14T04:03".parse().expect("run");
     let plan = DestinationPlan {
         destination: "acme".into(),
-        tasks: vec![task("a", Slice { index: 0, count: 2 }), task("a", Slice { index: 1, count: 2 }), task("b", Slice::WHOLE)],
+        tasks: vec![
+            task("a", Slice { index: 0, count: 2 }),
+            task("a", Slice { index: 1, count: 2 }),
+            task("b", Slice::WHOLE),
+        ],
     };
     let ok = vec![
         result_for("a", Slice { index: 0, count: 2 }, vec![("2023-03-14T04:03/a/a_000000000000.parquet.gz", 5)]),
         result_for("a", Slice { index: 1, count: 2 }, vec![("2023-03-14T04:03/a/a_000001000000.parquet.gz", 6)]),
         result_for("b", Slice::WHOLE, vec![("2023-03-14T04:03/b/b_000000000000.parquet.gz", 0)]),
     ];
-    let receipt = finalize::build_receipt(&plan, &ok, run, None, Format::default(), chrono::Utc::now()).expect("complete");
+    let receipt =
+        finalize::build_receipt(&plan, &ok, run, None, Format::default(), chrono::Utc::now()).expect("complete");
     assert_eq!(receipt.tables["a"].row_count, 11);
     assert_eq!(receipt.tables["a"].total_file_count, 2);
     assert_eq!(receipt.tables["b"].total_file_count, 1);
 
-    let err = finalize::build_receipt(&plan, &ok[..2], run, None, Format::default(), chrono::Utc::now()).expect_err("b missing");
+    let err = finalize::build_receipt(&plan, &ok[..2], run, None, Format::default(), chrono::Utc::now())
+        .expect_err("b missing");
     assert!(err.to_string().contains("\"b\"") && err.to_string().contains("no result"), "{err}");
 
     let mut dup = ok.clone();
@@ -263,7 +331,8 @@ fn finalize_refuses_a_destination_with_a_missing_task() {
 
     let mut outside = ok.clone();
     outside[2].files[0].key = "2023-03-14T04:03/a/b_000000000000.parquet.gz".into();
-    let err = finalize::build_receipt(&plan, &outside, run, None, Format::default(), chrono::Utc::now()).expect_err("outside");
+    let err = finalize::build_receipt(&plan, &outside, run, None, Format::default(), chrono::Utc::now())
+        .expect_err("outside");
     assert!(err.to_string().contains("outside its table folder"), "{err}");
 }
 
@@ -276,23 +345,61 @@ async fn finalize_writes_the_run_copy_then_the_root_and_never_moves_the_root_bac
     let results = |run: &str| {
         let mut r = result_for("a", Slice::WHOLE, vec![]);
         r.folder = format!("{run}/a");
-        r.files = vec![byob::receipt::FileEntry { key: format!("{run}/a/a_000000000000.parquet.gz"), rows: 1, bytes: 1, sha256: "00".repeat(32) }];
+        r.files = vec![byob::receipt::FileEntry {
+            key: format!("{run}/a/a_000000000000.parquet.gz"),
+            rows: 1,
+            bytes: 1,
+            sha256: "00".repeat(32),
+        }];
         r.rows = 1;
         vec![r]
     };
-    let read_root = || byob::receipt::Receipt::from_json(&std::fs::read(dir.path().join("bucket/p/receipt.json")).expect("root")).expect("parses");
+    let read_root = || {
+        byob::receipt::Receipt::from_json(&std::fs::read(dir.path().join("bucket/p/receipt.json")).expect("root"))
+            .expect("parses")
+    };
 
-    let (r1, w1) = finalize::finalize(&plan, &results("2023-03-14T04:03"), "2023-03-14T04:03".parse().expect("run"), Format::default(), "p", &sink, &state).await.expect("first");
+    let (r1, w1) = finalize::finalize(
+        &plan,
+        &results("2023-03-14T04:03"),
+        "2023-03-14T04:03".parse().expect("run"),
+        Format::default(),
+        "p",
+        &sink,
+        &state,
+    )
+    .await
+    .expect("first");
     assert_eq!(r1.previous_run, None);
     assert_eq!(w1.run_copy, "p/2023-03-14T04:03/receipt.json");
     assert_eq!(read_root().run.to_string(), "2023-03-14T04:03");
 
-    let (r2, _) = finalize::finalize(&plan, &results("2023-03-14T15:00"), "2023-03-14T15:00".parse().expect("run"), Format::default(), "p", &sink, &state).await.expect("second");
+    let (r2, _) = finalize::finalize(
+        &plan,
+        &results("2023-03-14T15:00"),
+        "2023-03-14T15:00".parse().expect("run"),
+        Format::default(),
+        "p",
+        &sink,
+        &state,
+    )
+    .await
+    .expect("second");
     assert_eq!(r2.previous_run.map(|r| r.to_string()).as_deref(), Some("2023-03-14T04:03"));
     assert_eq!(read_root().run.to_string(), "2023-03-14T15:00");
 
     // A backfill of an older run writes its own copy but leaves the root on the newest run.
-    let (_, w3) = finalize::finalize(&plan, &results("2023-03-13T04:00"), "2023-03-13T04:00".parse().expect("run"), Format::default(), "p", &sink, &state).await.expect("backfill");
+    let (_, w3) = finalize::finalize(
+        &plan,
+        &results("2023-03-13T04:00"),
+        "2023-03-13T04:00".parse().expect("run"),
+        Format::default(),
+        "p",
+        &sink,
+        &state,
+    )
+    .await
+    .expect("backfill");
     assert_eq!(w3.root, None);
     assert!(dir.path().join("bucket/p/2023-03-13T04:00/receipt.json").exists());
     assert_eq!(read_root().run.to_string(), "2023-03-14T15:00");

@@ -80,7 +80,8 @@ impl World {
         let writer = moto.role("byob-destination-writer", &anyone, &all);
         let roles = DESTINATIONS.iter().map(|d| (*d, moto.role(&format!("{d}-byob"), &anyone, &all))).collect();
         let dir = tempfile::tempdir().expect("tempdir");
-        let options = GenerateOptions { out: dir.path().join("lake"), scale: 0.1, seed: 7, ..GenerateOptions::default() };
+        let options =
+            GenerateOptions { out: dir.path().join("lake"), scale: 0.1, seed: 7, ..GenerateOptions::default() };
         generate::generate(&options, &|_, _| {}).expect("generate");
         Some(World { moto, proxy, dir, writer, roles })
     }
@@ -99,7 +100,9 @@ impl World {
     async fn config(&self, name: &str) -> Config {
         let tables: String = generate::TABLES.iter().map(|t| format!("[[tables]]\nname = \"{t}\"\n")).collect();
         let mut text = format!("[source]\ntype = \"parquet\"\npath = \"lake\"\n\n{tables}\n");
-        for (id, format, rows) in [("bulk", "{ type = \"csv\", codec = \"none\" }", 30_000), ("many", "{ type = \"parquet\" }", 700)] {
+        for (id, format, rows) in
+            [("bulk", "{ type = \"csv\", codec = \"none\" }", 30_000), ("many", "{ type = \"parquet\" }", 700)]
+        {
             let bucket = format!("{name}-{id}");
             self.admin().create_bucket().bucket(&bucket).send().await.expect("bucket");
             text.push_str(&format!(
@@ -147,7 +150,8 @@ impl World {
     async fn assert_same(&self, name: &str, clean: &str) -> usize {
         let mut compared = 0;
         for id in DESTINATIONS {
-            let (got, want) = (self.contents(&format!("{name}-{id}")).await, self.contents(&format!("{clean}-{id}")).await);
+            let (got, want) =
+                (self.contents(&format!("{name}-{id}")).await, self.contents(&format!("{clean}-{id}")).await);
             assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{id}: the same keys");
             for (key, bytes) in &want {
                 assert!(got[key] == *bytes, "{id}: {key} differs from the clean run");
@@ -244,7 +248,10 @@ async fn ten_percent_of_s3_requests_failing_transiently_changes_nothing() {
         *m.entry(format!("{:?} {:?}", r.op, r.fault.expect("fault"))).or_default() += 1;
         m
     });
-    eprintln!("transient: {s3} S3 write requests, {} faults injected {kinds:?}; {compared} objects compared", faults.len());
+    eprintln!(
+        "transient: {s3} S3 write requests, {} faults injected {kinds:?}; {compared} objects compared",
+        faults.len()
+    );
     assert!(faults.len() >= 5, "the run saw faults: {kinds:?}");
     for fault in mix {
         assert!(faults.iter().any(|r| r.fault == Some(fault)), "{fault:?} was injected: {kinds:?}");
@@ -362,4 +369,3 @@ async fn credentials_expiring_during_an_export_are_renewed_and_the_export_comple
     assert!(keys.len() >= 2, "writes were signed by more than one session: {keys:?}");
     assert_eq!(refused, 0, "no request was refused as expired");
 }
-

@@ -6,8 +6,8 @@ use std::io::{BufReader, Cursor, Read};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
-    StringArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array, StringArray,
+    TimestampMicrosecondArray,
 };
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -24,11 +24,7 @@ fn schema_with_tz(tz: &str) -> SchemaRef {
         Field::new("ratio", DataType::Float64, true),
         Field::new("flag", DataType::Boolean, true),
         Field::new("name", DataType::Utf8, true),
-        Field::new(
-            "at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some(tz.into())),
-            true,
-        ),
+        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some(tz.into())), true),
         Field::new("day", DataType::Date32, true),
         Field::new("amount", DataType::Decimal128(18, 2), true),
     ]))
@@ -44,16 +40,7 @@ fn reading_schema() -> SchemaRef {
     schema_with_tz("+00:00")
 }
 
-type Row = (
-    i64,
-    Option<i32>,
-    Option<f64>,
-    Option<bool>,
-    Option<String>,
-    Option<i64>,
-    Option<i32>,
-    Option<i128>,
-);
+type Row = (i64, Option<i32>, Option<f64>, Option<bool>, Option<String>, Option<i64>, Option<i32>, Option<i128>);
 
 /// 0001-01-01 and 9999-12-31 (days and microseconds since the epoch): what RFC 3339 and
 /// ISO dates can spell.
@@ -96,9 +83,7 @@ fn batch(rows: &[Row]) -> RecordBatch {
         Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.2))),
         Arc::new(BooleanArray::from_iter(rows.iter().map(|r| r.3))),
         Arc::new(StringArray::from_iter(rows.iter().map(|r| r.4.clone()))),
-        Arc::new(
-            TimestampMicrosecondArray::from_iter(rows.iter().map(|r| r.5)).with_timezone("UTC"),
-        ),
+        Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(|r| r.5)).with_timezone("UTC")),
         Arc::new(Date32Array::from_iter(rows.iter().map(|r| r.6))),
         Arc::new(
             Decimal128Array::from_iter(rows.iter().map(|r| r.7))
@@ -112,36 +97,20 @@ fn batch(rows: &[Row]) -> RecordBatch {
 fn all_formats() -> Vec<Format> {
     let mut formats = Vec::new();
     for codec in [Codec::None, Codec::Gzip, Codec::Zstd, Codec::Snappy] {
-        formats.push(Format {
-            kind: FormatKind::Parquet,
-            codec,
-            delimiter: None,
-        });
+        formats.push(Format { kind: FormatKind::Parquet, codec, delimiter: None });
     }
     for codec in [Codec::None, Codec::Gzip] {
         for delimiter in [Delimiter::Comma, Delimiter::Semicolon, Delimiter::Tab] {
-            formats.push(Format {
-                kind: FormatKind::Csv,
-                codec,
-                delimiter: Some(delimiter),
-            });
+            formats.push(Format { kind: FormatKind::Csv, codec, delimiter: Some(delimiter) });
         }
-        formats.push(Format {
-            kind: FormatKind::Jsonl,
-            codec,
-            delimiter: None,
-        });
+        formats.push(Format { kind: FormatKind::Jsonl, codec, delimiter: None });
     }
     formats
 }
 
 /// Small row groups, so Parquet files have several and bytes are ready mid-file.
 fn options() -> EncoderOptions {
-    EncoderOptions {
-        row_group_rows: 7,
-        row_group_bytes: 4096,
-        ..EncoderOptions::default()
-    }
+    EncoderOptions { row_group_rows: 7, row_group_bytes: 4096, ..EncoderOptions::default() }
 }
 
 /// Writes `batches` as one file, taking the ready bytes after each batch as a sink would.
@@ -163,9 +132,7 @@ fn gunzip_if(codec: Codec, object: Vec<u8>) -> Vec<u8> {
         return object;
     }
     let mut text = Vec::new();
-    flate2::read::MultiGzDecoder::new(&object[..])
-        .read_to_end(&mut text)
-        .expect("valid gzip");
+    flate2::read::MultiGzDecoder::new(&object[..]).read_to_end(&mut text).expect("valid gzip");
     text
 }
 
@@ -208,11 +175,7 @@ fn read_back(format: &Format, object: Vec<u8>) -> RecordBatch {
 
 /// CSV cannot tell an empty string from a null: both read back as null.
 fn as_csv_reads_it(batch: RecordBatch) -> RecordBatch {
-    let names = batch
-        .column(4)
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .expect("utf8 column");
+    let names = batch.column(4).as_any().downcast_ref::<StringArray>().expect("utf8 column");
     let names: StringArray = names.iter().map(|s| s.filter(|s| !s.is_empty())).collect();
     let mut columns = batch.columns().to_vec();
     columns[4] = Arc::new(names);
@@ -260,19 +223,13 @@ fn empty_files_are_valid_in_every_format() {
             (FormatKind::Jsonl, Codec::None) => assert!(object.is_empty()),
             (FormatKind::Csv, _) => {
                 let text = gunzip_if(format.codec, object.clone());
-                let header = [
-                    "id", "small", "ratio", "flag", "name", "at", "day", "amount",
-                ]
-                .join(&char::from(format.delimiter().byte()).to_string());
-                assert_eq!(
-                    String::from_utf8(text).expect("utf8"),
-                    format!("{header}\n")
-                );
+                let header = ["id", "small", "ratio", "flag", "name", "at", "day", "amount"]
+                    .join(&char::from(format.delimiter().byte()).to_string());
+                assert_eq!(String::from_utf8(text).expect("utf8"), format!("{header}\n"));
             }
             (FormatKind::Parquet, _) => {
-                let builder =
-                    ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(object.clone()))
-                        .expect("parquet footer");
+                let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(object.clone()))
+                    .expect("parquet footer");
                 assert_eq!(builder.schema(), &schema());
             }
             _ => assert!(!object.is_empty(), "{format}: a gzip stream has a header"),

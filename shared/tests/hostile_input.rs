@@ -44,12 +44,8 @@ use serde_json::{Value, json};
 
 /// Runs `test` on `cases` values of `strategy` (or `PROPTEST_CASES` of them) and prints how
 /// many cases ran.
-fn fuzz<S: Strategy>(
-    target: &str,
-    cases: u32,
-    strategy: S,
-    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) where
+fn fuzz<S: Strategy>(target: &str, cases: u32, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
+where
     S::Value: std::fmt::Debug,
 {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(cases);
@@ -142,11 +138,50 @@ fn hostile_string() -> impl Strategy<Value = String> {
 
 /// Object keys: mostly field names byob reads, sometimes anything.
 const FIELDS: &[&str] = &[
-    "version", "timestamp", "run", "previous_run", "format", "type", "codec", "delimiter", "tables", "folder",
-    "total_file_count", "row_count", "byte_count", "schema", "name", "nullable", "files", "key", "rows", "bytes",
-    "sha256", "Records", "s3", "bucket", "object", "eventName", "eventTime", "body", "Message", "Event",
-    "source", "path", "destinations", "id", "tenant", "prefix", "role_arn", "external_id", "key_template",
-    "export", "aws", "state", "tenant_column", "columns",
+    "version",
+    "timestamp",
+    "run",
+    "previous_run",
+    "format",
+    "type",
+    "codec",
+    "delimiter",
+    "tables",
+    "folder",
+    "total_file_count",
+    "row_count",
+    "byte_count",
+    "schema",
+    "name",
+    "nullable",
+    "files",
+    "key",
+    "rows",
+    "bytes",
+    "sha256",
+    "Records",
+    "s3",
+    "bucket",
+    "object",
+    "eventName",
+    "eventTime",
+    "body",
+    "Message",
+    "Event",
+    "source",
+    "path",
+    "destinations",
+    "id",
+    "tenant",
+    "prefix",
+    "role_arn",
+    "external_id",
+    "key_template",
+    "export",
+    "aws",
+    "state",
+    "tenant_column",
+    "columns",
 ];
 
 fn field_name() -> impl Strategy<Value = String> {
@@ -481,7 +516,10 @@ fn config_hostile_names_are_rejected_naming_the_field_or_stay_inside_the_prefix(
                 let related = |p: &str| {
                     p == path || (table && (p.starts_with("destinations[0].tables") || p.starts_with("tables[")))
                 };
-                prop_assert!(errors.iter().any(|p| related(&p.path)), "{value:?} at {path}: rejected elsewhere: {errors}");
+                prop_assert!(
+                    errors.iter().any(|p| related(&p.path)),
+                    "{value:?} at {path}: rejected elsewhere: {errors}"
+                );
                 for p in errors {
                     prop_assert!(related(&p.path), "{value:?} at {path}: an unrelated problem {p}");
                     clear(&p.message, path)?;
@@ -629,7 +667,16 @@ fn key_templates_valid_ones_render_one_key_per_file_inside_the_prefix() {
     fuzz(
         "key templates: generated valid templates",
         1500,
-        (valid_template(), table_name(), table_name(), run_id(), run_id(), 0u64..=layout::MAX_SHARD, extension(), prefix()),
+        (
+            valid_template(),
+            table_name(),
+            table_name(),
+            run_id(),
+            run_id(),
+            0u64..=layout::MAX_SHARD,
+            extension(),
+            prefix(),
+        ),
         |(text, t1, t2, r1, r2, shard, ext, prefix)| {
             let template = KeyTemplate::parse(&text).unwrap();
             let a = check_rendered(&template, &prefix, &r1, &t1, shard, ext)?;
@@ -712,7 +759,10 @@ fn check_receipt_bytes(bytes: &[u8], receipt_key: &str) -> Result<(), TestCaseEr
             prop_assert!(prefix.is_empty() || object.starts_with(&format!("{prefix}/")), "{object} outside {prefix}");
             prop_assert!(!object.starts_with('/') && !object.contains("://"), "{object}");
             prop_assert!(!object.split('/').any(|s| matches!(s, "" | "." | "..")), "{object}");
-            prop_assert!(object.split('/').any(|s| s.contains(RUN) || s.contains(&receipt.run.to_string())), "{object}");
+            prop_assert!(
+                object.split('/').any(|s| s.contains(RUN) || s.contains(&receipt.run.to_string())),
+                "{object}"
+            );
         }
         for c in &table.schema {
             prop_assert!(byob::schema::parse_type_name(&c.data_type).is_ok(), "{:?} passed the checks", c.data_type);
@@ -726,7 +776,13 @@ fn receipts_arbitrary_json_and_bytes() {
     fuzz(
         "receipt: arbitrary JSON and bytes",
         1500,
-        (prop_oneof![json_value().prop_map(|v| v.to_string().into_bytes()), prop::collection::vec(any::<u8>(), 0..256)], prop::sample::select(RECEIPT_KEYS)),
+        (
+            prop_oneof![
+                json_value().prop_map(|v| v.to_string().into_bytes()),
+                prop::collection::vec(any::<u8>(), 0..256)
+            ],
+            prop::sample::select(RECEIPT_KEYS),
+        ),
         |(bytes, key)| check_receipt_bytes(&bytes, key),
     );
 }
@@ -736,9 +792,12 @@ fn receipts_mutations_of_a_real_receipt() {
     let real = real_receipt();
     check_receipt_bytes(real.to_string().as_bytes(), "p/receipt.json").unwrap();
     assert!(verify::check_receipt(&Receipt::from_json(real.to_string().as_bytes()).unwrap()).is_ok());
-    fuzz("receipt: mutations of a real receipt", 2000, (mutations(), prop::sample::select(RECEIPT_KEYS)), |(ms, key)| {
-        check_receipt_bytes(mutated(&real, &ms).to_string().as_bytes(), key)
-    });
+    fuzz(
+        "receipt: mutations of a real receipt",
+        2000,
+        (mutations(), prop::sample::select(RECEIPT_KEYS)),
+        |(ms, key)| check_receipt_bytes(mutated(&real, &ms).to_string().as_bytes(), key),
+    );
 }
 
 #[test]
@@ -886,7 +945,8 @@ fn url_decoding_and_receipt_locations_never_panic() {
 // ---------------------------------------------------------------------------------------------
 
 fn destinations_config(destinations: &str) -> Result<Config, ConfigErrors> {
-    let text = format!("[source]\ntype = \"parquet\"\npath = \"lake\"\n\n[[tables]]\nname = \"companies\"\n\n{destinations}");
+    let text =
+        format!("[source]\ntype = \"parquet\"\npath = \"lake\"\n\n[[tables]]\nname = \"companies\"\n\n{destinations}");
     Config::from_toml_str(&text, base())
 }
 
@@ -896,7 +956,9 @@ fn destination_ids_that_share_a_session_name_are_rejected_naming_both() {
     // 36 characters of an id (`byob-<id>-check-<time>` is at most 64).
     let a = "acme-corporation-international-data-eu";
     let b = "acme-corporation-international-data-us";
-    let one = |id: &str, folder: &str| format!("[[destinations]]\nid = \"{id}\"\ntenant = \"acme\"\nfolder = \"{folder}\"\n\n");
+    let one = |id: &str, folder: &str| {
+        format!("[[destinations]]\nid = \"{id}\"\ntenant = \"acme\"\nfolder = \"{folder}\"\n\n")
+    };
     let errors = destinations_config(&(one(a, "out/a") + &one(b, "out/b"))).unwrap_err();
     let p = errors.at("destinations[1].id").unwrap_or_else(|| panic!("{errors}"));
     let text = p.to_string();
@@ -926,7 +988,8 @@ fn destinations_writing_to_the_same_place_are_rejected_naming_both() {
     let p = errors.at("destinations[1].bucket").unwrap_or_else(|| panic!("{errors}"));
     assert!(p.message.contains("destinations[0]") && p.message.contains("s3://shared-exports/exports"), "{p}");
     // the same folder, spelled differently
-    let folder = |id: &str, f: &str| format!("[[destinations]]\nid = \"{id}\"\ntenant = \"{id}\"\nfolder = \"{f}\"\n\n");
+    let folder =
+        |id: &str, f: &str| format!("[[destinations]]\nid = \"{id}\"\ntenant = \"{id}\"\nfolder = \"{f}\"\n\n");
     let errors = destinations_config(&(folder("acme", "out/x") + &folder("globex", "out/./x/"))).unwrap_err();
     assert!(errors.at("destinations[1].folder").is_some_and(|p| p.message.contains("destinations[0]")), "{errors}");
     // different prefixes in one bucket, and different folders, are fine

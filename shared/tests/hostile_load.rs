@@ -53,7 +53,18 @@ const TENANT: &str = "acme'; DROP TABLE t; --";
 
 /// A value for row `i` of column `c` (never empty: CSV writes NULL and "" alike).
 fn value(i: usize, c: &str) -> String {
-    let samples = ["'; DROP TABLE t; --", "a\"b", "back\\slash\\", "x;y", "line\nbreak", "tab\there", "ünï 😀", "\\N", "NULL", ","];
+    let samples = [
+        "'; DROP TABLE t; --",
+        "a\"b",
+        "back\\slash\\",
+        "x;y",
+        "line\nbreak",
+        "tab\there",
+        "ünï 😀",
+        "\\N",
+        "NULL",
+        ",",
+    ];
     format!("{}{c}{}", samples[i % samples.len()], i)
 }
 
@@ -141,7 +152,12 @@ async fn hostile_column_names_tenant_and_schema_survive_export_and_load_without_
     // WHEN the dump runs and every destination is loaded into its own (hostile) schema
     let run: RunId = "2024-05-06T07:08".parse().unwrap();
     let report = run::run(&config, &RunOptions { run, filter: PlanFilter::default() }, Arc::new(Silent)).await.unwrap();
-    assert_eq!(report.failed().count(), 0, "{:?}", report.failed().map(|d| d.outcome.as_ref().err().map(ToString::to_string)).collect::<Vec<_>>());
+    assert_eq!(
+        report.failed().count(),
+        0,
+        "{:?}",
+        report.failed().map(|d| d.outcome.as_ref().err().map(ToString::to_string)).collect::<Vec<_>>()
+    );
     for (id, _, schema) in DESTINATIONS {
         let receipt = ReceiptLocation::Path(dir.path().join("buckets").join(id).join("dump/receipt.json"));
         let target = PostgresTarget::from_url(&url).unwrap().with_schema(schema);
@@ -228,7 +244,9 @@ async fn receipts_in_s3_that_point_outside_are_refused_before_any_file_is_read()
         s3.create_bucket().bucket(bucket).send().await.unwrap();
     }
     // Objects an attacker would like the loader to read.
-    for (bucket, key) in [("other-bucket", "p/2023-03-14T04:03/companies/x"), ("acme-data", "secret/x"), ("acme-data", "x")] {
+    for (bucket, key) in
+        [("other-bucket", "p/2023-03-14T04:03/companies/x"), ("acme-data", "secret/x"), ("acme-data", "x")]
+    {
         s3.put_object().bucket(bucket).key(key).body(b"PAR1".to_vec().into()).send().await.unwrap();
     }
     let loader = Loader::with_s3(s3.clone());
@@ -258,10 +276,17 @@ async fn receipts_in_s3_that_point_outside_are_refused_before_any_file_is_read()
         let shown = format!("{bad:?}");
         assert!(message.contains(&shown), "names the key: {message}");
         // Only the receipt itself was read.
-        let requests: Vec<String> =
-            moto.recorded().iter().filter(|r| !r.url.contains("/moto-api/")).map(|r| format!("{} {}", r.method, r.url)).collect();
+        let requests: Vec<String> = moto
+            .recorded()
+            .iter()
+            .filter(|r| !r.url.contains("/moto-api/"))
+            .map(|r| format!("{} {}", r.method, r.url))
+            .collect();
         assert_eq!(requests.len(), 1, "{bad}: {requests:?}");
-        assert!(requests[0].starts_with("GET ") && requests[0].contains(&format!("/acme-data/p{n}/receipt.json")), "{requests:?}");
+        assert!(
+            requests[0].starts_with("GET ") && requests[0].contains(&format!("/acme-data/p{n}/receipt.json")),
+            "{requests:?}"
+        );
     }
     let client = postgres_harness::client(&url).await;
     let tables: i64 = client

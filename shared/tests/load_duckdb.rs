@@ -53,7 +53,12 @@ fn count(db: &Path, sql: &str) -> i64 {
 
 fn table_exists(db: &Path, table: &str) -> bool {
     !db.exists()
-        || count(db, &format!("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = '{table}'")) > 0
+        || count(
+            db,
+            &format!(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = '{table}'"
+            ),
+        ) > 0
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -75,9 +80,10 @@ async fn loads_a_local_dump_and_the_same_receipt_twice_loads_once() {
     assert!(matches!(second, LoadOutcome::Duplicate { ref run, .. } if run == RUN1), "{second:?}");
     assert_eq!(checksum(&db, "companies", false), expected(&companies(0, 2500, false), false));
     assert_eq!(count(&db, "SELECT count(*) FROM contacts"), 40);
-    assert_eq!(query_strings(&db, "SELECT run || ' ' || array_to_string(tables, ',') || ' ' || rows FROM byob_load_history"), vec![
-        format!("{RUN1} companies,contacts 2540")
-    ]);
+    assert_eq!(
+        query_strings(&db, "SELECT run || ' ' || array_to_string(tables, ',') || ' ' || rows FROM byob_load_history"),
+        vec![format!("{RUN1} companies,contacts 2540")]
+    );
     // and the staging tables are gone
     assert_eq!(count(&db, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'byob_staging'"), 0);
     // and the demo's read-back lists the two tables with their counts
@@ -255,11 +261,17 @@ async fn hostile_table_and_column_names_are_quoted_not_executed() {
     .unwrap();
     Dump::new(RUN1, None).table("t", batch, 1).write_local(dir.path(), "p");
     loaded(&Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &DuckDbTarget::new(&db)).await.unwrap());
-    let cols = query_strings(&db, "SELECT column_name FROM information_schema.columns WHERE table_name = 't' ORDER BY ordinal_position");
+    let cols = query_strings(
+        &db,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 't' ORDER BY ordinal_position",
+    );
     assert_eq!(cols, vec!["id", "x\"; DROP TABLE byob_load_history; --", "naïve ünïcode 表"]);
     assert_eq!(count(&db, "SELECT count(*) FROM byob_load_history"), 1);
     assert_eq!(
-        query_strings(&db, "SELECT coalesce(\"x\"\"; DROP TABLE byob_load_history; --\", 'NULL') || '|' || \"naïve ünïcode 表\" FROM t ORDER BY id"),
+        query_strings(
+            &db,
+            "SELECT coalesce(\"x\"\"; DROP TABLE byob_load_history; --\", 'NULL') || '|' || \"naïve ünïcode 表\" FROM t ORDER BY id"
+        ),
         vec!["a'b|ok", "NULL|表"]
     );
     assert!(table_exists(&db, "t"));

@@ -30,7 +30,8 @@ async fn loads_a_local_dump_and_the_same_receipt_twice_loads_once() {
     let Some((target, url)) = target("load_dup").await else { return };
     // GIVEN a dump of two tables in three files, with both receipt copies
     let dir = tempfile::tempdir().unwrap();
-    let dump = Dump::new(RUN1, None).table("companies", companies(0, 2500, false), 3).table("contacts", contacts(40), 1);
+    let dump =
+        Dump::new(RUN1, None).table("companies", companies(0, 2500, false), 3).table("contacts", contacts(40), 1);
     dump.write_local(dir.path(), "byob");
     // WHEN the run copy and then the root copy are delivered
     let first = Loader::local().load(&run_receipt(dir.path(), "byob", RUN1), &target).await.unwrap();
@@ -47,11 +48,8 @@ async fn loads_a_local_dump_and_the_same_receipt_twice_loads_once() {
     assert_eq!(history[0].get::<_, Vec<String>>(1), vec!["companies", "contacts"]);
     assert_eq!(history[0].get::<_, i64>(2), 2540);
     // and the staging tables are gone
-    let staged: i64 = client
-        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = 'byob_staging'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let staged: i64 =
+        client.query_one("SELECT count(*) FROM pg_tables WHERE schemaname = 'byob_staging'", &[]).await.unwrap().get(0);
     assert_eq!(staged, 0);
 }
 
@@ -110,7 +108,9 @@ async fn a_tampered_file_fails_on_its_sha256_and_the_live_table_is_kept() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_outside_the_prefix_is_refused_before_anything_is_read() {
     let Some((target, url)) = target("load_outside").await else { return };
-    for bad in ["2023-03-13T15:04/companies/companies_000000000000.parquet.gz", "../secret/x.parquet.gz", "s3://other/x"] {
+    for bad in
+        ["2023-03-13T15:04/companies/companies_000000000000.parquet.gz", "../secret/x.parquet.gz", "s3://other/x"]
+    {
         let dir = tempfile::tempdir().unwrap();
         let mut dump = Dump::new(RUN1, None).table("companies", companies(0, 10, false), 1);
         dump.rename_key(0, bad);

@@ -5,14 +5,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod load_support;
 #[path = "common/moto.rs"]
 mod moto;
-mod load_support;
 mod postgres_harness;
 
 use aws_sdk_s3::types::{
-    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
-    QueueConfiguration, S3KeyFilter,
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
+    S3KeyFilter,
 };
 use byob::load::{self, LoadOutcome, Loader, PostgresTarget};
 use load_support::*;
@@ -43,12 +43,7 @@ async fn notifying_bucket(moto: &Moto, s3: &aws_sdk_s3::Client, sqs: &aws_sdk_sq
                 .unwrap(),
         )
         .build();
-    s3.put_bucket_notification_configuration()
-        .bucket(BUCKET)
-        .notification_configuration(config)
-        .send()
-        .await
-        .unwrap();
+    s3.put_bucket_notification_configuration().bucket(BUCKET).notification_configuration(config).send().await.unwrap();
     let _ = moto;
     queue
 }
@@ -83,7 +78,8 @@ async fn receipts_announced_through_sqs_load_exactly_the_exported_rows() {
     let target = PostgresTarget::from_url(&url).unwrap().with_schema("warehouse");
 
     // GIVEN the notification's s3:TestEvent, then run 1 (files, run receipt, root receipt)
-    let run1 = Dump::new(RUN1, None).table("companies", companies(0, 5000, false), 4).table("contacts", contacts(77), 1);
+    let run1 =
+        Dump::new(RUN1, None).table("companies", companies(0, 5000, false), 4).table("contacts", contacts(77), 1);
     run1.write_s3(&s3, BUCKET, PREFIX).await;
     let events = drain(&sqs, &queue).await;
     assert_eq!(events.len(), 3, "TestEvent + two receipt copies (files are filtered out): {events:#?}");
@@ -105,10 +101,15 @@ async fn receipts_announced_through_sqs_load_exactly_the_exported_rows() {
     assert_eq!(count(&client, "contacts").await, 77);
 
     // GIVEN runs 2 and 3 written, but their events delivered newest first
-    let run2 = Dump::new(RUN2, Some(RUN1)).table("companies", companies(100, 4200, true), 3).table("contacts", contacts(80), 1);
+    let run2 = Dump::new(RUN2, Some(RUN1)).table("companies", companies(100, 4200, true), 3).table(
+        "contacts",
+        contacts(80),
+        1,
+    );
     run2.write_s3(&s3, BUCKET, PREFIX).await;
     let events2 = drain(&sqs, &queue).await;
-    let run3 = Dump::new(RUN3, Some(RUN2)).table("companies", companies(7, 3333, true), 2).table("contacts", contacts(90), 1);
+    let run3 =
+        Dump::new(RUN3, Some(RUN2)).table("companies", companies(7, 3333, true), 2).table("contacts", contacts(90), 1);
     run3.write_s3(&s3, BUCKET, PREFIX).await;
     let events3 = drain(&sqs, &queue).await;
     assert_eq!((events2.len(), events3.len()), (2, 2));
@@ -120,7 +121,10 @@ async fn receipts_announced_through_sqs_load_exactly_the_exported_rows() {
     // copy is skipped as older, and run 2's root event now reads run 3's receipt: a duplicate
     assert!(matches!(&outcomes[0], LoadOutcome::Loaded(r) if r.run == RUN3), "{outcomes:#?}");
     assert!(matches!(&outcomes[1], LoadOutcome::Duplicate { .. }), "{outcomes:#?}");
-    assert!(matches!(&outcomes[2], LoadOutcome::Older { run, loaded_run, .. } if run == RUN2 && loaded_run == RUN3), "{outcomes:#?}");
+    assert!(
+        matches!(&outcomes[2], LoadOutcome::Older { run, loaded_run, .. } if run == RUN2 && loaded_run == RUN3),
+        "{outcomes:#?}"
+    );
     assert!(matches!(&outcomes[3], LoadOutcome::Duplicate { .. }), "{outcomes:#?}");
     assert_eq!(checksum(&client, "companies", true).await, expected(&companies(7, 3333, true), true));
     assert_eq!(count(&client, "contacts").await, 90);
@@ -200,7 +204,10 @@ async fn a_multipart_receipt_emits_two_events_and_loads_once() {
         outcomes.extend(load::handle_event(&loader, &target, event).await.unwrap());
     }
     assert_eq!(outcomes.iter().filter(|o| matches!(o, LoadOutcome::Loaded(_))).count(), 1, "{outcomes:#?}");
-    assert!(outcomes.iter().all(|o| matches!(o, LoadOutcome::Loaded(_) | LoadOutcome::Duplicate { .. })), "{outcomes:#?}");
+    assert!(
+        outcomes.iter().all(|o| matches!(o, LoadOutcome::Loaded(_) | LoadOutcome::Duplicate { .. })),
+        "{outcomes:#?}"
+    );
     let client = postgres_harness::client(&url).await;
     assert_eq!(checksum(&client, "companies", false).await, expected(&companies(0, 1000, false), false));
     eprintln!("multipart receipt: {} event(s) delivered", events.len());

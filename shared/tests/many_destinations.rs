@@ -40,7 +40,9 @@ fn lake_counts(lake: &Path) -> BTreeMap<(String, String), u64> {
             let file = std::fs::File::open(entry.path()).unwrap();
             for batch in ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap() {
                 let batch = batch.unwrap();
-                let col = arrow::compute::cast(batch.column_by_name("tenant_id").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+                let col =
+                    arrow::compute::cast(batch.column_by_name("tenant_id").unwrap(), &arrow::datatypes::DataType::Utf8)
+                        .unwrap();
                 for t in col.as_string::<i32>().iter().flatten() {
                     *counts.entry((table.to_string(), t.to_string())).or_default() += 1;
                 }
@@ -72,8 +74,11 @@ async fn forty_destinations_of_six_tables_all_get_complete_receipts() {
     // GIVEN a small lake of four tenants and 40 destinations cycling through tenants and formats
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    generate::generate(&GenerateOptions { out: lake.clone(), scale: 0.002, seed: 7, ..GenerateOptions::default() }, &|_, _| {})
-        .unwrap();
+    generate::generate(
+        &GenerateOptions { out: lake.clone(), scale: 0.002, seed: 7, ..GenerateOptions::default() },
+        &|_, _| {},
+    )
+    .unwrap();
     let tables: String = generate::TABLES.iter().map(|t| format!("[[tables]]\nname = \"{t}\"\n")).collect();
     let destinations: String = (0..DESTINATIONS)
         .map(|i| {
@@ -103,13 +108,21 @@ async fn forty_destinations_of_six_tables_all_get_complete_receipts() {
         let tenant = TENANTS[i % TENANTS.len()];
         let root = dir.path().join(format!("buckets/d{i:04}/byob"));
         let bytes = std::fs::read(root.join("receipt.json")).unwrap();
-        assert_eq!(bytes, std::fs::read(root.join(run.to_string()).join("receipt.json")).unwrap(), "d{i:04}: the two copies differ");
+        assert_eq!(
+            bytes,
+            std::fs::read(root.join(run.to_string()).join("receipt.json")).unwrap(),
+            "d{i:04}: the two copies differ"
+        );
         let receipt = Receipt::from_json(&bytes).unwrap();
         byob::load::verify::check_receipt(&receipt).unwrap();
         assert_eq!(receipt.tables.len(), generate::TABLES.len(), "d{i:04}");
         let mut listed = BTreeSet::from([format!("{run}/receipt.json"), "receipt.json".to_owned()]);
         for (table, t) in &receipt.tables {
-            assert_eq!(t.row_count, expected.get(&(table.clone(), tenant.to_owned())).copied().unwrap_or(0), "d{i:04}/{table}");
+            assert_eq!(
+                t.row_count,
+                expected.get(&(table.clone(), tenant.to_owned())).copied().unwrap_or(0),
+                "d{i:04}/{table}"
+            );
             for f in &t.files {
                 let data = std::fs::read(root.join(&f.key)).unwrap_or_else(|e| panic!("d{i:04}: {}: {e}", f.key));
                 assert_eq!(data.len() as u64, f.bytes, "d{i:04}: {}", f.key);

@@ -55,7 +55,8 @@ fn table_rows(root: &Path, receipt: &Receipt, table: &str) -> RecordBatch {
     let mut batches = Vec::new();
     let mut schema = None;
     for file in &entry.files {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(root.join(&file.key)).unwrap()).unwrap();
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(root.join(&file.key)).unwrap()).unwrap();
         schema.get_or_insert_with(|| reader.schema().clone());
         batches.extend(reader.build().unwrap().map(Result::unwrap));
     }
@@ -90,7 +91,8 @@ async fn a_postgres_run_exports_exactly_what_the_lake_run_exports() {
 
     // WHEN the same dump runs from each
     let from_lake = config(dir.path(), "[source]\ntype = \"parquet\"\npath = \"lake\"\n", "lake-buckets");
-    let from_pg = config(dir.path(), &format!("[source]\ntype = \"postgres\"\nurl = \"{}\"\n", pg.url(&db)), "pg-buckets");
+    let from_pg =
+        config(dir.path(), &format!("[source]\ntype = \"postgres\"\nurl = \"{}\"\n", pg.url(&db)), "pg-buckets");
     run(&from_lake).await;
     let pg_report = run(&from_pg).await;
 
@@ -109,7 +111,8 @@ async fn a_postgres_run_exports_exactly_what_the_lake_run_exports() {
             assert_eq!(a.schema, b.schema, "{tenant}/{table}: schema");
             assert_eq!(a.row_count, b.row_count, "{tenant}/{table}: rows");
             assert!(a.row_count > 0, "{tenant}/{table}");
-            let (lake_rows, pg_rows) = (table_rows(&lake_root, &lake_receipt, table), table_rows(&pg_root, &pg_receipt, table));
+            let (lake_rows, pg_rows) =
+                (table_rows(&lake_root, &lake_receipt, table), table_rows(&pg_root, &pg_receipt, table));
             assert_eq!(lake_rows.schema(), pg_rows.schema(), "{tenant}/{table}: Arrow schema");
             for (i, (x, y)) in lake_rows.columns().iter().zip(pg_rows.columns()).enumerate() {
                 assert_eq!(x, y, "{tenant}/{table}: column {}", lake_rows.schema().field(i).name());

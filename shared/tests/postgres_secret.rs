@@ -24,7 +24,9 @@ async fn an_rds_secret_in_secrets_manager_connects_the_source() {
     let db = pg.database("secret").await;
     postgres_harness::client(&pg.url(&db))
         .await
-        .batch_execute("CREATE TABLE t (id int, tenant_id text); INSERT INTO t VALUES (1, 'acme'), (2, 'globex'), (3, 'acme');")
+        .batch_execute(
+            "CREATE TABLE t (id int, tenant_id text); INSERT INTO t VALUES (1, 'acme'), (2, 'globex'), (3, 'acme');",
+        )
         .await
         .unwrap();
     let admin = moto.admin_config();
@@ -47,7 +49,8 @@ async fn an_rds_secret_in_secrets_manager_connects_the_source() {
     // THEN it names the server without the password, and reads the tenant's rows
     assert_eq!(connector.name(), format!("postgres://postgres@127.0.0.1:{}/{db}", pg.port));
     assert!(!format!("{connector:?}").contains("never-shown-pw"));
-    let exported = export_parquet(&PgSource::new(connector), "t", "acme", Some(&["id"]), Slice::WHOLE, Codec::Gzip).await.unwrap();
+    let exported =
+        export_parquet(&PgSource::new(connector), "t", "acme", Some(&["id"]), Slice::WHOLE, Codec::Gzip).await.unwrap();
     let mut ids: Vec<i32> = exported.rows.column(0).as_primitive::<Int32Type>().values().to_vec();
     ids.sort();
     assert_eq!(ids, [1, 3]);

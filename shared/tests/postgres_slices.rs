@@ -80,7 +80,10 @@ async fn expected(db: &Db, table: &str, tenant: &str) -> (usize, String) {
 /// (rows per slice, rows, sha256 over the rows in id order).
 async fn export_slices(source: &PgSource, table: &str, tenant: &str, count: u32) -> (Vec<usize>, usize, String) {
     let exports = (0..count).map(|index| async move {
-        export_parquet(source, table, tenant, Some(&["id", "payload"]), Slice { index, count }, Codec::Zstd).await.unwrap().rows
+        export_parquet(source, table, tenant, Some(&["id", "payload"]), Slice { index, count }, Codec::Zstd)
+            .await
+            .unwrap()
+            .rows
     });
     let slices: Vec<RecordBatch> = join_all(exports).await;
     let per_slice = slices.iter().map(RecordBatch::num_rows).collect();
@@ -131,7 +134,8 @@ async fn key_slices_by_integer_timestamp_and_date_hold_every_row_exactly_once() 
     let Some(db) = db("keys").await else { return };
     items(&db).await;
     for key in ["k", "at", "day", "id"] {
-        let source = PgSource::new(db.connector.clone()).with_table("items", PgTable { query: None, slice_key: Some(key.into()) });
+        let source = PgSource::new(db.connector.clone())
+            .with_table("items", PgTable { query: None, slice_key: Some(key.into()) });
         let count = source.slice_count(&request("items", "acme"), 5_000).await.unwrap();
         assert!((6..=10).contains(&count), "{key}: {count}");
         let (per_slice, rows, checksum) = export_slices(&source, "items", "acme", count).await;
@@ -143,7 +147,8 @@ async fn key_slices_by_integer_timestamp_and_date_hold_every_row_exactly_once() 
         }
     }
     // A key of another type is refused, naming it.
-    let source = PgSource::new(db.connector.clone()).with_table("items", PgTable { query: None, slice_key: Some("payload".into()) });
+    let source = PgSource::new(db.connector.clone())
+        .with_table("items", PgTable { query: None, slice_key: Some("payload".into()) });
     let e = source.slice_count(&request("items", "acme"), 5_000).await.err().unwrap().to_string();
     assert!(e.contains("\"payload\"") && e.contains("text") && e.contains("\"items\""), "{e}");
 }
@@ -162,12 +167,18 @@ async fn a_query_splits_by_its_slice_key_and_views_or_partitioned_tables_without
         )
         .await
         .unwrap();
-    let query = PgTable { query: Some("SELECT id, tenant_id, payload FROM items WHERE id > 20000".into()), slice_key: Some("id".into()) };
+    let query = PgTable {
+        query: Some("SELECT id, tenant_id, payload FROM items WHERE id > 20000".into()),
+        slice_key: Some("id".into()),
+    };
     let source = PgSource::new(db.connector.clone()).with_table("recent", query);
     let count = source.slice_count(&request("recent", "acme"), 4_000).await.unwrap();
     assert!(count >= 3, "{count}");
     let (_, rows, checksum) = export_slices(&source, "recent", "acme", count).await;
-    db.client.batch_execute("CREATE TABLE recent AS SELECT id, tenant_id, payload FROM items WHERE id > 20000").await.unwrap();
+    db.client
+        .batch_execute("CREATE TABLE recent AS SELECT id, tenant_id, payload FROM items WHERE id > 20000")
+        .await
+        .unwrap();
     assert_eq!((rows, checksum), expected(&db, "recent", "acme").await);
 
     let source = PgSource::new(db.connector.clone());
@@ -178,7 +189,8 @@ async fn a_query_splits_by_its_slice_key_and_views_or_partitioned_tables_without
         assert_eq!(per_slice[1..], [0, 0], "{table}");
         assert_eq!((rows, checksum), expected(&db, "items", "acme").await, "{table}");
     }
-    let keyed = PgSource::new(db.connector.clone()).with_table("parts", PgTable { query: None, slice_key: Some("id".into()) });
+    let keyed =
+        PgSource::new(db.connector.clone()).with_table("parts", PgTable { query: None, slice_key: Some("id".into()) });
     assert!(keyed.slice_count(&request("parts", "acme"), 1_000).await.unwrap() > 10);
 }
 

@@ -37,8 +37,14 @@ async fn tls_is_verified_and_used_when_the_server_requires_it() {
 
     // a slice reads over it
     let client = required.connect().await.unwrap();
-    client.batch_execute("CREATE TABLE t (id int, tenant_id text); INSERT INTO t VALUES (1, 'acme'), (2, 'x');").await.unwrap();
-    let rows = export_parquet(&PgSource::new(required.clone()), "t", "acme", Some(&["id"]), Slice::WHOLE, Codec::Zstd).await.unwrap().rows;
+    client
+        .batch_execute("CREATE TABLE t (id int, tenant_id text); INSERT INTO t VALUES (1, 'acme'), (2, 'x');")
+        .await
+        .unwrap();
+    let rows = export_parquet(&PgSource::new(required.clone()), "t", "acme", Some(&["id"]), Slice::WHOLE, Codec::Zstd)
+        .await
+        .unwrap()
+        .rows;
     assert_eq!(rows.column(0).as_primitive::<Int32Type>().values().to_vec(), [1]);
 
     // WITHOUT the CA the certificate is not trusted, and prefer does not fall back to plain text

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::{sort_to_indices, take_record_batch};
 use arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, TimeUnit,
-    Time64MicrosecondType, TimestampMicrosecondType,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
 };
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use byob::format::Codec;
@@ -123,19 +123,24 @@ async fn smallint_integer_bigint_keep_their_extremes_and_nulls() {
 #[tokio::test]
 async fn real_and_double_keep_nan_infinities_negative_zero_and_subnormals() {
     let Some(db) = db("floats").await else { return };
-    let values = ["'NaN'", "'Infinity'", "'-Infinity'", "'-0'", "3.4028235e38", "1e-45", "1.17549435e-38", "0.1", "NULL"];
+    let values =
+        ["'NaN'", "'Infinity'", "'-Infinity'", "'-0'", "3.4028235e38", "1e-45", "1.17549435e-38", "0.1", "NULL"];
     let f4 = db.round_trip("f4", "real", &values).await;
     assert_eq!(field_type(&f4, 2), &DataType::Float32);
-    let got: Vec<Option<u32>> = f4.column(2).as_primitive::<Float32Type>().iter().map(|v| v.map(f32::to_bits)).collect();
-    let want: Vec<Option<u32>> = db.probe::<Option<f32>>("f4", "v").await.into_iter().map(|v| v.map(f32::to_bits)).collect();
+    let got: Vec<Option<u32>> =
+        f4.column(2).as_primitive::<Float32Type>().iter().map(|v| v.map(f32::to_bits)).collect();
+    let want: Vec<Option<u32>> =
+        db.probe::<Option<f32>>("f4", "v").await.into_iter().map(|v| v.map(f32::to_bits)).collect();
     assert_eq!(got, want);
     assert_eq!(got[3], Some((-0.0f32).to_bits()));
 
     let values = ["'NaN'", "'Infinity'", "'-Infinity'", "'-0'", "1.7976931348623157e308", "5e-324", "0.1", "NULL"];
     let f8 = db.round_trip("f8", "double precision", &values).await;
     assert_eq!(field_type(&f8, 2), &DataType::Float64);
-    let got: Vec<Option<u64>> = f8.column(2).as_primitive::<Float64Type>().iter().map(|v| v.map(f64::to_bits)).collect();
-    let want: Vec<Option<u64>> = db.probe::<Option<f64>>("f8", "v").await.into_iter().map(|v| v.map(f64::to_bits)).collect();
+    let got: Vec<Option<u64>> =
+        f8.column(2).as_primitive::<Float64Type>().iter().map(|v| v.map(f64::to_bits)).collect();
+    let want: Vec<Option<u64>> =
+        db.probe::<Option<f64>>("f8", "v").await.into_iter().map(|v| v.map(f64::to_bits)).collect();
     assert_eq!(got, want);
     assert!(f64::from_bits(got[0].unwrap()).is_nan());
     assert_eq!(got[5], Some(5e-324f64.to_bits()));
@@ -145,9 +150,24 @@ async fn real_and_double_keep_nan_infinities_negative_zero_and_subnormals() {
 async fn numeric_with_precision_is_decimal128_and_unconstrained_numeric_is_its_text() {
     let Some(db) = db("numeric").await else { return };
     let cases: [(&str, &str, &[&str], DataType); 4] = [
-        ("n18", "numeric(18,2)", &["9999999999999999.99", "-9999999999999999.99", "0", "0.01", "-0.01", "123.4", "NULL"], DataType::Decimal128(18, 2)),
-        ("n38", "numeric(38,10)", &["9999999999999999999999999999.9999999999", "-0.0000000001", "1", "NULL"], DataType::Decimal128(38, 10)),
-        ("n38s38", "numeric(38,38)", &["0.99999999999999999999999999999999999999", "-0.00000000000000000000000000000000000001"], DataType::Decimal128(38, 38)),
+        (
+            "n18",
+            "numeric(18,2)",
+            &["9999999999999999.99", "-9999999999999999.99", "0", "0.01", "-0.01", "123.4", "NULL"],
+            DataType::Decimal128(18, 2),
+        ),
+        (
+            "n38",
+            "numeric(38,10)",
+            &["9999999999999999999999999999.9999999999", "-0.0000000001", "1", "NULL"],
+            DataType::Decimal128(38, 10),
+        ),
+        (
+            "n38s38",
+            "numeric(38,38)",
+            &["0.99999999999999999999999999999999999999", "-0.00000000000000000000000000000000000001"],
+            DataType::Decimal128(38, 38),
+        ),
         ("n5", "numeric(5)", &["99999", "-99999", "0", "NULL"], DataType::Decimal128(5, 0)),
     ];
     for (table, ty, values, expected) in cases {
@@ -188,8 +208,15 @@ async fn nan_in_a_decimal_column_is_an_error_naming_table_and_column() {
         .batch_execute("CREATE TABLE money_like (id int, tenant_id text, amount numeric(10,2)); INSERT INTO money_like VALUES (1, 'acme', 'NaN')")
         .await
         .unwrap();
-    let e = export_parquet(&db.source(), "money_like", "acme", None, Slice::WHOLE, Codec::Gzip).await.err().unwrap().to_string();
-    assert!(e.contains("\"money_like\"") && e.contains("\"amount\"") && e.contains("numeric(10,2)") && e.contains("NaN"), "{e}");
+    let e = export_parquet(&db.source(), "money_like", "acme", None, Slice::WHOLE, Codec::Gzip)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("\"money_like\"") && e.contains("\"amount\"") && e.contains("numeric(10,2)") && e.contains("NaN"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -200,7 +227,15 @@ async fn boolean_text_varchar_and_char_keep_unicode_controls_and_padding() {
     let got: Vec<Option<bool>> = b.column(2).as_boolean().iter().collect();
     assert_eq!(got, db.probe::<Option<bool>>("b", "v").await);
 
-    let values = ["''", "'plain'", "'Grüße 👋 ☃'", "E'tab\\there\\nnewline\\r\\\\ back'", "'quotes '' and \"'", "repeat('x', 100000)", "NULL"];
+    let values = [
+        "''",
+        "'plain'",
+        "'Grüße 👋 ☃'",
+        "E'tab\\there\\nnewline\\r\\\\ back'",
+        "'quotes '' and \"'",
+        "repeat('x', 100000)",
+        "NULL",
+    ];
     for (table, ty) in [("t_text", "text"), ("t_varchar", "varchar(100000)")] {
         let batch = db.round_trip(table, ty, &values).await;
         assert_eq!(field_type(&batch, 2), &DataType::Utf8);
@@ -219,7 +254,12 @@ async fn uuid_bytea_json_jsonb_and_enums() {
         .round_trip(
             "u",
             "uuid",
-            &["'00000000-0000-0000-0000-000000000000'", "'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF'", "gen_random_uuid()", "NULL"],
+            &[
+                "'00000000-0000-0000-0000-000000000000'",
+                "'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF'",
+                "gen_random_uuid()",
+                "NULL",
+            ],
         )
         .await;
     assert_eq!(field_type(&batch, 2), &DataType::Utf8);
@@ -227,7 +267,8 @@ async fn uuid_bytea_json_jsonb_and_enums() {
     assert_eq!(got, db.probe::<Option<String>>("u", "v::text").await);
     assert_eq!(got[1].as_deref(), Some("ffffffff-ffff-ffff-ffff-ffffffffffff"));
 
-    let batch = db.round_trip("by", "bytea", &["'\\x'", "'\\x00ff10'", "decode(repeat('ab', 100000), 'hex')", "NULL"]).await;
+    let batch =
+        db.round_trip("by", "bytea", &["'\\x'", "'\\x00ff10'", "decode(repeat('ab', 100000), 'hex')", "NULL"]).await;
     assert_eq!(field_type(&batch, 2), &DataType::Binary);
     let got: Vec<Option<Vec<u8>>> = batch.column(2).as_binary::<i32>().iter().map(|v| v.map(<[u8]>::to_vec)).collect();
     assert_eq!(got, db.probe::<Option<Vec<u8>>>("by", "v").await);
@@ -278,9 +319,14 @@ async fn dates_times_and_timestamps_in_utc_with_infinities() {
     let got: Vec<Option<i32>> = batch.column(2).as_primitive::<Date32Type>().iter().collect();
     let finite = db.probe::<Option<i32>>("d", "CASE WHEN isfinite(v) THEN v - DATE '1970-01-01' END").await;
     assert_eq!(got[..6], finite[..6]);
-    assert_eq!(got[6..], [Some(i32::MAX), Some(i32::MIN), None], "infinity -> the largest Date32, -infinity -> the smallest");
+    assert_eq!(
+        got[6..],
+        [Some(i32::MAX), Some(i32::MIN), None],
+        "infinity -> the largest Date32, -infinity -> the smallest"
+    );
 
-    let batch = db.round_trip("tm", "time", &["'00:00:00'", "'23:59:59.999999'", "'24:00:00'", "'12:34:56.789'", "NULL"]).await;
+    let batch =
+        db.round_trip("tm", "time", &["'00:00:00'", "'23:59:59.999999'", "'24:00:00'", "'12:34:56.789'", "NULL"]).await;
     assert_eq!(field_type(&batch, 2), &DataType::Time64(TimeUnit::Microsecond));
     let got: Vec<Option<i64>> = batch.column(2).as_primitive::<Time64MicrosecondType>().iter().collect();
     assert_eq!(got, db.probe::<Option<i64>>("tm", "(extract(epoch FROM v) * 1000000)::int8").await);
@@ -313,7 +359,9 @@ async fn dates_times_and_timestamps_in_utc_with_infinities() {
         "NULL",
     ];
     let batch = db.round_trip("tz", "timestamptz", &zoned).await;
-    assert!(matches!(field_type(&batch, 2), DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) if tz.as_ref() == "UTC" || tz.as_ref() == "+00:00"));
+    assert!(
+        matches!(field_type(&batch, 2), DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) if tz.as_ref() == "UTC" || tz.as_ref() == "+00:00")
+    );
     let got: Vec<Option<i64>> = batch.column(2).as_primitive::<TimestampMicrosecondType>().iter().collect();
     assert_eq!(got[..4], db.probe::<Option<i64>>("tz", micros).await[..4]);
     assert_eq!(got[0], got[1]);
@@ -328,7 +376,8 @@ async fn a_timestamp_beyond_what_arrow_holds_is_an_error_naming_the_column() {
         .batch_execute("CREATE TABLE far (id int, tenant_id text, at timestamp); INSERT INTO far VALUES (1, 'acme', '294276-12-31 23:59:59')")
         .await
         .unwrap();
-    let e = export_parquet(&db.source(), "far", "acme", None, Slice::WHOLE, Codec::Zstd).await.err().unwrap().to_string();
+    let e =
+        export_parquet(&db.source(), "far", "acme", None, Slice::WHOLE, Codec::Zstd).await.err().unwrap().to_string();
     assert!(e.contains("\"far\"") && e.contains("\"at\"") && e.contains("timestamp"), "{e}");
 }
 
@@ -381,7 +430,12 @@ async fn one_dimensional_arrays_are_lists_with_null_elements() {
     let Some(db) = db("arrays").await else { return };
     db.client.batch_execute("CREATE TYPE color AS ENUM ('red', 'green')").await.unwrap();
     let cases: [(&str, &str, &[&str], DataType); 6] = [
-        ("a_int", "integer[]", &["'{1,NULL,3}'", "'{}'", "NULL", "'{2147483647,-2147483648}'", "'[5:6]={7,8}'"], DataType::Int32),
+        (
+            "a_int",
+            "integer[]",
+            &["'{1,NULL,3}'", "'{}'", "NULL", "'{2147483647,-2147483648}'", "'[5:6]={7,8}'"],
+            DataType::Int32,
+        ),
         ("a_text", "text[]", &["ARRAY['a', '', NULL, 'with \"quote\"', 'ü']", "'{}'", "NULL"], DataType::Utf8),
         ("a_num", "numeric(10,2)[]", &["'{1.5,NULL,-2.25}'", "NULL"], DataType::Decimal128(10, 2)),
         ("a_bool", "boolean[]", &["'{true,false,NULL}'"], DataType::Boolean),
@@ -399,7 +453,13 @@ async fn one_dimensional_arrays_are_lists_with_null_elements() {
         assert_eq!(got, want, "{ty}");
     }
 
-    let batch = db.round_trip("a_ts", "timestamptz[]", &["ARRAY['2023-01-01 00:00:00+00'::timestamptz, NULL, 'infinity']", "'{}'"]).await;
+    let batch = db
+        .round_trip(
+            "a_ts",
+            "timestamptz[]",
+            &["ARRAY['2023-01-01 00:00:00+00'::timestamptz, NULL, 'infinity']", "'{}'"],
+        )
+        .await;
     let lists = batch.column(2).as_list::<i32>();
     let first = lists.value(0);
     let first = first.as_primitive::<TimestampMicrosecondType>();
@@ -437,7 +497,8 @@ async fn export_into_folder(source: &PgSource, table: &str) -> (String, Vec<Stri
         metadata: Default::default(),
     };
     let task = byob::plan::ExportTask { destination: "d".into(), table: table.into(), slice: Slice::WHOLE };
-    let request = TableRequest { table: table.into(), tenant: "acme".into(), tenant_column: "tenant_id".into(), columns: None };
+    let request =
+        TableRequest { table: table.into(), tenant: "acme".into(), tenant_column: "tenant_id".into(), columns: None };
     let e = byob::export::export(&task, &request, source, &sink, &spec, &Default::default(), Arc::new(|_| {}))
         .await
         .err()
@@ -471,7 +532,10 @@ async fn unsupported_types_fail_in_open_naming_table_column_and_type() {
     // Cast in a query, the same column exports.
     let source = db.source().with_table(
         "odd_location",
-        PgTable { query: Some("SELECT id, tenant_id, location::text AS location FROM odd_location".into()), slice_key: None },
+        PgTable {
+            query: Some("SELECT id, tenant_id, location::text AS location FROM odd_location".into()),
+            slice_key: None,
+        },
     );
     let rows = export_parquet(&source, "odd_location", "acme", None, Slice::WHOLE, Codec::Snappy).await.unwrap().rows;
     assert_eq!(strings(&rows, 2), [Some("(1,2)".to_owned())]);
@@ -565,7 +629,11 @@ async fn batches_are_bounded_by_rows_and_by_bytes() {
         let stream = source.open(&request("wide", "acme", None), Slice::WHOLE).await.unwrap();
         let batches: Vec<RecordBatch> = stream.batches.try_collect().await.unwrap();
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 10_000);
-        assert!(batches.iter().all(|b| b.num_rows() <= most), "{limits:?}: {:?}", batches.iter().map(RecordBatch::num_rows).collect::<Vec<_>>());
+        assert!(
+            batches.iter().all(|b| b.num_rows() <= most),
+            "{limits:?}: {:?}",
+            batches.iter().map(RecordBatch::num_rows).collect::<Vec<_>>()
+        );
         assert!(batches.len() >= 10_000 / most, "{limits:?}");
     }
 }
@@ -580,18 +648,39 @@ async fn columns_are_projected_in_order_and_missing_names_are_errors() {
         )
         .await
         .unwrap();
-    let rows = export_parquet(&db.source(), "people", "acme", Some(&["name", "id"]), Slice::WHOLE, Codec::None).await.unwrap().rows;
+    let rows = export_parquet(&db.source(), "people", "acme", Some(&["name", "id"]), Slice::WHOLE, Codec::None)
+        .await
+        .unwrap()
+        .rows;
     let names: Vec<&str> = rows.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(names, ["name", "id"]);
     assert_eq!(strings(&rows, 0), [Some("Ann".to_owned())]);
 
-    let e = db.source().open(&request("people", "acme", Some(&["name", "nope"])), Slice::WHOLE).await.err().unwrap().to_string();
+    let e = db
+        .source()
+        .open(&request("people", "acme", Some(&["name", "nope"])), Slice::WHOLE)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("\"people\"") && e.contains("nope"), "{e}");
-    let e = db.source().open(&request("people", "acme", Some(&["name", "name"])), Slice::WHOLE).await.err().unwrap().to_string();
+    let e = db
+        .source()
+        .open(&request("people", "acme", Some(&["name", "name"])), Slice::WHOLE)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("twice"), "{e}");
     let e = db.source().open(&request("ghosts", "acme", None), Slice::WHOLE).await.err().unwrap().to_string();
     assert!(e.contains("\"ghosts\"") && e.contains("does not exist"), "{e}");
-    let e = db.source().open(&request("people", "acme", None), Slice { index: 2, count: 2 }).await.err().unwrap().to_string();
+    let e = db
+        .source()
+        .open(&request("people", "acme", None), Slice { index: 2, count: 2 })
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("slice 2 of 2"), "{e}");
     let other = db.source().with_schema("elsewhere");
     let e = other.open(&request("people", "acme", None), Slice::WHOLE).await.err().unwrap().to_string();
@@ -614,7 +703,10 @@ async fn a_query_table_reads_its_select_filtered_by_tenant() {
     let source = db.source().with_table(
         "companies",
         PgTable {
-            query: Some("SELECT id AS company_id, tenant_id, upper(name) AS name, revenue FROM crm.companies -- a comment\n;".into()),
+            query: Some(
+                "SELECT id AS company_id, tenant_id, upper(name) AS name, revenue FROM crm.companies -- a comment\n;"
+                    .into(),
+            ),
             slice_key: None,
         },
     );
@@ -622,6 +714,14 @@ async fn a_query_table_reads_its_select_filtered_by_tenant() {
     let order = sort_to_indices(rows.column(0), None, None).unwrap();
     let rows = take_record_batch(&rows, &order).unwrap();
     assert_eq!(strings(&rows, 2), [Some("A".to_owned()), Some("B".to_owned())]);
-    assert_eq!(field_type(&rows, 3), &DataType::Decimal128(12, 2), "a column the query passes through keeps its typmod");
-    assert_eq!(source.slice_count(&request("companies", "acme", None), 1).await.unwrap(), 1, "a query without slice_key is one slice");
+    assert_eq!(
+        field_type(&rows, 3),
+        &DataType::Decimal128(12, 2),
+        "a column the query passes through keeps its typmod"
+    );
+    assert_eq!(
+        source.slice_count(&request("companies", "acme", None), 1).await.unwrap(),
+        1,
+        "a query without slice_key is one slice"
+    );
 }

@@ -16,7 +16,12 @@ fn result(run: &str) -> TaskResult {
         task: ExportTask { destination: "acme".into(), table: "events".into(), slice: Slice { index: 1, count: 3 } },
         folder: format!("{run}/events"),
         schema: vec![],
-        files: vec![FileEntry { key: format!("{run}/events/events_000001000000.parquet.gz"), rows: 7, bytes: 99, sha256: "ab".repeat(32) }],
+        files: vec![FileEntry {
+            key: format!("{run}/events/events_000001000000.parquet.gz"),
+            rows: 7,
+            bytes: 99,
+            sha256: "ab".repeat(32),
+        }],
         rows: 7,
         bytes: 99,
         seconds: 0.5,
@@ -33,7 +38,8 @@ async fn runs_and_task_results_round_trip_through_the_state_bucket() {
     // GIVEN two finished runs of acme
     assert!(state.finished_runs("acme").await.expect("empty list").is_empty());
     for run in ["2023-03-13T15:00", "2023-03-14T04:00"] {
-        let receipt = Receipt::new(run.parse().expect("run"), None, Format::default(), Default::default(), chrono::Utc::now());
+        let receipt =
+            Receipt::new(run.parse().expect("run"), None, Format::default(), Default::default(), chrono::Utc::now());
         state.record("acme", &receipt).await.expect("record");
     }
     // THEN they are listed, and previous_run of a later run is the newest of them

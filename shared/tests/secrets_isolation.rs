@@ -196,11 +196,14 @@ async fn no_secret_reaches_a_log_line_or_error_and_no_row_reaches_another_tenant
 
     // THEN no secret appears in anything the child printed: every log line at TRACE, every
     // report and every error (Display and Debug).
-    let model: Value = serde_json::from_slice(&moto.request("GET", "/moto-api/data.json", &[], b"").unwrap().1).unwrap();
+    let model: Value =
+        serde_json::from_slice(&moto.request("GET", "/moto-api/data.json", &[], b"").unwrap().1).unwrap();
     let sessions = model["sts"]["AssumedRole"].as_array().cloned().unwrap_or_default();
     assert!(sessions.len() >= 2 * CUSTOMERS.len(), "both hops of every chain were assumed: {}", sessions.len());
     let mut secret_values: Vec<String> =
-        [SOURCE_PW, WRONG_SOURCE_PW, TARGET_PW, WRONG_TARGET_PW, URL_TARGET_PW, BASE_SECRET, BASE_TOKEN].map(String::from).to_vec();
+        [SOURCE_PW, WRONG_SOURCE_PW, TARGET_PW, WRONG_TARGET_PW, URL_TARGET_PW, BASE_SECRET, BASE_TOKEN]
+            .map(String::from)
+            .to_vec();
     for s in &sessions {
         for field in ["secret_access_key", "session_token"] {
             secret_values.push(s[field].as_str().unwrap().to_owned());
@@ -215,7 +218,15 @@ async fn no_secret_reaches_a_log_line_or_error_and_no_row_reaches_another_tenant
     // phases' reports, and the errors of the wrong passwords)
     let trace_lines = captured.lines().filter(|l| l.contains("TRACE")).count();
     assert!(trace_lines > 100, "only {trace_lines} TRACE lines were captured");
-    for marker in ["DUMP REPORT", "WRONG SOURCE ERROR", "LOAD OUTCOME", "WRONG TARGET ERROR", "WRONG URL ERROR", "aws_smithy", "loaded"] {
+    for marker in [
+        "DUMP REPORT",
+        "WRONG SOURCE ERROR",
+        "LOAD OUTCOME",
+        "WRONG TARGET ERROR",
+        "WRONG URL ERROR",
+        "aws_smithy",
+        "loaded",
+    ] {
         assert!(captured.contains(marker), "the output lacks {marker:?}");
     }
     assert!(captured.contains("byob-acme-7f3e9c2a41d8"), "the ExternalId is not a secret and is logged");
@@ -231,8 +242,9 @@ async fn no_secret_reaches_a_log_line_or_error_and_no_row_reaches_another_tenant
             Some((_, rest)) => rest.split_once('/').map_or("", |(_, p)| p),
             None => r.url.trim_start_matches('/'),
         };
-        let Some(&(id, _, bucket, owner, external_id)) =
-            CUSTOMERS.iter().find(|c| path == c.2 || path.starts_with(&format!("{}/", c.2)) || path.starts_with(&format!("{}?", c.2)))
+        let Some(&(id, _, bucket, owner, external_id)) = CUSTOMERS
+            .iter()
+            .find(|c| path == c.2 || path.starts_with(&format!("{}/", c.2)) || path.starts_with(&format!("{}?", c.2)))
         else {
             continue;
         };
@@ -240,8 +252,14 @@ async fn no_secret_reaches_a_log_line_or_error_and_no_row_reaches_another_tenant
         assert!(matches!(r.method.as_str(), "PUT" | "POST"), "the exporter only writes: {} {}", r.method, r.url);
         assert_eq!(r.header("x-amz-expected-bucket-owner"), Some(owner), "{} {}", r.method, r.url);
         let key = r.access_key().unwrap_or_else(|| panic!("unsigned: {}", r.url));
-        let session = session_of.get(key.as_str()).unwrap_or_else(|| panic!("{} signed by {key}, not a session", r.url));
-        assert_eq!(session["role_arn"].as_str(), Some(roles[id].as_str()), "{} written through another customer's role", r.url);
+        let session =
+            session_of.get(key.as_str()).unwrap_or_else(|| panic!("{} signed by {key}, not a session", r.url));
+        assert_eq!(
+            session["role_arn"].as_str(),
+            Some(roles[id].as_str()),
+            "{} written through another customer's role",
+            r.url
+        );
         assert_eq!(session["external_id"].as_str(), Some(external_id));
         assert_eq!(session["session_name"].as_str(), Some(byob::aws::chain::session_name(id, RUN).as_str()));
     }
@@ -265,7 +283,8 @@ async fn no_secret_reaches_a_log_line_or_error_and_no_row_reaches_another_tenant
     // tenant's rows, all of them
     for (id, tenant, bucket, ..) in CUSTOMERS {
         let prefix = format!("byob/{id}");
-        let receipt = Receipt::from_json(&moto::get(&s3, bucket, &format!("{prefix}/receipt.json")).await.unwrap()).unwrap();
+        let receipt =
+            Receipt::from_json(&moto::get(&s3, bucket, &format!("{prefix}/receipt.json")).await.unwrap()).unwrap();
         let listed: BTreeSet<String> =
             receipt.tables.values().flat_map(|t| &t.files).map(|f| format!("{prefix}/{}", f.key)).collect();
         let mut rows: BTreeMap<String, i64> = BTreeMap::new();
@@ -315,7 +334,13 @@ async fn list(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
 
 fn url_encoded(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -364,7 +389,9 @@ async fn dump(dir: &Path) {
         // planning reads the source: the run fails as a whole ...
         Err(e) => vec![e],
         // ... or destination by destination
-        Ok(report) => report.destinations.into_iter().map(|d| d.outcome.expect_err("a wrong password cannot read")).collect(),
+        Ok(report) => {
+            report.destinations.into_iter().map(|d| d.outcome.expect_err("a wrong password cannot read")).collect()
+        }
     };
     for e in &errors {
         println!("WRONG SOURCE ERROR {e}\nWRONG SOURCE ERROR {e:?}\nWRONG SOURCE ERROR {e:#}");

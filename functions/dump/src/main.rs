@@ -41,7 +41,8 @@ mod tests {
         let (_dir, workflow) = byob::workflow::testing::workflow();
         let plan = handler(&workflow, fixture("dump-manual.json")).await.expect("plan");
         assert_eq!(plan.destinations.len(), 1);
-        let tables: std::collections::BTreeSet<&str> = plan.destinations[0].tasks.iter().map(|t| t.table.as_str()).collect();
+        let tables: std::collections::BTreeSet<&str> =
+            plan.destinations[0].tasks.iter().map(|t| t.table.as_str()).collect();
         assert_eq!(tables.into_iter().collect::<Vec<_>>(), ["companies", "events"]);
     }
 

@@ -25,7 +25,8 @@ mod tests {
         let path = format!("{}/../../events/export.json", env!("CARGO_MANIFEST_DIR"));
         let input: ExportInput = serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("parses");
         let (dir, workflow) = byob::workflow::testing::workflow();
-        let out = handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default())).await.expect("export");
+        let out =
+            handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default())).await.expect("export");
         assert_eq!(out.task.table, "companies");
         assert!(out.rows > 0 && out.files == 1);
         assert_eq!(out.result, "results/2023-03-14T04_00/acme/companies/0-of-1.json");
@@ -41,7 +42,8 @@ mod tests {
             "task": {"destination": "nobody", "table": "companies", "slice": {"index": 0, "count": 1}}
         }))
         .expect("valid shape");
-        let err = handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default())).await.expect_err("unknown");
+        let err =
+            handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default())).await.expect_err("unknown");
         assert_eq!(lambda_runtime::Diagnostic::from(err).error_type, byob::lambda::NON_RETRYABLE);
     }
 }

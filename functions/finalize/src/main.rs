@@ -37,7 +37,8 @@ mod tests {
         assert_eq!(out.result, input.results[0].result, "the fixture's pointer is where export stores results");
         input.results[0] = out;
         // WHEN finalize runs
-        let done = handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default())).await.expect("finalize");
+        let done =
+            handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default())).await.expect("finalize");
         // THEN both receipts exist
         assert_eq!(done.root_receipt.as_deref(), Some("dump/receipt.json"));
         assert!(dir.path().join("buckets/acme/dump/receipt.json").exists());
@@ -52,7 +53,9 @@ mod tests {
         input.tasks.push(byob::plan::ExportTask { table: "events".into(), ..input.tasks[0].clone() });
         let task = input.tasks[0].clone();
         input.results[0] = workflow.export(&ExportInput { run: input.run, task }).await.expect("export");
-        let err = handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default())).await.expect_err("incomplete");
+        let err = handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default()))
+            .await
+            .expect_err("incomplete");
         let d = lambda_runtime::Diagnostic::from(err);
         assert_eq!(d.error_type, byob::lambda::NON_RETRYABLE);
         assert!(d.error_message.contains("\"events\""), "{}", d.error_message);
@@ -67,7 +70,9 @@ mod tests {
         let mut out = workflow.export(&ExportInput { run: input.run, task }).await.expect("export");
         out.rows += 1;
         input.results[0] = out;
-        let err = handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default())).await.expect_err("mismatch");
+        let err = handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default()))
+            .await
+            .expect_err("mismatch");
         assert!(err.0.to_string().contains("does not match"), "{}", err.0);
     }
 }

@@ -49,7 +49,8 @@ async fn the_state_machine_writes_what_byob_run_writes() {
             .map(|task| serde_json::from_value(json!({"run": run, "task": task})).expect("export input"))
             .collect();
         let outputs = join_all(inputs.iter().map(|i| workflow.export(i))).await;
-        let results: Vec<Value> = outputs.into_iter().map(|o| serde_json::to_value(o.expect("export")).expect("JSON")).collect();
+        let results: Vec<Value> =
+            outputs.into_iter().map(|o| serde_json::to_value(o.expect("export")).expect("JSON")).collect();
         // Finalize: {"run", "destination", "tasks", "results"}
         let input: FinalizeInput = serde_json::from_value(json!({
             "run": run,
@@ -85,7 +86,11 @@ async fn the_state_machine_writes_what_byob_run_writes() {
                 // Receipts differ only in their timestamp.
                 let a = Receipt::from_json(bytes).expect("receipt");
                 let b = Receipt::from_json(&theirs[key]).expect("receipt");
-                assert_eq!((a.run, a.previous_run, a.format, &a.tables), (b.run, b.previous_run, b.format, &b.tables), "{id}/{key}");
+                assert_eq!(
+                    (a.run, a.previous_run, a.format, &a.tables),
+                    (b.run, b.previous_run, b.format, &b.tables),
+                    "{id}/{key}"
+                );
             } else {
                 assert!(bytes == &theirs[key], "{id}/{key}: bytes differ");
             }

@@ -101,9 +101,7 @@ impl Encoder for CsvEncoder {
 mod tests {
     use std::io::Read;
 
-    use arrow::array::{
-        ArrayRef, Decimal128Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
-    };
+    use arrow::array::{ArrayRef, Decimal128Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
     use super::*;
@@ -112,11 +110,7 @@ mod tests {
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             Field::new("name", DataType::Utf8, true),
-            Field::new(
-                "at",
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                true,
-            ),
+            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
             Field::new("amount", DataType::Decimal128(18, 2), true),
             Field::new("ratio", DataType::Float64, true),
         ]))
@@ -126,24 +120,15 @@ mod tests {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(vec![9_007_199_254_740_993, -1])),
             Arc::new(StringArray::from(vec![Some("a,b;\"c\"\nd"), None])),
-            Arc::new(
-                TimestampMicrosecondArray::from(vec![Some(1_678_766_587_963_883), None])
-                    .with_timezone("UTC"),
-            ),
-            Arc::new(
-                Decimal128Array::from(vec![Some(-123_450), None])
-                    .with_precision_and_scale(18, 2)
-                    .unwrap(),
-            ),
+            Arc::new(TimestampMicrosecondArray::from(vec![Some(1_678_766_587_963_883), None]).with_timezone("UTC")),
+            Arc::new(Decimal128Array::from(vec![Some(-123_450), None]).with_precision_and_scale(18, 2).unwrap()),
             Arc::new(Float64Array::from(vec![Some(0.1), None])),
         ];
         RecordBatch::try_new(schema(), columns).unwrap()
     }
 
     fn encode(delimiter: Delimiter, codec: Codec, batches: &[RecordBatch]) -> Vec<u8> {
-        let mut encoder = Box::new(
-            CsvEncoder::new(schema(), delimiter, codec, &EncoderOptions::default()).unwrap(),
-        );
+        let mut encoder = Box::new(CsvEncoder::new(schema(), delimiter, codec, &EncoderOptions::default()).unwrap());
         let mut object = Vec::new();
         for batch in batches {
             encoder.write(batch).unwrap();
@@ -166,12 +151,10 @@ mod tests {
 
     #[test]
     fn header_once_per_file_with_the_delimiter() {
-        let text =
-            String::from_utf8(encode(Delimiter::Tab, Codec::None, &[batch(), batch()])).unwrap();
+        let text = String::from_utf8(encode(Delimiter::Tab, Codec::None, &[batch(), batch()])).unwrap();
         assert_eq!(text.matches("id\tname\tat\tamount\tratio\n").count(), 1);
         assert!(text.starts_with("id\tname"));
-        let text =
-            String::from_utf8(encode(Delimiter::Semicolon, Codec::None, &[batch()])).unwrap();
+        let text = String::from_utf8(encode(Delimiter::Semicolon, Codec::None, &[batch()])).unwrap();
         assert!(text.starts_with("id;name;at;amount;ratio\n"));
         // A field holding the delimiter is quoted.
         assert!(text.contains("\"a,b;\"\"c\"\"\nd\""));
@@ -179,15 +162,10 @@ mod tests {
 
     #[test]
     fn empty_file_is_the_header_alone() {
-        assert_eq!(
-            encode(Delimiter::Comma, Codec::None, &[]),
-            b"id,name,at,amount,ratio\n"
-        );
+        assert_eq!(encode(Delimiter::Comma, Codec::None, &[]), b"id,name,at,amount,ratio\n");
         let gz = encode(Delimiter::Comma, Codec::Gzip, &[]);
         let mut text = String::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_string(&mut text)
-            .unwrap();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut text).unwrap();
         assert_eq!(text, "id,name,at,amount,ratio\n");
     }
 
@@ -197,9 +175,7 @@ mod tests {
         let gz = encode(Delimiter::Comma, Codec::Gzip, &[batch(), batch()]);
         assert_eq!(&gz[..2], &[0x1f, 0x8b]);
         let mut text = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_end(&mut text)
-            .unwrap();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut text).unwrap();
         assert_eq!(text, plain);
     }
 
@@ -209,12 +185,7 @@ mod tests {
             Field::new("id", DataType::Int64, false),
             Field::new("tags", DataType::new_list(DataType::Int32, true), true),
         ]));
-        match CsvEncoder::new(
-            schema,
-            Delimiter::Comma,
-            Codec::None,
-            &EncoderOptions::default(),
-        ) {
+        match CsvEncoder::new(schema, Delimiter::Comma, Codec::None, &EncoderOptions::default()) {
             Err(FormatError::Unsupported { column, format, .. }) => {
                 assert_eq!(column, "tags");
                 assert_eq!(format, "csv");

@@ -37,11 +37,7 @@ impl JsonlEncoder {
     /// A JSON lines encoder for `schema`, wrapped in gzip when `codec` is [`Codec::Gzip`].
     ///
     /// Fails with [`FormatError::Invalid`] for a codec other than gzip or none.
-    pub(crate) fn new(
-        schema: SchemaRef,
-        codec: Codec,
-        options: &EncoderOptions,
-    ) -> Result<Self, FormatError> {
+    pub(crate) fn new(schema: SchemaRef, codec: Codec, options: &EncoderOptions) -> Result<Self, FormatError> {
         let sink = TextSink::new(codec, options, "jsonl")?;
         Ok(JsonlEncoder {
             writer: WriterBuilder::new().with_explicit_nulls(true).build(sink),
@@ -76,8 +72,7 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{
-        ArrayRef, Date32Array, Decimal128Array, Float64Array, Int64Array, StringArray,
-        TimestampMicrosecondArray,
+        ArrayRef, Date32Array, Decimal128Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
     };
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
@@ -87,11 +82,7 @@ mod tests {
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             Field::new("name", DataType::Utf8, true),
-            Field::new(
-                "at",
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                true,
-            ),
+            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
             Field::new("day", DataType::Date32, true),
             Field::new("amount", DataType::Decimal128(18, 2), true),
             Field::new("ratio", DataType::Float64, true),
@@ -102,24 +93,16 @@ mod tests {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(vec![9_007_199_254_740_993, -1])),
             Arc::new(StringArray::from(vec![Some("a\"b\nc é"), None])),
-            Arc::new(
-                TimestampMicrosecondArray::from(vec![Some(1_678_766_587_963_883), None])
-                    .with_timezone("UTC"),
-            ),
+            Arc::new(TimestampMicrosecondArray::from(vec![Some(1_678_766_587_963_883), None]).with_timezone("UTC")),
             Arc::new(Date32Array::from(vec![Some(19_430), None])),
-            Arc::new(
-                Decimal128Array::from(vec![Some(-123_450), None])
-                    .with_precision_and_scale(18, 2)
-                    .unwrap(),
-            ),
+            Arc::new(Decimal128Array::from(vec![Some(-123_450), None]).with_precision_and_scale(18, 2).unwrap()),
             Arc::new(Float64Array::from(vec![Some(f64::NAN), None])),
         ];
         RecordBatch::try_new(schema(), columns).unwrap()
     }
 
     fn encode(codec: Codec, batches: &[RecordBatch]) -> Vec<u8> {
-        let mut encoder =
-            Box::new(JsonlEncoder::new(schema(), codec, &EncoderOptions::default()).unwrap());
+        let mut encoder = Box::new(JsonlEncoder::new(schema(), codec, &EncoderOptions::default()).unwrap());
         let mut object = Vec::new();
         for batch in batches {
             encoder.write(batch).unwrap();
@@ -147,9 +130,7 @@ mod tests {
         let gz = encode(Codec::Gzip, &[]);
         assert_eq!(&gz[..2], &[0x1f, 0x8b]);
         let mut text = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_end(&mut text)
-            .unwrap();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut text).unwrap();
         assert!(text.is_empty());
     }
 
@@ -158,9 +139,7 @@ mod tests {
         let plain = encode(Codec::None, &[batch(), batch()]);
         let gz = encode(Codec::Gzip, &[batch(), batch()]);
         let mut text = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_end(&mut text)
-            .unwrap();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut text).unwrap();
         assert_eq!(text, plain);
     }
 

@@ -90,9 +90,9 @@ impl<'de> Deserialize<'de> for Delimiter {
             "," | "comma" => Ok(Delimiter::Comma),
             ";" | "semicolon" => Ok(Delimiter::Semicolon),
             "\t" | "tab" => Ok(Delimiter::Tab),
-            other => Err(serde::de::Error::custom(format!(
-                "invalid delimiter {other:?}: expected \",\", \";\" or \"tab\""
-            ))),
+            other => {
+                Err(serde::de::Error::custom(format!("invalid delimiter {other:?}: expected \",\", \";\" or \"tab\"")))
+            }
         }
     }
 }
@@ -125,9 +125,7 @@ impl Default for Format {
 impl Format {
     /// Checks the combination of kind, codec and delimiter; the message says what is allowed.
     pub fn validate(&self) -> Result<(), String> {
-        if let (FormatKind::Csv | FormatKind::Jsonl, Codec::Zstd | Codec::Snappy) =
-            (self.kind, self.codec)
-        {
+        if let (FormatKind::Csv | FormatKind::Jsonl, Codec::Zstd | Codec::Snappy) = (self.kind, self.codec) {
             return Err(format!(
                 "codec {:?} is not available for {:?}: use \"gzip\" or \"none\"",
                 self.codec, self.kind
@@ -268,11 +266,7 @@ pub trait Encoder: Send {
 }
 
 /// Makes the encoder for `format`.
-pub fn encoder(
-    format: &Format,
-    schema: SchemaRef,
-    options: &EncoderOptions,
-) -> Result<Box<dyn Encoder>, FormatError> {
+pub fn encoder(format: &Format, schema: SchemaRef, options: &EncoderOptions) -> Result<Box<dyn Encoder>, FormatError> {
     format.validate().map_err(FormatError::Invalid)?;
     match format.kind {
         FormatKind::Parquet => Ok(Box::new(parquet::ParquetEncoder::new(schema, format.codec, options)?)),

@@ -17,9 +17,7 @@ use arrow::array::ArrayRef;
 use arrow::datatypes::{FieldRef, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_writer::{
-    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
-};
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
@@ -73,17 +71,12 @@ impl ParquetEncoder {
     ///
     /// Fails if a level or row-group limit in `options` is out of range, or if `schema` has
     /// a type Parquet cannot store.
-    pub(crate) fn new(
-        schema: SchemaRef,
-        codec: Codec,
-        options: &EncoderOptions,
-    ) -> Result<Self, FormatError> {
+    pub(crate) fn new(schema: SchemaRef, codec: Codec, options: &EncoderOptions) -> Result<Self, FormatError> {
         let props = writer_properties(codec, options)?;
         // `ArrowWriter` sets the file up (the Arrow schema embedded in the footer metadata,
         // the default); its parts then encode row groups our way.
         let (writer, factory) =
-            ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props))?
-                .into_serialized_writer()?;
+            ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props))?.into_serialized_writer()?;
         let descr = writer.schema_descr();
         let mut leaves_per_root = vec![0; schema.fields().len()];
         for leaf in 0..descr.num_columns() {
@@ -107,28 +100,16 @@ impl ParquetEncoder {
 
     fn check(&self) -> Result<(), FormatError> {
         if self.broken {
-            return Err(FormatError::Worker(
-                "an earlier encoding job failed; this file cannot be finished".into(),
-            ));
+            return Err(FormatError::Worker("an earlier encoding job failed; this file cannot be finished".into()));
         }
         Ok(())
     }
 
     fn new_row_group(&self) -> Result<RowGroup, FormatError> {
-        let mut leaves = self
-            .factory
-            .create_column_writers(self.writer.flushed_row_groups().len())?
-            .into_iter();
-        let columns: Vec<Vec<ArrowColumnWriter>> = self
-            .leaves_per_root
-            .iter()
-            .map(|&n| leaves.by_ref().take(n).collect())
-            .collect();
-        Ok(RowGroup {
-            estimated: vec![0; columns.len()],
-            columns,
-            rows: 0,
-        })
+        let mut leaves = self.factory.create_column_writers(self.writer.flushed_row_groups().len())?.into_iter();
+        let columns: Vec<Vec<ArrowColumnWriter>> =
+            self.leaves_per_root.iter().map(|&n| leaves.by_ref().take(n).collect()).collect();
+        Ok(RowGroup { estimated: vec![0; columns.len()], columns, rows: 0 })
     }
 
     /// Encodes all of `batch` into the open row group.
@@ -138,11 +119,8 @@ impl ParquetEncoder {
         };
         group.rows += batch.num_rows();
         if !self.parallel {
-            for (root, (field, column)) in
-                self.schema.fields().iter().zip(batch.columns()).enumerate()
-            {
-                let (writers, estimated) =
-                    encode_column(std::mem::take(&mut group.columns[root]), field, column)?;
+            for (root, (field, column)) in self.schema.fields().iter().zip(batch.columns()).enumerate() {
+                let (writers, estimated) = encode_column(std::mem::take(&mut group.columns[root]), field, column)?;
                 group.columns[root] = writers;
                 group.estimated[root] = estimated;
             }
@@ -200,11 +178,8 @@ impl ParquetEncoder {
         let out = self.writer.inner_mut();
         out.reserve(expected.saturating_sub(out.capacity() - out.len()));
         let chunks: Vec<Vec<ArrowColumnChunk>> = if self.parallel {
-            let pending: Vec<_> = group
-                .columns
-                .into_iter()
-                .map(|writers| pool::spawn(move || close_column(writers)))
-                .collect();
+            let pending: Vec<_> =
+                group.columns.into_iter().map(|writers| pool::spawn(move || close_column(writers))).collect();
             let closed: Vec<_> = pending.into_iter().map(pool::Pending::wait).collect();
             match closed.into_iter().collect() {
                 Ok(chunks) => chunks,
@@ -248,10 +223,7 @@ fn encode_column(
 }
 
 fn close_column(writers: Vec<ArrowColumnWriter>) -> Result<Vec<ArrowColumnChunk>, FormatError> {
-    Ok(writers
-        .into_iter()
-        .map(ArrowColumnWriter::close)
-        .collect::<Result<_, _>>()?)
+    Ok(writers.into_iter().map(ArrowColumnWriter::close).collect::<Result<_, _>>()?)
 }
 
 /// The writer properties of `codec` and `options` (shared with the tests' reference writer).
@@ -268,9 +240,10 @@ fn writer_properties(codec: Codec, options: &EncoderOptions) -> Result<WriterPro
             GzipLevel::try_new(super::writer::gzip_level(options)?)
                 .map_err(|e| FormatError::Invalid(format!("gzip level: {e}")))?,
         ),
-        Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(options.zstd_level).map_err(|e| {
-            FormatError::Invalid(format!("zstd level {}: {e}", options.zstd_level))
-        })?),
+        Codec::Zstd => Compression::ZSTD(
+            ZstdLevel::try_new(options.zstd_level)
+                .map_err(|e| FormatError::Invalid(format!("zstd level {}: {e}", options.zstd_level)))?,
+        ),
         Codec::Snappy => Compression::SNAPPY,
     };
     Ok(WriterProperties::builder()
@@ -299,8 +272,8 @@ impl Encoder for ParquetEncoder {
             }
             let Some(group) = self.in_progress.as_ref() else { continue };
             let buffered_rows = group.rows;
-            let mut split_at = (buffered_rows + remaining.num_rows() > self.max_rows)
-                .then(|| self.max_rows - buffered_rows);
+            let mut split_at =
+                (buffered_rows + remaining.num_rows() > self.max_rows).then(|| self.max_rows - buffered_rows);
             let candidate_rows = split_at.unwrap_or_else(|| remaining.num_rows());
             if buffered_rows > 0 {
                 let current_bytes = group.estimated_bytes();
@@ -309,8 +282,7 @@ impl Encoder for ParquetEncoder {
                     continue;
                 }
                 let avg_row_bytes = current_bytes.checked_div(buffered_rows).unwrap_or_default();
-                if let Some(rows_that_fit) =
-                    (self.max_bytes - current_bytes).checked_div(avg_row_bytes)
+                if let Some(rows_that_fit) = (self.max_bytes - current_bytes).checked_div(avg_row_bytes)
                     && candidate_rows > rows_that_fit
                 {
                     if rows_that_fit > 0 {
@@ -327,9 +299,10 @@ impl Encoder for ParquetEncoder {
                 rest
             });
             self.encode(&remaining)?;
-            let full = self.in_progress.as_ref().is_some_and(|group| {
-                group.rows >= self.max_rows || group.estimated_bytes() >= self.max_bytes
-            });
+            let full = self
+                .in_progress
+                .as_ref()
+                .is_some_and(|group| group.rows >= self.max_rows || group.estimated_bytes() >= self.max_bytes);
             if full {
                 self.flush_row_group()?;
             }
@@ -366,8 +339,7 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{
-        Array, ArrayRef, Date32Array, Decimal128Array, Int64Array, StringArray,
-        TimestampMicrosecondArray,
+        Array, ArrayRef, Date32Array, Decimal128Array, Int64Array, StringArray, TimestampMicrosecondArray,
     };
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use bytes::Bytes;
@@ -381,11 +353,7 @@ mod tests {
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             Field::new("name", DataType::Utf8, true),
-            Field::new(
-                "at",
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                true,
-            ),
+            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
             Field::new("day", DataType::Date32, true),
             Field::new("amount", DataType::Decimal128(18, 2), true),
         ]))
@@ -395,32 +363,18 @@ mod tests {
         let ids: Vec<i64> = (start..start + n).collect();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(ids.clone())),
-            Arc::new(StringArray::from(
-                ids.iter()
-                    .map(|i| (i % 3 != 0).then(|| format!("n{i}")))
-                    .collect::<Vec<_>>(),
-            )),
+            Arc::new(StringArray::from(ids.iter().map(|i| (i % 3 != 0).then(|| format!("n{i}"))).collect::<Vec<_>>())),
             Arc::new(
                 TimestampMicrosecondArray::from(
-                    ids.iter()
-                        .map(|i| Some(1_700_000_000_000_000 + i))
-                        .collect::<Vec<_>>(),
+                    ids.iter().map(|i| Some(1_700_000_000_000_000 + i)).collect::<Vec<_>>(),
                 )
                 .with_timezone("UTC"),
             ),
-            Arc::new(Date32Array::from(
-                ids.iter()
-                    .map(|i| Some(19_000 + (*i as i32 % 100)))
-                    .collect::<Vec<_>>(),
-            )),
+            Arc::new(Date32Array::from(ids.iter().map(|i| Some(19_000 + (*i as i32 % 100))).collect::<Vec<_>>())),
             Arc::new(
-                Decimal128Array::from(
-                    ids.iter()
-                        .map(|i| Some(i128::from(*i) * 101))
-                        .collect::<Vec<_>>(),
-                )
-                .with_precision_and_scale(18, 2)
-                .unwrap(),
+                Decimal128Array::from(ids.iter().map(|i| Some(i128::from(*i) * 101)).collect::<Vec<_>>())
+                    .with_precision_and_scale(18, 2)
+                    .unwrap(),
             ),
         ];
         RecordBatch::try_new(schema(), columns).unwrap()
@@ -463,9 +417,8 @@ mod tests {
         use arrow::buffer::OffsetBuffer;
         let base = batch(start, n);
         let item = Arc::new(Field::new("item", DataType::Utf8, true));
-        let values = StringArray::from(
-            (0..n * 2).map(|i| (i % 5 != 0).then(|| format!("tag{}", i % 7))).collect::<Vec<_>>(),
-        );
+        let values =
+            StringArray::from((0..n * 2).map(|i| (i % 5 != 0).then(|| format!("tag{}", i % 7))).collect::<Vec<_>>());
         let tags = ListArray::new(
             Arc::clone(&item),
             OffsetBuffer::from_lengths(std::iter::repeat_n(2, n as usize)),
@@ -498,12 +451,8 @@ mod tests {
         for (rows, bytes) in [(1 << 20, 64 << 20), (1000, 1 << 30), (1 << 20, 24 * 1024)] {
             for codec in [Codec::None, Codec::Gzip, Codec::Zstd, Codec::Snappy] {
                 for parallel in [true, false] {
-                    let options = EncoderOptions {
-                        row_group_rows: rows,
-                        row_group_bytes: bytes,
-                        parallel,
-                        ..Default::default()
-                    };
+                    let options =
+                        EncoderOptions { row_group_rows: rows, row_group_bytes: bytes, parallel, ..Default::default() };
                     let expected = reference(Arc::clone(&schema), codec, &options, &batches);
                     let actual = encode_all(Arc::clone(&schema), codec, &options, &batches);
                     assert!(
@@ -538,11 +487,7 @@ mod tests {
     #[test]
     fn drained_chunks_plus_footer_read_back() {
         // GIVEN small row groups, so bytes become ready while the file is being written
-        let options = EncoderOptions {
-            row_group_rows: 1000,
-            row_group_bytes: 1 << 30,
-            ..Default::default()
-        };
+        let options = EncoderOptions { row_group_rows: 1000, row_group_bytes: 1 << 30, ..Default::default() };
         for codec in [Codec::None, Codec::Gzip, Codec::Zstd, Codec::Snappy] {
             let mut encoder = Box::new(ParquetEncoder::new(schema(), codec, &options).unwrap());
             let mut object = Vec::new();
@@ -563,11 +508,9 @@ mod tests {
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             assert_eq!(rows, 7500);
             assert_eq!(batches[0].schema(), schema());
-            let expected = arrow::compute::concat_batches(
-                &schema(),
-                &(0..5).map(|i| batch(i * 1500, 1500)).collect::<Vec<_>>(),
-            )
-            .unwrap();
+            let expected =
+                arrow::compute::concat_batches(&schema(), &(0..5).map(|i| batch(i * 1500, 1500)).collect::<Vec<_>>())
+                    .unwrap();
             let actual = arrow::compute::concat_batches(&schema(), &batches).unwrap();
             assert_eq!(actual, expected);
         }
@@ -575,11 +518,7 @@ mod tests {
 
     #[test]
     fn row_groups_close_at_the_byte_limit() {
-        let options = EncoderOptions {
-            row_group_rows: 1 << 20,
-            row_group_bytes: 16 * 1024,
-            ..Default::default()
-        };
+        let options = EncoderOptions { row_group_rows: 1 << 20, row_group_bytes: 16 * 1024, ..Default::default() };
         let mut encoder = Box::new(ParquetEncoder::new(schema(), Codec::None, &options).unwrap());
         for i in 0..20 {
             encoder.write(&batch(i * 1000, 1000)).unwrap();
@@ -593,96 +532,56 @@ mod tests {
 
     #[test]
     fn codec_and_statistics_are_in_the_footer() {
-        for (codec, expected) in [
-            (Codec::Gzip, "GZIP"),
-            (Codec::Zstd, "ZSTD"),
-            (Codec::Snappy, "SNAPPY"),
-            (Codec::None, "UNCOMPRESSED"),
-        ] {
-            let mut encoder =
-                Box::new(ParquetEncoder::new(schema(), codec, &EncoderOptions::default()).unwrap());
+        for (codec, expected) in
+            [(Codec::Gzip, "GZIP"), (Codec::Zstd, "ZSTD"), (Codec::Snappy, "SNAPPY"), (Codec::None, "UNCOMPRESSED")]
+        {
+            let mut encoder = Box::new(ParquetEncoder::new(schema(), codec, &EncoderOptions::default()).unwrap());
             encoder.write(&batch(10, 100)).unwrap();
             let mut object = encoder.take_ready();
             object.extend_from_slice(&encoder.finish().unwrap());
             let reader = SerializedFileReader::new(Bytes::from(object)).unwrap();
             let column = reader.metadata().row_group(0).column(0);
-            assert!(
-                column.compression().to_string().starts_with(expected),
-                "{codec:?}"
-            );
+            assert!(column.compression().to_string().starts_with(expected), "{codec:?}");
             let stats = column.statistics().unwrap();
             assert_eq!(stats.min_bytes_opt(), Some(&10i64.to_le_bytes()[..]));
             assert_eq!(stats.max_bytes_opt(), Some(&109i64.to_le_bytes()[..]));
-            assert!(
-                column.column_index_range().is_some(),
-                "page statistics (column index)"
-            );
+            assert!(column.column_index_range().is_some(), "page statistics (column index)");
         }
     }
 
     #[test]
     fn empty_file_has_the_schema_and_no_rows() {
-        let encoder = Box::new(
-            ParquetEncoder::new(schema(), Codec::Gzip, &EncoderOptions::default()).unwrap(),
-        );
+        let encoder = Box::new(ParquetEncoder::new(schema(), Codec::Gzip, &EncoderOptions::default()).unwrap());
         let object = encoder.finish().unwrap();
         let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(object)).unwrap();
         assert_eq!(builder.schema(), &schema());
         assert_eq!(builder.metadata().file_metadata().num_rows(), 0);
-        let rows: usize = builder
-            .build()
-            .unwrap()
-            .map(|b| b.unwrap().num_rows())
-            .sum();
+        let rows: usize = builder.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
         assert_eq!(rows, 0);
     }
 
     #[test]
     fn timestamps_keep_their_time_zone() {
-        let mut encoder = Box::new(
-            ParquetEncoder::new(schema(), Codec::Snappy, &EncoderOptions::default()).unwrap(),
-        );
+        let mut encoder = Box::new(ParquetEncoder::new(schema(), Codec::Snappy, &EncoderOptions::default()).unwrap());
         encoder.write(&batch(0, 3)).unwrap();
         let mut object = encoder.take_ready();
         object.extend_from_slice(&encoder.finish().unwrap());
         let batches = read_back(object);
         let at = batches[0].column(2);
-        assert_eq!(
-            at.data_type(),
-            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-        );
+        assert_eq!(at.data_type(), &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
         assert_eq!(at.len(), 3);
     }
 
     #[test]
     fn bad_options_are_rejected() {
         for options in [
-            EncoderOptions {
-                row_group_rows: 0,
-                ..Default::default()
-            },
-            EncoderOptions {
-                row_group_bytes: 0,
-                ..Default::default()
-            },
-            EncoderOptions {
-                gzip_level: 11,
-                ..Default::default()
-            },
-            EncoderOptions {
-                zstd_level: 99,
-                ..Default::default()
-            },
+            EncoderOptions { row_group_rows: 0, ..Default::default() },
+            EncoderOptions { row_group_bytes: 0, ..Default::default() },
+            EncoderOptions { gzip_level: 11, ..Default::default() },
+            EncoderOptions { zstd_level: 99, ..Default::default() },
         ] {
-            let codec = if options.zstd_level == 99 {
-                Codec::Zstd
-            } else {
-                Codec::Gzip
-            };
-            assert!(matches!(
-                ParquetEncoder::new(schema(), codec, &options),
-                Err(FormatError::Invalid(_))
-            ));
+            let codec = if options.zstd_level == 99 { Codec::Zstd } else { Codec::Gzip };
+            assert!(matches!(ParquetEncoder::new(schema(), codec, &options), Err(FormatError::Invalid(_))));
         }
     }
 }

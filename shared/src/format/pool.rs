@@ -37,9 +37,7 @@ fn pool() -> &'static Pool {
         let mut started = 0;
         for i in 0..threads {
             let rx = Arc::clone(&rx);
-            let spawned = std::thread::Builder::new()
-                .name(format!("byob-encode-{i}"))
-                .spawn(move || worker(&rx));
+            let spawned = std::thread::Builder::new().name(format!("byob-encode-{i}")).spawn(move || worker(&rx));
             started += usize::from(spawned.is_ok());
         }
         Pool { jobs: Mutex::new(tx), threads: started }
@@ -91,9 +89,7 @@ fn lost() -> FormatError {
 /// becomes a [`FormatError::Worker`] and the worker thread lives on. byob's release profile
 /// (Lambda and the CLI) has `panic = "abort"`: there a panic ends the process, which a Lambda
 /// reports as `Runtime.ExitError` and Step Functions retries; nothing here can catch it.
-pub(crate) fn spawn<T: Send + 'static>(
-    job: impl FnOnce() -> Result<T, FormatError> + Send + 'static,
-) -> Pending<T> {
+pub(crate) fn spawn<T: Send + 'static>(job: impl FnOnce() -> Result<T, FormatError> + Send + 'static) -> Pending<T> {
     let (tx, rx) = mpsc::channel();
     let run = move || {
         let result = catch_unwind(AssertUnwindSafe(job)).unwrap_or_else(|panic| {
@@ -126,9 +122,7 @@ mod tests {
 
     #[test]
     fn jobs_run_and_hand_back_what_they_own() {
-        let pending: Vec<_> = (0..32u64)
-            .map(|i| spawn(move || Ok(vec![i; 1000])))
-            .collect();
+        let pending: Vec<_> = (0..32u64).map(|i| spawn(move || Ok(vec![i; 1000]))).collect();
         for (i, p) in pending.into_iter().enumerate() {
             assert_eq!(p.wait().unwrap(), vec![i as u64; 1000]);
         }

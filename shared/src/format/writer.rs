@@ -79,11 +79,7 @@ impl FileWriter {
     ///
     /// Fails if the format/codec combination is invalid, the options are out of range, or a
     /// column type cannot be stored in the format.
-    pub fn new(
-        format: &Format,
-        schema: SchemaRef,
-        options: &EncoderOptions,
-    ) -> Result<Self, FormatError> {
+    pub fn new(format: &Format, schema: SchemaRef, options: &EncoderOptions) -> Result<Self, FormatError> {
         Ok(FileWriter {
             encoder: super::encoder(format, schema, options)?,
             ready: Vec::new(),
@@ -137,20 +133,10 @@ impl FileWriter {
     /// Finishes the file: returns its last bytes (footer included) and the stats of the
     /// whole object, i.e. of every [`FileWriter::take_ready`] output followed by these bytes.
     pub fn finish(self) -> Result<(Bytes, FileStats), FormatError> {
-        let FileWriter {
-            encoder,
-            ready: mut out,
-            taken,
-            rows,
-            mut hasher,
-        } = self;
+        let FileWriter { encoder, ready: mut out, taken, rows, mut hasher } = self;
         out.extend_from_slice(&encoder.finish()?);
         hasher.update(&out);
-        let stats = FileStats {
-            rows,
-            bytes: taken + out.len() as u64,
-            sha256: hex::encode(hasher.finalize()),
-        };
+        let stats = FileStats { rows, bytes: taken + out.len() as u64, sha256: hex::encode(hasher.finalize()) };
         Ok((Bytes::from(out), stats))
     }
 }
@@ -169,11 +155,7 @@ enum TextOut {
 
 impl TextSink {
     /// A sink for `codec` (`None` or `Gzip` at `options.gzip_level`).
-    pub(super) fn new(
-        codec: Codec,
-        options: &EncoderOptions,
-        format: &'static str,
-    ) -> Result<Self, FormatError> {
+    pub(super) fn new(codec: Codec, options: &EncoderOptions, format: &'static str) -> Result<Self, FormatError> {
         let out = match codec {
             Codec::None => TextOut::Plain(Vec::new()),
             Codec::Gzip => TextOut::Gzip(BlockGzip::new(options)?),
@@ -309,8 +291,7 @@ impl BlockGzip {
             self.collect(true)?;
         }
         let level = self.level;
-        self.pending
-            .push_back((input, pool::spawn(move || Ok(gzip_member(&block, level)?))));
+        self.pending.push_back((input, pool::spawn(move || Ok(gzip_member(&block, level)?))));
         Ok(())
     }
 
@@ -349,8 +330,7 @@ impl BlockGzip {
     }
 
     fn in_progress_size(&self) -> usize {
-        let held = self.block.len() as u64
-            + self.pending.iter().map(|(input, _)| *input as u64).sum::<u64>();
+        let held = self.block.len() as u64 + self.pending.iter().map(|(input, _)| *input as u64).sum::<u64>();
         let estimate = if self.done_in == 0 {
             held
         } else {
@@ -412,16 +392,12 @@ impl UtcTimestamps {
                 None => Arc::clone(field),
             })
             .collect();
-        let target =
-            changed.then(|| Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())));
+        let target = changed.then(|| Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())));
         UtcTimestamps { target }
     }
 
     /// `batch`, relabelled where needed (borrowed as is otherwise).
-    pub(super) fn apply<'a>(
-        &self,
-        batch: &'a RecordBatch,
-    ) -> Result<Cow<'a, RecordBatch>, FormatError> {
+    pub(super) fn apply<'a>(&self, batch: &'a RecordBatch) -> Result<Cow<'a, RecordBatch>, FormatError> {
         let Some(target) = &self.target else {
             return Ok(Cow::Borrowed(batch));
         };
@@ -440,11 +416,7 @@ impl UtcTimestamps {
             })
             .collect::<Result<Vec<ArrayRef>, _>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        Ok(Cow::Owned(RecordBatch::try_new_with_options(
-            Arc::clone(target),
-            columns,
-            &options,
-        )?))
+        Ok(Cow::Owned(RecordBatch::try_new_with_options(Arc::clone(target), columns, &options)?))
     }
 }
 
@@ -465,11 +437,7 @@ fn utc_data_type(data_type: &DataType) -> Option<DataType> {
             let relabelled: Vec<Option<FieldRef>> = fields.iter().map(field).collect();
             relabelled.iter().any(Option::is_some).then(|| {
                 DataType::Struct(
-                    fields
-                        .iter()
-                        .zip(relabelled)
-                        .map(|(f, r)| r.unwrap_or_else(|| Arc::clone(f)))
-                        .collect(),
+                    fields.iter().zip(relabelled).map(|(f, r)| r.unwrap_or_else(|| Arc::clone(f))).collect(),
                 )
             })
         }
@@ -480,10 +448,7 @@ fn utc_data_type(data_type: &DataType) -> Option<DataType> {
 /// The gzip level of `options`, checked to be 0-9.
 pub(super) fn gzip_level(options: &EncoderOptions) -> Result<u32, FormatError> {
     if options.gzip_level > 9 {
-        return Err(FormatError::Invalid(format!(
-            "gzip level {} is out of range: use 0-9",
-            options.gzip_level
-        )));
+        return Err(FormatError::Invalid(format!("gzip level {} is out of range: use 0-9", options.gzip_level)));
     }
     Ok(options.gzip_level)
 }
@@ -506,36 +471,17 @@ mod tests {
         ]));
         let ids: Vec<i64> = (0..n).collect();
         let names: Vec<Option<String>> = (0..n).map(|i| Some(format!("name {i}"))).collect();
-        RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(Int64Array::from(ids)),
-                Arc::new(StringArray::from(names)),
-            ],
-        )
-        .unwrap()
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(names))]).unwrap()
     }
 
     fn all_formats() -> Vec<Format> {
         let mut formats = Vec::new();
         for codec in [Codec::None, Codec::Gzip, Codec::Zstd, Codec::Snappy] {
-            formats.push(Format {
-                kind: FormatKind::Parquet,
-                codec,
-                delimiter: None,
-            });
+            formats.push(Format { kind: FormatKind::Parquet, codec, delimiter: None });
         }
         for codec in [Codec::None, Codec::Gzip] {
-            formats.push(Format {
-                kind: FormatKind::Csv,
-                codec,
-                delimiter: None,
-            });
-            formats.push(Format {
-                kind: FormatKind::Jsonl,
-                codec,
-                delimiter: None,
-            });
+            formats.push(Format { kind: FormatKind::Csv, codec, delimiter: None });
+            formats.push(Format { kind: FormatKind::Jsonl, codec, delimiter: None });
         }
         formats
     }
@@ -545,8 +491,7 @@ mod tests {
         for format in all_formats() {
             // GIVEN a writer fed several batches, with parts taken in between
             let b = batch(1000);
-            let mut writer =
-                FileWriter::new(&format, b.schema(), &EncoderOptions::default()).unwrap();
+            let mut writer = FileWriter::new(&format, b.schema(), &EncoderOptions::default()).unwrap();
             let mut object = Vec::new();
             for _ in 0..3 {
                 writer.write(&b).unwrap();
@@ -560,18 +505,9 @@ mod tests {
             // THEN rows, bytes and sha256 are those of the concatenation
             assert_eq!(stats.rows, 3000, "{format}");
             assert_eq!(stats.bytes, object.len() as u64, "{format}");
-            assert_eq!(
-                stats.sha256,
-                hex::encode(Sha256::digest(&object)),
-                "{format}"
-            );
+            assert_eq!(stats.sha256, hex::encode(Sha256::digest(&object)), "{format}");
             assert_eq!(stats.sha256.len(), 64);
-            assert!(
-                stats
-                    .sha256
-                    .chars()
-                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-            );
+            assert!(stats.sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         }
     }
 
@@ -579,8 +515,7 @@ mod tests {
     fn estimated_size_grows_with_the_data() {
         let b = batch(5000);
         for format in all_formats() {
-            let mut writer =
-                FileWriter::new(&format, b.schema(), &EncoderOptions::default()).unwrap();
+            let mut writer = FileWriter::new(&format, b.schema(), &EncoderOptions::default()).unwrap();
             let empty = writer.estimated_size();
             for _ in 0..5 {
                 writer.write(&b).unwrap();
@@ -596,25 +531,15 @@ mod tests {
     #[test]
     fn invalid_combinations_are_rejected() {
         let schema = batch(0).schema();
-        let csv_zstd = Format {
-            kind: FormatKind::Csv,
-            codec: Codec::Zstd,
-            delimiter: None,
-        };
+        let csv_zstd = Format { kind: FormatKind::Csv, codec: Codec::Zstd, delimiter: None };
         assert!(matches!(
             FileWriter::new(&csv_zstd, schema.clone(), &EncoderOptions::default()),
             Err(FormatError::Invalid(_))
         ));
-        let options = EncoderOptions {
-            gzip_level: 10,
-            ..EncoderOptions::default()
-        };
+        let options = EncoderOptions { gzip_level: 10, ..EncoderOptions::default() };
         for format in all_formats().into_iter().filter(|f| f.codec == Codec::Gzip) {
             assert!(
-                matches!(
-                    FileWriter::new(&format, schema.clone(), &options),
-                    Err(FormatError::Invalid(_))
-                ),
+                matches!(FileWriter::new(&format, schema.clone(), &options), Err(FormatError::Invalid(_))),
                 "{format}"
             );
         }
@@ -636,9 +561,7 @@ mod tests {
         assert!(sink.in_progress_size() <= expected.len());
         object.extend_from_slice(&sink.finish().unwrap());
         let mut text = Vec::new();
-        flate2::read::GzDecoder::new(&object[..])
-            .read_to_end(&mut text)
-            .unwrap();
+        flate2::read::GzDecoder::new(&object[..]).read_to_end(&mut text).unwrap();
         assert_eq!(text, expected);
     }
 
@@ -647,40 +570,24 @@ mod tests {
         use arrow::array::{Array, ListArray, TimestampMicrosecondArray};
         use arrow::buffer::OffsetBuffer;
         // GIVEN zoned timestamps whose zone arrow cannot look up, also inside a list
-        let at = TimestampMicrosecondArray::from(vec![1_678_766_587_963_883])
-            .with_timezone("Europe/Copenhagen");
+        let at = TimestampMicrosecondArray::from(vec![1_678_766_587_963_883]).with_timezone("Europe/Copenhagen");
         let item = Arc::new(Field::new("item", at.data_type().clone(), true));
-        let list = ListArray::new(
-            Arc::clone(&item),
-            OffsetBuffer::from_lengths([1]),
-            Arc::new(at.clone()),
-            None,
-        );
+        let list = ListArray::new(Arc::clone(&item), OffsetBuffer::from_lengths([1]), Arc::new(at.clone()), None);
         let naive = TimestampMicrosecondArray::from(vec![1_678_766_587_963_883]);
         let schema = Arc::new(Schema::new(vec![
             Field::new("at", at.data_type().clone(), false),
             Field::new("ats", DataType::List(item), false),
-            Field::new(
-                "local",
-                DataType::Timestamp(TimeUnit::Microsecond, None),
-                false,
-            ),
+            Field::new("local", DataType::Timestamp(TimeUnit::Microsecond, None), false),
         ]));
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
-            vec![Arc::new(at), Arc::new(list), Arc::new(naive)],
-        )
-        .unwrap();
+        let batch =
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(at), Arc::new(list), Arc::new(naive)]).unwrap();
         // WHEN relabelled
         let utc = UtcTimestamps::new(&schema);
         let relabelled = utc.apply(&batch).unwrap();
         // THEN values are untouched, zoned types say UTC, naive ones stay naive
         let utc_type = DataType::Timestamp(TimeUnit::Microsecond, Some(UTC_OFFSET.into()));
         assert_eq!(relabelled.column(0).data_type(), &utc_type);
-        assert_eq!(
-            relabelled.column(2).data_type(),
-            batch.column(2).data_type()
-        );
+        assert_eq!(relabelled.column(2).data_type(), batch.column(2).data_type());
         let mut json = Vec::new();
         let mut writer = arrow::json::LineDelimitedWriter::new(&mut json);
         writer.write(&relabelled).unwrap();
@@ -692,18 +599,12 @@ mod tests {
         );
         // AND a schema without zoned timestamps is passed through untouched
         let plain = super::tests::batch(3);
-        assert!(matches!(
-            UtcTimestamps::new(&plain.schema()).apply(&plain).unwrap(),
-            Cow::Borrowed(_)
-        ));
+        assert!(matches!(UtcTimestamps::new(&plain.schema()).apply(&plain).unwrap(), Cow::Borrowed(_)));
     }
 
     /// Text whose compressed size depends on what came before (so a block boundary shows).
     fn text_lines(n: usize) -> Vec<u8> {
-        (0..n)
-            .map(|i| format!("{i},name {},{}\n", i * 7919 % 1013, i % 17))
-            .collect::<String>()
-            .into_bytes()
+        (0..n).map(|i| format!("{i},name {},{}\n", i * 7919 % 1013, i % 17)).collect::<String>().into_bytes()
     }
 
     fn block_gzip(text: &[u8], options: &EncoderOptions, write_size: usize) -> Vec<u8> {
@@ -775,9 +676,7 @@ mod tests {
         let object = sink.finish().unwrap();
         assert!(!object.is_empty());
         let mut text = Vec::new();
-        flate2::read::GzDecoder::new(&object[..])
-            .read_to_end(&mut text)
-            .unwrap();
+        flate2::read::GzDecoder::new(&object[..]).read_to_end(&mut text).unwrap();
         assert!(text.is_empty());
     }
 }

@@ -133,7 +133,9 @@ impl DuckDbTarget {
             })
             .map_err(|e| self.err("reading the load history", e))?;
         let mut newest = conn
-            .prepare(&format!("SELECT run, receipt_timestamp FROM {h} ORDER BY run DESC, receipt_timestamp DESC LIMIT 1"))
+            .prepare(&format!(
+                "SELECT run, receipt_timestamp FROM {h} ORDER BY run DESC, receipt_timestamp DESC LIMIT 1"
+            ))
             .map_err(|e| self.err("reading the load history", e))?;
         let newest = newest
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
@@ -144,7 +146,14 @@ impl DuckDbTarget {
         Ok(super::decide(info, dup > 0, newest))
     }
 
-    fn stage(&self, conn: &Connection, format: &Format, name: &str, table: &TableReceipt, files: &[read::TableFile]) -> Result<u64, LoadError> {
+    fn stage(
+        &self,
+        conn: &Connection,
+        format: &Format,
+        name: &str,
+        table: &TableReceipt,
+        files: &[read::TableFile],
+    ) -> Result<u64, LoadError> {
         let staging = format!("{}.{}", ident(STAGING_SCHEMA), ident(name));
         let columns = duck_columns(name, &table.schema)?;
         let ddl: Vec<String> = columns.iter().map(|c| format!("{} {}", ident(&c.name), c.sql_type)).collect();
@@ -153,9 +162,8 @@ impl DuckDbTarget {
         let fields: Vec<Field> = columns.iter().map(|c| Field::new(&c.name, c.arrow.clone(), true)).collect();
         let schema = Arc::new(Schema::new(fields));
         let types: Vec<DataType> = columns.iter().map(|c| c.arrow.clone()).collect();
-        let mut appender = conn
-            .appender_to_db(name, STAGING_SCHEMA)
-            .map_err(|e| self.err(&format!("appending to {staging}"), e))?;
+        let mut appender =
+            conn.appender_to_db(name, STAGING_SCHEMA).map_err(|e| self.err(&format!("appending to {staging}"), e))?;
         let rows = read::for_each_batch(name, format, &table.schema, &types, files, |arrays, _| {
             let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| LoadError::Decode {
                 table: name.to_owned(),
@@ -344,7 +352,9 @@ impl Target for DuckDbTarget {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, LoadError> + Send + 'static) -> Result<T, LoadError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LoadError> + Send + 'static,
+) -> Result<T, LoadError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| LoadError::Target {
         target: "duckdb".into(),
         reason: format!("the load thread failed: {e}"),
@@ -422,7 +432,13 @@ pub fn duck_columns(table: &str, schema: &[ColumnSchema]) -> Result<Vec<DuckColu
                 }
                 other => scalar(other).ok_or_else(unsupported)?,
             };
-            Ok(DuckColumn { name: c.name.clone(), portable: c.data_type.clone(), sql_type, nullable: c.nullable, arrow })
+            Ok(DuckColumn {
+                name: c.name.clone(),
+                portable: c.data_type.clone(),
+                sql_type,
+                nullable: c.nullable,
+                arrow,
+            })
         })
         .collect()
 }

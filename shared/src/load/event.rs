@@ -125,7 +125,10 @@ mod tests {
             receipts(&fixture("s3-receipt.json")).unwrap(),
             vec![s3("acme-data", "byob/2023-03-14T04:03/receipt.json")]
         );
-        assert_eq!(receipts(&fixture("s3-test-event.json")).unwrap(), vec![Notification::Ignored("s3:TestEvent".into())]);
+        assert_eq!(
+            receipts(&fixture("s3-test-event.json")).unwrap(),
+            vec![Notification::Ignored("s3:TestEvent".into())]
+        );
     }
 
     #[test]

@@ -238,10 +238,8 @@ impl Loader {
         let name = location.to_string();
         let bytes = match location {
             ReceiptLocation::Path(p) => read_local_receipt(p, &name).await?,
-            ReceiptLocation::S3 { bucket, key } => self.get_object(bucket, key).await?.ok_or_else(|| LoadError::Read {
-                location: name.clone(),
-                reason: "no such object".into(),
-                retryable: false,
+            ReceiptLocation::S3 { bucket, key } => self.get_object(bucket, key).await?.ok_or_else(|| {
+                LoadError::Read { location: name.clone(), reason: "no such object".into(), retryable: false }
             })?,
         };
         let bad = |reason: String| LoadError::Receipt { receipt: name.clone(), reason };
@@ -319,8 +317,9 @@ impl Loader {
         let Some(mut body) = self.open(bucket, key, &location).await? else { return Ok(None) };
         // A receipt over the limit is refused on its Content-Length, or once that many bytes
         // arrived: never read whole into memory.
-        let too_big =
-            |size: u64| verify::check_receipt_size(size).map_err(|reason| LoadError::Receipt { receipt: location.clone(), reason });
+        let too_big = |size: u64| {
+            verify::check_receipt_size(size).map_err(|reason| LoadError::Receipt { receipt: location.clone(), reason })
+        };
         too_big(body.size_hint().0)?;
         let mut out = Vec::new();
         while let Some(chunk) = body.try_next().await.map_err(|e| s3_read(&location, e.to_string()))? {
@@ -428,8 +427,9 @@ async fn read_local_receipt(path: &Path, name: &str) -> Result<Vec<u8>, LoadErro
         retryable: e.kind() != std::io::ErrorKind::NotFound,
         reason: e.to_string(),
     };
-    let too_big =
-        |size: u64| verify::check_receipt_size(size).map_err(|reason| LoadError::Receipt { receipt: name.to_owned(), reason });
+    let too_big = |size: u64| {
+        verify::check_receipt_size(size).map_err(|reason| LoadError::Receipt { receipt: name.to_owned(), reason })
+    };
     let file = tokio::fs::File::open(path).await.map_err(io)?;
     too_big(file.metadata().await.map_err(io)?.len())?;
     let mut bytes = Vec::new();
@@ -485,20 +485,21 @@ pub async fn handle_event(
 /// secret in the RDS format, read with the function's role) or `BYOB_LOAD_URL` (a
 /// `postgres://` URL), and `BYOB_LOAD_SCHEMA` (default `public`).
 pub async fn target_from_env() -> Result<PostgresTarget, LoadError> {
-    let target = match (std::env::var("BYOB_LOAD_SECRET").ok().filter(|s| !s.is_empty()), std::env::var("BYOB_LOAD_URL")) {
-        (Some(secret), _) => {
-            let base = crate::aws::sdk_config(&crate::config::AwsConfig::default()).await;
-            PostgresTarget::from_secret(&base, &secret).await?
-        }
-        (None, Ok(url)) if !url.is_empty() => PostgresTarget::from_url(&url)?,
-        _ => {
-            return Err(LoadError::Target {
-                target: "postgres".into(),
-                reason: "set BYOB_LOAD_SECRET (a Secrets Manager secret) or BYOB_LOAD_URL".into(),
-                retryable: false,
-            });
-        }
-    };
+    let target =
+        match (std::env::var("BYOB_LOAD_SECRET").ok().filter(|s| !s.is_empty()), std::env::var("BYOB_LOAD_URL")) {
+            (Some(secret), _) => {
+                let base = crate::aws::sdk_config(&crate::config::AwsConfig::default()).await;
+                PostgresTarget::from_secret(&base, &secret).await?
+            }
+            (None, Ok(url)) if !url.is_empty() => PostgresTarget::from_url(&url)?,
+            _ => {
+                return Err(LoadError::Target {
+                    target: "postgres".into(),
+                    reason: "set BYOB_LOAD_SECRET (a Secrets Manager secret) or BYOB_LOAD_URL".into(),
+                    retryable: false,
+                });
+            }
+        };
     Ok(match std::env::var("BYOB_LOAD_SCHEMA") {
         Ok(schema) if !schema.is_empty() => target.with_schema(&schema),
         _ => target,

@@ -20,9 +20,9 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Decimal256Array,
-    Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, IntervalMonthDayNanoArray, ListArray,
-    StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Decimal256Array, Float32Array,
+    Float64Array, Int16Array, Int32Array, Int64Array, IntervalMonthDayNanoArray, ListArray, StringArray,
+    Time64MicrosecondArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 use bytes::Bytes;
@@ -146,12 +146,21 @@ impl PostgresTarget {
         Ok(super::decide(info, dup.is_some(), newest))
     }
 
-    async fn stage(&self, client: &Client, verified: &VerifiedReceipt, name: &str, table: &TableReceipt) -> Result<u64, LoadError> {
+    async fn stage(
+        &self,
+        client: &Client,
+        verified: &VerifiedReceipt,
+        name: &str,
+        table: &TableReceipt,
+    ) -> Result<u64, LoadError> {
         let staging = format!("{}.{}", ident(STAGING_SCHEMA), ident(name));
         let columns = pg_columns(name, &table.schema)?;
         let ddl: Vec<String> = columns.iter().map(|c| format!("{} {}", ident(&c.name), c.pg_type)).collect();
         client
-            .batch_execute(&format!("DROP TABLE IF EXISTS {staging}; CREATE UNLOGGED TABLE {staging} ({})", ddl.join(", ")))
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS {staging}; CREATE UNLOGGED TABLE {staging} ({})",
+                ddl.join(", ")
+            ))
             .await
             .map_err(|e| self.err(&format!("creating {staging}"), e))?;
         let list: Vec<String> = columns.iter().map(|c| ident(&c.name)).collect();
@@ -184,7 +193,11 @@ impl PostgresTarget {
             let chunk = chunk?;
             sink.send(chunk).await.map_err(|e| self.err(&format!("COPY into {staging}"), e))?;
         }
-        encoder.await.map_err(|e| LoadError::Decode { table: name.to_owned(), key: String::new(), reason: e.to_string() })?;
+        encoder.await.map_err(|e| LoadError::Decode {
+            table: name.to_owned(),
+            key: String::new(),
+            reason: e.to_string(),
+        })?;
         let rows = sink.as_mut().finish().await.map_err(|e| self.err(&format!("COPY into {staging}"), e))?;
         if rows != table.row_count {
             return Err(LoadError::Decode {
@@ -197,7 +210,12 @@ impl PostgresTarget {
     }
 
     /// Inside the swap transaction: the live table with the receipt's columns.
-    async fn evolve(&self, tx: &tokio_postgres::Transaction<'_>, name: &str, table: &TableReceipt) -> Result<(), LoadError> {
+    async fn evolve(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        name: &str,
+        table: &TableReceipt,
+    ) -> Result<(), LoadError> {
         let live = format!("{}.{}", ident(&self.schema), ident(name));
         let columns = pg_columns(name, &table.schema)?;
         let existing = tx
@@ -208,7 +226,9 @@ impl PostgresTarget {
             )
             .await
             .and_then(|rows| {
-                rows.iter().map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, String>(1)?))).collect::<Result<Vec<_>, _>>()
+                rows.iter()
+                    .map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, String>(1)?)))
+                    .collect::<Result<Vec<_>, _>>()
             })
             .map_err(|e| self.err(&format!("reading the columns of {live}"), e))?;
         if existing.is_empty() {
@@ -439,7 +459,14 @@ pub fn pg_columns(table: &str, schema: &[ColumnSchema]) -> Result<Vec<PgColumn>,
                 }
                 other => scalar(other).ok_or_else(unsupported)?,
             };
-            Ok(PgColumn { name: c.name.clone(), portable: c.data_type.clone(), pg_type, nullable: c.nullable, arrow, kind })
+            Ok(PgColumn {
+                name: c.name.clone(),
+                portable: c.data_type.clone(),
+                pg_type,
+                nullable: c.nullable,
+                arrow,
+                kind,
+            })
         })
         .collect()
 }
@@ -659,7 +686,10 @@ fn numeric(unscaled: &str, scale: i8, out: &mut Vec<u8>) {
     let frac_pad = (4 - frac_part.len() % 4) % 4;
     let frac_part = format!("{frac_part}{}", "0".repeat(frac_pad));
     let group = |s: &str| s.parse::<i16>().unwrap_or(0);
-    let mut groups: Vec<i16> = int_part.as_bytes().chunks(4).chain(frac_part.as_bytes().chunks(4))
+    let mut groups: Vec<i16> = int_part
+        .as_bytes()
+        .chunks(4)
+        .chain(frac_part.as_bytes().chunks(4))
         .map(|c| group(std::str::from_utf8(c).unwrap_or("0")))
         .collect();
     let mut weight = (int_part.len() / 4) as i16 - 1;
@@ -707,8 +737,15 @@ mod tests {
     #[test]
     fn portable_types_map_to_format_type_spellings() {
         let schema: Vec<ColumnSchema> = [
-            ("a", "int8"), ("b", "uint32"), ("c", "uint64"), ("d", "decimal(18,2)"), ("e", "timestamptz(ns)"),
-            ("f", "list<string>"), ("g", "time(ms)"), ("h", "interval"), ("i", "float32"),
+            ("a", "int8"),
+            ("b", "uint32"),
+            ("c", "uint64"),
+            ("d", "decimal(18,2)"),
+            ("e", "timestamptz(ns)"),
+            ("f", "list<string>"),
+            ("g", "time(ms)"),
+            ("h", "interval"),
+            ("i", "float32"),
         ]
         .iter()
         .map(|(n, t)| ColumnSchema { name: (*n).into(), data_type: (*t).into(), nullable: true })
@@ -717,8 +754,15 @@ mod tests {
         assert_eq!(
             types,
             [
-                "smallint", "bigint", "numeric(20,0)", "numeric(18,2)", "timestamp with time zone", "text[]",
-                "time without time zone", "interval", "real"
+                "smallint",
+                "bigint",
+                "numeric(20,0)",
+                "numeric(18,2)",
+                "timestamp with time zone",
+                "text[]",
+                "time without time zone",
+                "interval",
+                "real"
             ]
         );
         let nested = [ColumnSchema { name: "x".into(), data_type: "list<list<int64>>".into(), nullable: true }];

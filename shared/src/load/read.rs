@@ -72,11 +72,7 @@ fn offset_zones(schema: &Schema) -> Schema {
         }
     }
     Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), zone(f.data_type()), f.is_nullable()))
-            .collect::<Vec<_>>(),
+        schema.fields().iter().map(|f| Field::new(f.name(), zone(f.data_type()), f.is_nullable())).collect::<Vec<_>>(),
     )
 }
 

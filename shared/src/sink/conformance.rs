@@ -70,10 +70,7 @@ pub async fn abort_leaves_nothing(sink: &dyn ObjectSink, read: &(dyn Fn(&str) ->
 }
 
 /// Until `complete`, nothing is visible under the key.
-pub async fn nothing_visible_before_complete(
-    sink: &dyn ObjectSink,
-    read: &(dyn Fn(&str) -> Option<Vec<u8>> + Sync),
-) {
+pub async fn nothing_visible_before_complete(sink: &dyn ObjectSink, read: &(dyn Fn(&str) -> Option<Vec<u8>> + Sync)) {
     let key = "conformance/pending/file.bin";
     let mut up = sink.start(key, &options()).await.expect("start pending");
     up.put_part(Bytes::from_static(b"partial")).await.expect("part");

@@ -79,9 +79,7 @@ struct LocalUpload {
 impl LocalUpload {
     fn file(&mut self) -> Result<&mut tokio::fs::File> {
         let tmp = self.tmp.clone();
-        self.file.as_mut().ok_or_else(|| {
-            Error::io(tmp, std::io::Error::other("upload already completed or aborted"))
-        })
+        self.file.as_mut().ok_or_else(|| Error::io(tmp, std::io::Error::other("upload already completed or aborted")))
     }
 }
 
@@ -94,9 +92,10 @@ impl Upload for LocalUpload {
 
     async fn complete(mut self: Box<Self>) -> Result<()> {
         let tmp = self.tmp.clone();
-        let mut file = self.file.take().ok_or_else(|| {
-            Error::io(&tmp, std::io::Error::other("upload already completed or aborted"))
-        })?;
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| Error::io(&tmp, std::io::Error::other("upload already completed or aborted")))?;
         file.flush().await.map_err(|e| Error::io(&tmp, e))?;
         file.sync_all().await.map_err(|e| Error::io(&tmp, e))?;
         drop(file);

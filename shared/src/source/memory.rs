@@ -36,17 +36,16 @@ impl MemorySource {
 
     /// The tenant's rows of `request.table`, projected.
     fn tenant_rows(&self, request: &TableRequest) -> Result<RecordBatch> {
-        let (schema, batches) = self
-            .tables
-            .get(&request.table)
-            .ok_or_else(|| self.error(&request.table, "no such table".into()))?;
+        let (schema, batches) =
+            self.tables.get(&request.table).ok_or_else(|| self.error(&request.table, "no such table".into()))?;
         let all = concat_batches(schema, batches).map_err(|e| self.error(&request.table, e.to_string()))?;
-        let column = all.column_by_name(&request.tenant_column).ok_or_else(|| {
-            self.error(&request.table, format!("no tenant column {:?}", request.tenant_column))
-        })?;
+        let column = all
+            .column_by_name(&request.tenant_column)
+            .ok_or_else(|| self.error(&request.table, format!("no tenant column {:?}", request.tenant_column)))?;
         let tenant: ArrayRef = std::sync::Arc::new(StringArray::from(vec![request.tenant.as_str()]));
         let tenant = cast(&tenant, column.data_type()).map_err(|e| self.error(&request.table, e.to_string()))?;
-        let mask = eq(column, &arrow::array::Scalar::new(tenant)).map_err(|e| self.error(&request.table, e.to_string()))?;
+        let mask =
+            eq(column, &arrow::array::Scalar::new(tenant)).map_err(|e| self.error(&request.table, e.to_string()))?;
         let rows = filter_record_batch(&all, &mask).map_err(|e| self.error(&request.table, e.to_string()))?;
         match &request.columns {
             None => Ok(rows),
@@ -54,9 +53,7 @@ impl MemorySource {
                 let indices = columns
                     .iter()
                     .map(|c| {
-                        rows.schema()
-                            .index_of(c)
-                            .map_err(|_| self.error(&request.table, format!("no column {c:?}")))
+                        rows.schema().index_of(c).map_err(|_| self.error(&request.table, format!("no column {c:?}")))
                     })
                     .collect::<Result<Vec<_>>>()?;
                 rows.project(&indices).map_err(|e| self.error(&request.table, e.to_string()))
@@ -109,7 +106,8 @@ mod tests {
         )
         .expect("batch");
         let source = MemorySource::new().with_table("t", schema, vec![batch]);
-        let request = TableRequest { table: "t".into(), tenant: "a".into(), tenant_column: "tenant_id".into(), columns: None };
+        let request =
+            TableRequest { table: "t".into(), tenant: "a".into(), tenant_column: "tenant_id".into(), columns: None };
         assert_eq!(source.slice_count(&request, 500).await.expect("count"), 4);
         let mut ids = Vec::new();
         for index in 0..3 {

@@ -76,8 +76,13 @@ pub enum Op {
 
 impl Op {
     /// The S3 operations that write a dump.
-    pub const S3_WRITES: [Op; 5] =
-        [Op::PutObject, Op::CreateMultipartUpload, Op::UploadPart, Op::CompleteMultipartUpload, Op::AbortMultipartUpload];
+    pub const S3_WRITES: [Op; 5] = [
+        Op::PutObject,
+        Op::CreateMultipartUpload,
+        Op::UploadPart,
+        Op::CompleteMultipartUpload,
+        Op::AbortMultipartUpload,
+    ];
 
     fn service(self) -> Service {
         match self {
@@ -449,7 +454,8 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>, upstream: String) {
         let mut parts = head.start.split_whitespace();
         let method = parts.next().unwrap_or("").to_owned();
         let target = parts.next().unwrap_or("/").to_owned();
-        let (path, query) = target.split_once('?').map_or((target.clone(), String::new()), |(p, q)| (p.to_owned(), q.to_owned()));
+        let (path, query) =
+            target.split_once('?').map_or((target.clone(), String::new()), |(p, q)| (p.to_owned(), q.to_owned()));
         let form = if head.header("content-type").is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")) {
             parse_form(&String::from_utf8_lossy(&body))
         } else {
@@ -478,9 +484,13 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>, upstream: String) {
         let (seq, decision) = decide(&state, &mut request, signed_at);
 
         let answer: Option<(u16, Vec<u8>)> = match decision {
-            Decision::Expired => Some(error_response(Op::PutObject, 400, "ExpiredToken", "The provided token has expired.")),
+            Decision::Expired => {
+                Some(error_response(Op::PutObject, 400, "ExpiredToken", "The provided token has expired."))
+            }
             Decision::Fault(Fault::InternalError) => Some(match op.service() {
-                Service::S3 => error_response(op, 500, "InternalError", "We encountered an internal error. Please try again."),
+                Service::S3 => {
+                    error_response(op, 500, "InternalError", "We encountered an internal error. Please try again.")
+                }
                 Service::Query => error_response(op, 500, "InternalFailure", "An internal error occurred."),
                 Service::Json => error_response(op, 500, "InternalServiceError", "An internal error occurred."),
             }),
@@ -695,7 +705,9 @@ fn rewrite_expiration(state: &Mutex<State>, request: &Request, signed_at: Option
     let expires = signed_at + valid_for;
     let stamp = chrono::DateTime::<chrono::Utc>::from(expires).format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let Some(old) = xml_text(&text, "Expiration") else { return };
-    *body = text.replace(&format!("<Expiration>{old}</Expiration>"), &format!("<Expiration>{stamp}</Expiration>")).into_bytes();
+    *body = text
+        .replace(&format!("<Expiration>{old}</Expiration>"), &format!("<Expiration>{stamp}</Expiration>"))
+        .into_bytes();
     s.expiry.insert(key, expires);
 }
 
@@ -717,12 +729,17 @@ fn error_response(op: Op, status: u16, code: &str, message: &str) -> (u16, Vec<u
         Service::S3 => (
             "application/xml",
             String::new(),
-            format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>FAULTPROXY</RequestId><HostId>faultproxy</HostId></Error>"),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>FAULTPROXY</RequestId><HostId>faultproxy</HostId></Error>"
+            ),
         ),
         Service::Query => (
             "text/xml",
             String::new(),
-            format!("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>{}</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>faultproxy</RequestId></ErrorResponse>", if status >= 500 { "Receiver" } else { "Sender" }),
+            format!(
+                "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>{}</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>faultproxy</RequestId></ErrorResponse>",
+                if status >= 500 { "Receiver" } else { "Sender" }
+            ),
         ),
         Service::Json => (
             "application/x-amz-json-1.1",
@@ -741,7 +758,13 @@ fn error_response(op: Op, status: u16, code: &str, message: &str) -> (u16, Vec<u
 
 /// Sends the request to moto on a fresh connection; returns status, head (hop-by-hop headers
 /// removed, Content-Length set) and body.
-async fn forward(upstream: &str, method: &str, target: &str, head: &Head, body: &[u8]) -> io::Result<(u16, Head, Vec<u8>)> {
+async fn forward(
+    upstream: &str,
+    method: &str,
+    target: &str,
+    head: &Head,
+    body: &[u8],
+) -> io::Result<(u16, Head, Vec<u8>)> {
     let mut stream = TcpStream::connect(upstream).await?;
     let mut out = format!("{method} {target} HTTP/1.1\r\n").into_bytes();
     for (k, v) in &head.headers {

@@ -72,7 +72,6 @@ impl Recorded {
     }
 }
 
-
 fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {

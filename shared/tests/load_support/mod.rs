@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array, Int8Array,
-    Int64Array, ListArray, StringArray, Time32MillisecondArray, TimestampMicrosecondArray,
-    TimestampNanosecondArray, UInt16Array, UInt32Array, UInt64Array,
+    Int64Array, ListArray, StringArray, Time32MillisecondArray, TimestampMicrosecondArray, TimestampNanosecondArray,
+    UInt16Array, UInt32Array, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -104,7 +104,14 @@ impl Dump {
     /// Files, then the run's receipt, then the root receipt, under `s3://bucket/prefix/`.
     pub async fn write_s3(&self, client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) {
         for (key, bytes) in &self.files {
-            client.put_object().bucket(bucket).key(format!("{prefix}/{key}")).body(bytes.clone().into()).send().await.unwrap();
+            client
+                .put_object()
+                .bucket(bucket)
+                .key(format!("{prefix}/{key}"))
+                .body(bytes.clone().into())
+                .send()
+                .await
+                .unwrap();
         }
         let json = self.receipt().to_json();
         for key in [format!("{prefix}/{}/receipt.json", self.run), format!("{prefix}/receipt.json")] {
@@ -156,7 +163,8 @@ pub fn companies(first: i64, n: usize, country: bool) -> RecordBatch {
 
 /// `contacts`: id, email.
 pub fn contacts(n: usize) -> RecordBatch {
-    let schema = Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("email", DataType::Utf8, false)]);
+    let schema =
+        Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("email", DataType::Utf8, false)]);
     RecordBatch::try_new(
         Arc::new(schema),
         vec![
@@ -209,7 +217,8 @@ pub fn expected(batch: &RecordBatch, country: bool) -> (i64, String) {
 
 /// The same rendering, computed by PostgreSQL over the loaded table.
 pub async fn checksum(client: &tokio_postgres::Client, table: &str, country: bool) -> (i64, String) {
-    let mut cols = vec!["id::text", "coalesce(name, '\\N')", "amount::text", "created_at::text", "coalesce(active::text, '\\N')"];
+    let mut cols =
+        vec!["id::text", "coalesce(name, '\\N')", "amount::text", "created_at::text", "coalesce(active::text, '\\N')"];
     if country {
         cols.push("coalesce(country, '\\N')");
     }
@@ -234,7 +243,8 @@ pub async fn exists(client: &tokio_postgres::Client, table: &str) -> bool {
 /// Every scalar portable type (interval aside: Parquet cannot store Arrow's MonthDayNano)
 /// and a list, two rows.
 pub fn all_types() -> RecordBatch {
-    let list = ListArray::from_iter_primitive::<Int64Type, _, _>(vec![Some(vec![Some(1), None, Some(3)]), Some(vec![])]);
+    let list =
+        ListArray::from_iter_primitive::<Int64Type, _, _>(vec![Some(vec![Some(1), None, Some(3)]), Some(vec![])]);
     let fields = vec![
         Field::new("i64", DataType::Int64, false),
         Field::new("b", DataType::Boolean, true),

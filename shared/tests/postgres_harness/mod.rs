@@ -91,12 +91,23 @@ impl PgServer {
         let dir = tempfile::Builder::new().prefix("byob-pg-").tempdir_in(parent).map_err(|e| e.to_string())?.keep();
         if let Some(user) = &run_as {
             let (uid, gid) = ids(user)?;
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(|e| format!("chown {}: {e}", dir.display()))?;
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .map_err(|e| format!("chown {}: {e}", dir.display()))?;
         }
         let mut server = PgServer { port: 0, dir, ca: None, bindir, run_as, stop_on_drop };
         let initdb = server.run(
             "initdb",
-            &["-D", &server.data().display().to_string(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"],
+            &[
+                "-D",
+                &server.data().display().to_string(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ],
         )?;
         if !initdb.status.success() {
             let e = format!("initdb failed: {}", String::from_utf8_lossy(&initdb.stderr));
@@ -148,16 +159,38 @@ impl PgServer {
             }
         };
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-        openssl(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=byob test CA"]].concat())?;
-        openssl(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat())?;
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=byob test CA"],
+            ]
+            .concat(),
+        )?;
+        openssl(
+            &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat(),
+        )?;
         std::fs::write(
             self.dir.join("server.ext"),
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
         )
         .map_err(|e| e.to_string())?;
         openssl(&[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out",
-            "server.crt", "-days", "2", "-extfile", "server.ext",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
         ])?;
         let data = self.data();
         let owner = match &self.run_as {
@@ -397,7 +430,8 @@ pub async fn export_parquet(
         columns: columns.map(|c| c.iter().map(|s| s.to_string()).collect()),
     };
     let task = ExportTask { destination: "d".into(), table: table.into(), slice };
-    let result = export::export(&task, &request, source, &sink, &spec, &Cancel::default(), std::sync::Arc::new(|_| {})).await?;
+    let result =
+        export::export(&task, &request, source, &sink, &spec, &Cancel::default(), std::sync::Arc::new(|_| {})).await?;
     let mut batches = Vec::new();
     let mut schema = None;
     for file in &result.files {

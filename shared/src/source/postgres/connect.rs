@@ -52,9 +52,9 @@ impl Connector {
     /// Settings from a `postgres://` / `postgresql://` URL (or a libpq `key=value` string).
     /// `tls` overrides the URL's `sslmode`; `ca_file` adds trusted roots (PEM).
     pub fn from_url(url: &str, tls: Option<TlsMode>, ca_file: Option<&Path>) -> Result<Connector, PostgresError> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
-            PostgresError::Settings(redact(&super::pg_message(&e), url))
-        })?;
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| PostgresError::Settings(redact(&super::pg_message(&e), url)))?;
         Self::from_config(config, tls, ca_file)
     }
 
@@ -322,7 +322,10 @@ mod tests {
             .to_string();
         assert!(!e.contains("s3cr3t"), "{e}");
         assert!(e.contains("bogus"), "{e}");
-        assert_eq!(redact("failed for postgresql://u:pw1@h/d", "postgresql://u:pw1@h/d"), "failed for <the connection URL>");
+        assert_eq!(
+            redact("failed for postgresql://u:pw1@h/d", "postgresql://u:pw1@h/d"),
+            "failed for <the connection URL>"
+        );
         assert_eq!(redact("pw1 leaked", "postgresql://u:pw1@h/d"), "<password> leaked");
         assert_eq!(url_password("postgresql://u@h/d"), None);
     }
@@ -336,19 +339,23 @@ mod tests {
         assert_eq!(c.config.get_ssl_mode(), SslMode::Require);
         assert_eq!(c.config.get_password(), Some(&b"p@ss:w/rd"[..]));
         assert!(!format!("{c:?}").contains("p@ss"));
-        let secret = crate::aws::Secret::parse("x", r#"{"username":"u","password":"x","host":"h","port":"6000"}"#).unwrap();
+        let secret =
+            crate::aws::Secret::parse("x", r#"{"username":"u","password":"x","host":"h","port":"6000"}"#).unwrap();
         let c = Connector::from_secret(&secret, None, None).unwrap();
         assert_eq!(c.name(), "postgres://u@h:6000/u");
         assert_eq!(c.config.get_ssl_mode(), SslMode::Prefer);
         let secret =
-            crate::aws::Secret::parse("x", r#"{"username":"u","password":"hunter2","host":"h","engine":"mysql"}"#).unwrap();
+            crate::aws::Secret::parse("x", r#"{"username":"u","password":"hunter2","host":"h","engine":"mysql"}"#)
+                .unwrap();
         let e = Connector::from_secret(&secret, None, None).unwrap_err().to_string();
         assert!(e.contains("mysql") && !e.contains("hunter2"), "{e}");
     }
 
     #[test]
     fn a_missing_ca_file_is_named() {
-        let Err(e) = MakeRustls::new(Some(Path::new("/nonexistent/rds.pem"))) else { panic!("a missing file was accepted") };
+        let Err(e) = MakeRustls::new(Some(Path::new("/nonexistent/rds.pem"))) else {
+            panic!("a missing file was accepted")
+        };
         let e = e.to_string();
         assert!(e.contains("/nonexistent/rds.pem"), "{e}");
     }

@@ -16,14 +16,14 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListArray, StringBuilder, Time64MicrosecondBuilder,
-    TimestampMicrosecondBuilder,
-};
 #[cfg(test)]
 use arrow::array::ArrayBuilder;
 use arrow::array::NullBufferBuilder;
+use arrow::array::{
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
+    Int16Builder, Int32Builder, Int64Builder, ListArray, StringBuilder, Time64MicrosecondBuilder,
+    TimestampMicrosecondBuilder,
+};
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{Field, FieldRef, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -132,7 +132,10 @@ impl BatchDecoder {
     /// The stream ended: checks it ended where it should and closes the last batch.
     pub(crate) fn finish(&mut self) -> Result<(), DecodeError> {
         if !self.pending.is_empty() {
-            return Err(DecodeError::Stream(format!("the stream ends inside a row ({} bytes left)", self.pending.len())));
+            return Err(DecodeError::Stream(format!(
+                "the stream ends inside a row ({} bytes left)",
+                self.pending.len()
+            )));
         }
         if !self.trailer_seen {
             return Err(DecodeError::Stream("the stream ends without its trailer".into()));
@@ -323,7 +326,9 @@ impl Builder {
             Scalar::Date => Builder::Date(Date32Builder::with_capacity(n)),
             Scalar::Time => Builder::Time(Time64MicrosecondBuilder::with_capacity(n)),
             Scalar::Timestamp => Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(n)),
-            Scalar::TimestampTz => Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC")),
+            Scalar::TimestampTz => {
+                Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"))
+            }
             Scalar::Decimal { precision, scale } => Builder::Decimal(
                 // (precision, scale) were checked to fit Decimal128 when the column was mapped.
                 Decimal128Builder::with_capacity(n)
@@ -406,9 +411,11 @@ impl Builder {
             Builder::Int8(b) => b.append_null(),
             Builder::Float4(b) => b.append_null(),
             Builder::Float8(b) => b.append_null(),
-            Builder::Text(b) | Builder::Jsonb(b) | Builder::Uuid(b) | Builder::Interval(b) | Builder::NumericText(b) => {
-                b.append_null()
-            }
+            Builder::Text(b)
+            | Builder::Jsonb(b)
+            | Builder::Uuid(b)
+            | Builder::Interval(b)
+            | Builder::NumericText(b) => b.append_null(),
             Builder::Bytea(b) => b.append_null(),
             Builder::Date(b) => b.append_null(),
             Builder::Time(b) => b.append_null(),
@@ -430,9 +437,11 @@ impl Builder {
             Builder::Int8(b) => Arc::new(b.finish()),
             Builder::Float4(b) => Arc::new(b.finish()),
             Builder::Float8(b) => Arc::new(b.finish()),
-            Builder::Text(b) | Builder::Jsonb(b) | Builder::Uuid(b) | Builder::Interval(b) | Builder::NumericText(b) => {
-                Arc::new(b.finish())
-            }
+            Builder::Text(b)
+            | Builder::Jsonb(b)
+            | Builder::Uuid(b)
+            | Builder::Interval(b)
+            | Builder::NumericText(b) => Arc::new(b.finish()),
             Builder::Bytea(b) => Arc::new(b.finish()),
             Builder::Date(b) => Arc::new(b.finish()),
             Builder::Time(b) => Arc::new(b.finish()),
@@ -457,9 +466,11 @@ impl Builder {
             Builder::Int8(b) => b.len(),
             Builder::Float4(b) => b.len(),
             Builder::Float8(b) => b.len(),
-            Builder::Text(b) | Builder::Jsonb(b) | Builder::Uuid(b) | Builder::Interval(b) | Builder::NumericText(b) => {
-                b.len()
-            }
+            Builder::Text(b)
+            | Builder::Jsonb(b)
+            | Builder::Uuid(b)
+            | Builder::Interval(b)
+            | Builder::NumericText(b) => b.len(),
             Builder::Bytea(b) => b.len(),
             Builder::Date(b) => b.len(),
             Builder::Time(b) => b.len(),
@@ -517,7 +528,10 @@ impl ListState {
             return Err("an array value has bytes after its last element".into());
         }
         let last = self.offsets.last().copied().unwrap_or(0);
-        let next = i32::try_from(count).ok().and_then(|c| last.checked_add(c)).ok_or("a list batch holds more than 2^31 elements")?;
+        let next = i32::try_from(count)
+            .ok()
+            .and_then(|c| last.checked_add(c))
+            .ok_or("a list batch holds more than 2^31 elements")?;
         self.offsets.push(next);
         self.validity.append_non_null();
         Ok(())
@@ -632,7 +646,11 @@ impl<'a> Numeric<'a> {
     /// The value times 10^scale, exactly, or why that is impossible.
     pub(crate) fn to_i128(&self, scale: i8) -> Result<i128, String> {
         match self.sign {
-            NUMERIC_NAN => return Err("NaN cannot be stored as a decimal; cast the column to text in the table's query to keep it".into()),
+            NUMERIC_NAN => {
+                return Err(
+                    "NaN cannot be stored as a decimal; cast the column to text in the table's query to keep it".into(),
+                );
+            }
             NUMERIC_PINF | NUMERIC_NINF => return Err("Infinity cannot be stored as a decimal".into()),
             _ => {}
         }
@@ -873,8 +891,18 @@ mod tests {
 
     fn decoder(max_rows: usize) -> BatchDecoder {
         let columns = vec![
-            PgColumn { name: "id".into(), kind: ColumnKind::Scalar(Scalar::Int4), type_name: "integer".into(), nullable: false },
-            PgColumn { name: "tags".into(), kind: ColumnKind::List(Scalar::Text), type_name: "text[]".into(), nullable: true },
+            PgColumn {
+                name: "id".into(),
+                kind: ColumnKind::Scalar(Scalar::Int4),
+                type_name: "integer".into(),
+                nullable: false,
+            },
+            PgColumn {
+                name: "tags".into(),
+                kind: ColumnKind::List(Scalar::Text),
+                type_name: "text[]".into(),
+                nullable: true,
+            },
         ];
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", columns[0].kind.data_type(), false),
@@ -966,8 +994,9 @@ mod tests {
 
     #[test]
     fn byte_limit_closes_batches() {
-        let rows: Vec<Vec<Option<Vec<u8>>>> =
-            (0..100).map(|i: i32| vec![Some(i.to_be_bytes().to_vec()), Some(array(&[Some(&"x".repeat(100))]))]).collect();
+        let rows: Vec<Vec<Option<Vec<u8>>>> = (0..100)
+            .map(|i: i32| vec![Some(i.to_be_bytes().to_vec()), Some(array(&[Some(&"x".repeat(100))]))])
+            .collect();
         let columns = decoder(1).columns;
         let schema = decoder(1).schema;
         let mut d = BatchDecoder::new(columns, schema, BatchLimits { max_rows: 1000, max_bytes: 1000 });

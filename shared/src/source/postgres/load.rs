@@ -57,7 +57,10 @@ pub async fn load_lake(
     for &table in tables {
         let files = parquet_files(&lake.join(table))?;
         let Some(first) = files.first() else {
-            return Err(Error::io(lake.join(table), std::io::Error::new(std::io::ErrorKind::NotFound, "no .parquet file")));
+            return Err(Error::io(
+                lake.join(table),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no .parquet file"),
+            ));
         };
         let arrow_schema = read_schema(first)?;
         let relation = format!(
@@ -175,7 +178,11 @@ fn encode_files(table: &str, files: &[PathBuf], tx: &mpsc::Sender<Result<(Vec<u8
                 .zip(batch.schema().fields())
                 .map(|(array, field)| Column::new(array, field.name()))
                 .collect::<std::result::Result<_, _>>()
-                .map_err(|e| Error::Source { table: table.to_owned(), location: path.display().to_string(), source: Box::new(e) })?;
+                .map_err(|e| Error::Source {
+                    table: table.to_owned(),
+                    location: path.display().to_string(),
+                    source: Box::new(e),
+                })?;
             for row in 0..batch.num_rows() {
                 for (i, column) in columns.iter().enumerate() {
                     if i > 0 {
@@ -235,7 +242,10 @@ impl<'a> Column<'a> {
             DataType::Date32 => Column::Date(array.as_primitive()),
             DataType::Timestamp(TimeUnit::Microsecond, tz) => Column::Timestamp(array.as_primitive(), tz.is_some()),
             other => {
-                return Err(PostgresError::UnsupportedType { column: name.to_owned(), type_name: format!("Arrow {other}") });
+                return Err(PostgresError::UnsupportedType {
+                    column: name.to_owned(),
+                    type_name: format!("Arrow {other}"),
+                });
             }
         })
     }

@@ -56,10 +56,10 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
 pub use connect::Connector;
-use connect::{ConnectSpec, RedactedUrl};
 pub(crate) use connect::redact as redact_message;
-pub use decode::{BatchLimits, DecodeError};
+use connect::{ConnectSpec, RedactedUrl};
 use decode::BatchDecoder;
+pub use decode::{BatchLimits, DecodeError};
 use slices::{KeyKind, Layout};
 use types::PgColumn;
 
@@ -129,7 +129,9 @@ pub enum PostgresError {
         column: String,
     },
     /// The slice key cannot cut ranges.
-    #[error("slice_key {column:?} has type {type_name}; a slice key is a smallint, integer, bigint, timestamp, timestamptz or date column")]
+    #[error(
+        "slice_key {column:?} has type {type_name}; a slice key is a smallint, integer, bigint, timestamp, timestamptz or date column"
+    )]
     SliceKey {
         /// The slice key.
         column: String,
@@ -235,9 +237,12 @@ impl PgSource {
                     ca_file: source.ca_file.clone(),
                 },
             },
-            (None, Some(id)) => {
-                ConnectSpec::Secret { id: id.clone(), tls: source.tls, ca_file: source.ca_file.clone(), aws: aws.clone() }
-            }
+            (None, Some(id)) => ConnectSpec::Secret {
+                id: id.clone(),
+                tls: source.tls,
+                ca_file: source.ca_file.clone(),
+                aws: aws.clone(),
+            },
             (None, None) => ConnectSpec::Url { url: RedactedUrl(String::new()), tls: None, ca_file: None },
         };
         let mut pg = PgSource::with_spec(spec, &source.schema);
@@ -289,12 +294,11 @@ impl PgSource {
             .get_or_try_init(|| async {
                 match &self.spec {
                     ConnectSpec::Ready(c) => Ok(c.clone()),
-                    ConnectSpec::Url { url, tls, ca_file } => {
-                        Connector::from_url(&url.0, *tls, ca_file.as_deref()).map_err(|e| match e {
+                    ConnectSpec::Url { url, tls, ca_file } => Connector::from_url(&url.0, *tls, ca_file.as_deref())
+                        .map_err(|e| match e {
                             PostgresError::Settings(m) => PostgresError::Settings(connect::redact(&m, &url.0)),
                             other => other,
-                        })
-                    }
+                        }),
                     ConnectSpec::Secret { id, tls, ca_file, aws } => {
                         connector_from_secret(id, *tls, ca_file.as_deref(), aws).await
                     }
@@ -363,11 +367,7 @@ impl PgSource {
     }
 
     /// What a request reads from, and the tenant filter, checked with the server.
-    async fn prepare_read(
-        &self,
-        client: &Client,
-        request: &TableRequest,
-    ) -> std::result::Result<Read, PostgresError> {
+    async fn prepare_read(&self, client: &Client, request: &TableRequest) -> std::result::Result<Read, PostgresError> {
         let settings = self.tables.get(&request.table).cloned().unwrap_or_default();
         let (from, relation) = match &settings.query {
             Some(query) => {
@@ -485,8 +485,9 @@ impl PgSource {
         let mut out = Vec::with_capacity(columns.len());
         for column in columns {
             let type_name = types::display_type(column.type_(), column.type_modifier());
-            let kind = types::column_kind(column.type_(), column.type_modifier())
-                .ok_or_else(|| PostgresError::UnsupportedType { column: column.name().to_owned(), type_name: type_name.clone() })?;
+            let kind = types::column_kind(column.type_(), column.type_modifier()).ok_or_else(|| {
+                PostgresError::UnsupportedType { column: column.name().to_owned(), type_name: type_name.clone() }
+            })?;
             if !seen.insert(column.name().to_owned()) {
                 return Err(PostgresError::DuplicateColumn { column: column.name().to_owned() });
             }
@@ -499,11 +500,7 @@ impl PgSource {
         Ok(out)
     }
 
-    async fn slice_count_inner(
-        &self,
-        request: &TableRequest,
-        target: u64,
-    ) -> std::result::Result<u32, PostgresError> {
+    async fn slice_count_inner(&self, request: &TableRequest, target: u64) -> std::result::Result<u32, PostgresError> {
         let client = self.session().await?;
         let read = self.prepare_read(&client, request).await?;
         let limit = match (&read.settings.slice_key, &read.relation) {
@@ -531,7 +528,11 @@ impl PgSource {
         Ok(count)
     }
 
-    async fn open_inner(&self, request: &TableRequest, slice: Slice) -> std::result::Result<TableStream, PostgresError> {
+    async fn open_inner(
+        &self,
+        request: &TableRequest,
+        slice: Slice,
+    ) -> std::result::Result<TableStream, PostgresError> {
         if slice.count == 0 || slice.index >= slice.count {
             return Err(PostgresError::InvalidSlice { index: slice.index, count: slice.count });
         }

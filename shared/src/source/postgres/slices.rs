@@ -39,15 +39,21 @@ impl Layout {
             Layout::Whole => if index == 0 { "TRUE" } else { "FALSE" }.to_owned(),
             Layout::Pages(cuts) => {
                 let tid = |page: u64| format!("'({page},0)'::tid");
-                range(index, cuts.len() + 1, |i| format!("ctid >= {}", tid(cuts[i - 1])), |i| {
-                    format!("ctid < {}", tid(cuts[i]))
-                })
+                range(
+                    index,
+                    cuts.len() + 1,
+                    |i| format!("ctid >= {}", tid(cuts[i - 1])),
+                    |i| format!("ctid < {}", tid(cuts[i])),
+                )
                 .unwrap_or_else(|| "FALSE".to_owned())
             }
             Layout::Keys { column, cuts } => {
-                match range(index, cuts.len() + 1, |i| format!("{column} >= {}", cuts[i - 1]), |i| {
-                    format!("{column} < {}", cuts[i])
-                }) {
+                match range(
+                    index,
+                    cuts.len() + 1,
+                    |i| format!("{column} >= {}", cuts[i - 1]),
+                    |i| format!("{column} < {}", cuts[i]),
+                ) {
                     // NULL keys compare as neither: they go to the first slice.
                     Some(cond) if index == 0 && !cuts.is_empty() => format!("({cond} OR {column} IS NULL)"),
                     Some(cond) => cond,
@@ -220,7 +226,10 @@ mod tests {
     #[test]
     fn key_literals() {
         assert_eq!(KeyKind::Int.literal(-5).unwrap(), "-5");
-        assert_eq!(KeyKind::TimestampTz.literal(1_672_531_200_000_001).unwrap(), "'2023-01-01 00:00:00.000001+00'::timestamptz");
+        assert_eq!(
+            KeyKind::TimestampTz.literal(1_672_531_200_000_001).unwrap(),
+            "'2023-01-01 00:00:00.000001+00'::timestamptz"
+        );
         assert_eq!(KeyKind::Timestamp.literal(0).unwrap(), "'1970-01-01 00:00:00.000000'::timestamp");
         assert_eq!(KeyKind::Date.literal(19_358).unwrap(), "'2023-01-01'::date");
         assert_eq!(KeyKind::Date.literal(i64::MAX), None);

@@ -8,7 +8,9 @@ use super::PostgresError;
 /// `name` as a quoted identifier: `"name"`, with `"` doubled. Case is kept exactly.
 pub(crate) fn ident(name: &str) -> Result<String, PostgresError> {
     if name.is_empty() || name.contains('\0') {
-        return Err(PostgresError::Identifier(format!("{name:?} is not a valid identifier (empty or with a NUL byte)")));
+        return Err(PostgresError::Identifier(format!(
+            "{name:?} is not a valid identifier (empty or with a NUL byte)"
+        )));
     }
     let mut out = String::with_capacity(name.len() + 2);
     out.push('"');

@@ -50,7 +50,10 @@ pub(crate) enum Scalar {
     TimestampTz,
     Interval,
     /// `numeric(p,s)` that fits Decimal128.
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
     /// Any other `numeric`, as its text.
     NumericText,
 }
@@ -185,10 +188,16 @@ mod tests {
         assert_eq!(numeric_typmod(-1), None);
         // numeric(3,-2) in PostgreSQL 15: the scale is 11-bit two's complement.
         assert_eq!(numeric_typmod(((3 << 16) | (-2i32 & 0x7ff)) + 4), Some((3, -2)));
-        assert_eq!(column_kind(&Type::NUMERIC, (18 << 16 | 2) + 4), Some(ColumnKind::Scalar(Scalar::Decimal { precision: 18, scale: 2 })));
+        assert_eq!(
+            column_kind(&Type::NUMERIC, (18 << 16 | 2) + 4),
+            Some(ColumnKind::Scalar(Scalar::Decimal { precision: 18, scale: 2 }))
+        );
         assert_eq!(column_kind(&Type::NUMERIC, -1), Some(ColumnKind::Scalar(Scalar::NumericText)));
         assert_eq!(column_kind(&Type::NUMERIC, (40 << 16 | 2) + 4), Some(ColumnKind::Scalar(Scalar::NumericText)));
-        assert_eq!(column_kind(&Type::NUMERIC, ((3 << 16) | (-2i32 & 0x7ff)) + 4), Some(ColumnKind::Scalar(Scalar::NumericText)));
+        assert_eq!(
+            column_kind(&Type::NUMERIC, ((3 << 16) | (-2i32 & 0x7ff)) + 4),
+            Some(ColumnKind::Scalar(Scalar::NumericText))
+        );
         assert_eq!(display_type(&Type::NUMERIC_ARRAY, (10 << 16 | 3) + 4), "numeric(10,3)[]");
     }
 
