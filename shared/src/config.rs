@@ -1401,7 +1401,7 @@ const LONGEST_SESSION_LABEL: &str = "check-00000000T000000Z";
 /// How many leading characters of a destination id survive into every STS session name.
 fn id_chars_in_session_names() -> usize {
     let longest = "x".repeat(64);
-    let name = crate::aws::chain::session_name(&longest, LONGEST_SESSION_LABEL);
+    let name = crate::names::session_name(&longest, LONGEST_SESSION_LABEL);
     name.len().saturating_sub("byob-".len() + 1 + LONGEST_SESSION_LABEL.len())
 }
 
@@ -1553,7 +1553,7 @@ impl View<'_> {
                         ids.insert(&d.id, i);
                         // STS session names keep only the first characters of an id: two ids
                         // that agree there would look the same in the customer's CloudTrail.
-                        let session = crate::aws::chain::session_name(&d.id, LONGEST_SESSION_LABEL);
+                        let session = crate::names::session_name(&d.id, LONGEST_SESSION_LABEL);
                         if let Some(&(first, other)) = sessions.get(&session) {
                             problems.push(ConfigProblem::with_str(
                                 at("id"),
@@ -1809,7 +1809,7 @@ fn check_postgres_url(url: &str) -> Result<(), String> {
     match url.parse::<tokio_postgres::Config>() {
         Err(e) => Err(format!(
             "is not a valid PostgreSQL URL: {} (the value is not shown: it may hold a password)",
-            crate::source::postgres::redact_message(&crate::source::postgres::pg_message(&e), url)
+            crate::redact::redact_url(&crate::redact::pg_message(&e), url)
         )),
         Ok(config) if config.get_hosts().is_empty() => Err("names no host".to_owned()),
         Ok(config) if config.get_user().is_none_or(str::is_empty) => {

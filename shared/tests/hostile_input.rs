@@ -393,8 +393,8 @@ fn check_config_outcome(outcome: Result<Config, ConfigErrors>, what: &str) -> Re
                 for t in d.tables(&config.tables) {
                     check_rendered(&template, &prefix, &run, &t.name, 0, d.format.extension())?;
                 }
-                let session = byob::aws::chain::session_name(&d.id, &run.to_string());
-                prop_assert!(byob::aws::chain::check_session_name(&session).is_ok(), "{session}");
+                let session = byob::names::session_name(&d.id, &run.to_string());
+                prop_assert!(byob::names::check_session_name(&session).is_ok(), "{session}");
             }
         }
     }
@@ -969,10 +969,7 @@ fn destination_ids_that_share_a_session_name_are_rejected_naming_both() {
     destinations_config(&(one("acme-eu", "out/a") + &one("acme-us", "out/b"))).unwrap();
     // Sanitising never merges valid ids: every id character is kept in session names.
     for (x, y) in [("a_b", "a-b"), ("ab", "a-b"), ("x1", "x-1")] {
-        assert_ne!(
-            byob::aws::chain::session_name(x, "2023-03-14T04:03"),
-            byob::aws::chain::session_name(y, "2023-03-14T04:03")
-        );
+        assert_ne!(byob::names::session_name(x, "2023-03-14T04:03"), byob::names::session_name(y, "2023-03-14T04:03"));
     }
 }
 

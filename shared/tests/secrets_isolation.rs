@@ -261,7 +261,7 @@ async fn no_secret_reaches_a_log_line_or_error_and_no_row_reaches_another_tenant
             r.url
         );
         assert_eq!(session["external_id"].as_str(), Some(external_id));
-        assert_eq!(session["session_name"].as_str(), Some(byob::aws::chain::session_name(id, RUN).as_str()));
+        assert_eq!(session["session_name"].as_str(), Some(byob::names::session_name(id, RUN).as_str()));
     }
     assert_eq!(per_bucket.len(), CUSTOMERS.len(), "every bucket was written: {per_bucket:?}");
     // ... each customer's session came from our writer role's session, itself from the base

@@ -28,8 +28,9 @@ use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 
 use super::AwsError;
-use super::retry::{describe, is_retriable};
+use super::retry::{HopFailed, describe, is_retriable};
 use crate::config::{AwsConfig, DestinationConfig, RoleArn, check_external_id};
+use crate::names::{check_session_name, session_name};
 
 /// The longest session a chained AssumeRole may ask for: AWS refuses more than one hour when
 /// the caller's own credentials come from an assumed role.
@@ -37,9 +38,6 @@ pub const MAX_CHAINED_SESSION: Duration = Duration::from_secs(3600);
 
 /// The shortest session STS grants.
 pub const MIN_SESSION: Duration = Duration::from_secs(900);
-
-/// STS's limit on session names.
-pub const MAX_SESSION_NAME: usize = 64;
 
 /// One AssumeRole step of a chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -239,17 +237,6 @@ struct NamedHop {
     role_arn: String,
 }
 
-/// Why one hop failed: STS's answer, without credentials.
-#[derive(Clone, Debug, thiserror::Error)]
-#[error("assuming {role_arn} (hop {hop} of {hops}) failed: {message}")]
-pub(crate) struct HopFailed {
-    hop: usize,
-    hops: usize,
-    role_arn: String,
-    message: String,
-    retryable: bool,
-}
-
 impl ProvideCredentials for NamedHop {
     fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
     where
@@ -293,49 +280,6 @@ fn sts_failure(error: &CredentialsError) -> (String, bool) {
     (DisplayErrorContext(error).to_string(), matches!(error, CredentialsError::ProviderTimedOut(_)))
 }
 
-/// The first role-chain failure among `error`'s causes, e.g. `assuming arn:... (hop 2 of 2)
-/// failed: AccessDenied: ...`: why a request could not get credentials.
-pub(crate) fn hop_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        if let Some(hop) = e.downcast_ref::<HopFailed>() {
-            return Some(hop.to_string());
-        }
-        cause = e.source();
-    }
-    None
-}
-
-/// A session name for `destination` and `label`: `byob-<destination>-<label>`, every
-/// character outside `[A-Za-z0-9_+=,.@-]` replaced by `-`, at most 64 characters (the
-/// destination id is shortened first, so the run stays readable).
-pub fn session_name(destination: &str, label: &str) -> String {
-    let label = sanitize(label);
-    let room = MAX_SESSION_NAME.saturating_sub("byob-".len() + 1 + label.len());
-    let destination: String = sanitize(destination).chars().take(room).collect();
-    let name = if destination.is_empty() { format!("byob-{label}") } else { format!("byob-{destination}-{label}") };
-    name.chars().take(MAX_SESSION_NAME).collect()
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if session_char(c) { c } else { '-' }).collect()
-}
-
-fn session_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)
-}
-
-/// Checks an STS `RoleSessionName`: 2-64 characters of `[A-Za-z0-9_+=,.@-]`.
-pub fn check_session_name(s: &str) -> Result<(), String> {
-    let len = s.chars().count();
-    if !(2..=MAX_SESSION_NAME).contains(&len) || !s.chars().all(session_char) {
-        return Err(format!(
-            "session name {s:?} is invalid: 2-{MAX_SESSION_NAME} characters of letters, digits and _+=,.@-"
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -349,23 +293,6 @@ mod tests {
         d.role_arn = Some("arn:aws:iam::222233334444:role/byob-writer".into());
         d.external_id = Some("byob-acme-7f3e9c2a41d8".into());
         d
-    }
-
-    #[test]
-    fn session_names_carry_destination_and_run_and_are_valid() {
-        assert_eq!(session_name("acme-eu", "2023-03-14T04:03"), "byob-acme-eu-2023-03-14T04-03");
-        let long = "d".repeat(64);
-        let name = session_name(&long, "2023-03-14T04:03");
-        assert_eq!(name.len(), 64);
-        assert!(name.ends_with("-2023-03-14T04-03"), "{name}");
-        check_session_name(&name).unwrap();
-        for (dest, label) in [("a b/c", "x:y"), ("é", "ü"), ("", "run"), ("x", &"l".repeat(100))] {
-            let name = session_name(dest, label);
-            check_session_name(&name).unwrap_or_else(|e| panic!("{dest:?} {label:?}: {e}"));
-        }
-        assert!(check_session_name("a").is_err());
-        assert!(check_session_name("a:b").is_err());
-        assert!(check_session_name(&"a".repeat(65)).is_err());
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(error: &S
             raw.status().as_u16()
         );
     }
-    if let Some(hop) = super::chain::hop_failure(error) {
+    if let Some(hop) = hop_failure(error) {
         return format!("no credentials: {hop}");
     }
     aws_sdk_s3::error::DisplayErrorContext(error).to_string()
@@ -98,6 +98,30 @@ pub fn error_code<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) ->
 /// The HTTP status of `error`'s response, when there was one.
 pub fn http_status<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
     error.raw_response().map(|r| r.status().as_u16())
+}
+
+/// Why one hop failed: STS's answer, without credentials.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("assuming {role_arn} (hop {hop} of {hops}) failed: {message}")]
+pub(crate) struct HopFailed {
+    pub(crate) hop: usize,
+    pub(crate) hops: usize,
+    pub(crate) role_arn: String,
+    pub(crate) message: String,
+    pub(crate) retryable: bool,
+}
+
+/// The first role-chain failure among `error`'s causes, e.g. `assuming arn:... (hop 2 of 2)
+/// failed: AccessDenied: ...`: why a request could not get credentials.
+pub(crate) fn hop_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(hop) = e.downcast_ref::<HopFailed>() {
+            return Some(hop.to_string());
+        }
+        cause = e.source();
+    }
+    None
 }
 
 #[cfg(test)]

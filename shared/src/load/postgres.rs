@@ -32,6 +32,7 @@ use tokio_postgres::Client;
 
 use super::{LoadError, LoadOutcome, LoadReport, ReceiptInfo, Target, VerifiedReceipt, read};
 use crate::receipt::TableReceipt;
+use crate::redact::pg_message;
 use crate::schema::{ColumnSchema, parse_type_name};
 use crate::source::postgres::Connector;
 
@@ -474,21 +475,6 @@ pub fn pg_columns(table: &str, schema: &[ColumnSchema]) -> Result<Vec<PgColumn>,
 /// `"name"` with `"` doubled (an SQL identifier, for PostgreSQL and DuckDB alike).
 pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn pg_message(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => {
-            let mut out = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                out.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            out
-        }
-    }
 }
 
 // ---- binary COPY encoding ---------------------------------------------------------------

@@ -30,6 +30,7 @@ use tokio_postgres::{Client, Socket};
 
 use super::PostgresError;
 use crate::config::TlsMode;
+use crate::redact::{pg_message, redact_url};
 
 /// How long establishing a connection may take unless the URL says `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,7 +55,7 @@ impl Connector {
     pub fn from_url(url: &str, tls: Option<TlsMode>, ca_file: Option<&Path>) -> Result<Connector, PostgresError> {
         let config: tokio_postgres::Config = url
             .parse()
-            .map_err(|e: tokio_postgres::Error| PostgresError::Settings(redact(&super::pg_message(&e), url)))?;
+            .map_err(|e: tokio_postgres::Error| PostgresError::Settings(redact_url(&pg_message(&e), url)))?;
         Self::from_config(config, tls, ca_file)
     }
 
@@ -161,25 +162,6 @@ fn display_name(config: &tokio_postgres::Config) -> String {
         .collect();
     let at = if user.is_empty() { String::new() } else { format!("{user}@") };
     format!("postgres://{at}{}/{}", hosts.join(","), config.get_dbname().unwrap_or(""))
-}
-
-/// `message` with anything that looks like the URL's password removed.
-pub(crate) fn redact(message: &str, url: &str) -> String {
-    let mut out = message.replace(url, "<the connection URL>");
-    if let Some(password) = url_password(url)
-        && !password.is_empty()
-    {
-        out = out.replace(password, "<password>");
-    }
-    out
-}
-
-/// The password part of `scheme://user:password@host...`, if any.
-fn url_password(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
-    let userinfo = authority.rsplit_once('@')?.0;
-    userinfo.split_once(':').map(|(_, p)| p)
 }
 
 /// The system's trusted roots, loaded once per process.
@@ -322,12 +304,6 @@ mod tests {
             .to_string();
         assert!(!e.contains("s3cr3t"), "{e}");
         assert!(e.contains("bogus"), "{e}");
-        assert_eq!(
-            redact("failed for postgresql://u:pw1@h/d", "postgresql://u:pw1@h/d"),
-            "failed for <the connection URL>"
-        );
-        assert_eq!(redact("pw1 leaked", "postgresql://u:pw1@h/d"), "<password> leaked");
-        assert_eq!(url_password("postgresql://u@h/d"), None);
     }
 
     #[test]

@@ -56,7 +56,6 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
 pub use connect::Connector;
-pub(crate) use connect::redact as redact_message;
 use connect::{ConnectSpec, RedactedUrl};
 use decode::BatchDecoder;
 pub use decode::{BatchLimits, DecodeError};
@@ -65,6 +64,7 @@ use types::PgColumn;
 
 use super::{BatchStream, Slice, Source, TableRequest, TableStream};
 use crate::config::{self, TableConfig};
+use crate::redact::pg_message;
 use crate::{Error, Result};
 
 /// Rows per batch unless [`PgSource::with_batch_limits`] says otherwise.
@@ -296,7 +296,9 @@ impl PgSource {
                     ConnectSpec::Ready(c) => Ok(c.clone()),
                     ConnectSpec::Url { url, tls, ca_file } => Connector::from_url(&url.0, *tls, ca_file.as_deref())
                         .map_err(|e| match e {
-                            PostgresError::Settings(m) => PostgresError::Settings(connect::redact(&m, &url.0)),
+                            PostgresError::Settings(m) => {
+                                PostgresError::Settings(crate::redact::redact_url(&m, &url.0))
+                            }
                             other => other,
                         }),
                     ConnectSpec::Secret { id, tls, ca_file, aws } => {
@@ -617,22 +619,6 @@ struct Read {
     relation: Option<String>,
     /// `"tenant_column" = '<tenant>'`.
     filter: String,
-}
-
-/// A tokio-postgres error with its causes: its own `Display` is only the kind ("db error").
-/// None of the causes ever holds a password.
-pub(crate) fn pg_message(error: &tokio_postgres::Error) -> String {
-    if let Some(db) = error.as_db_error() {
-        return db.to_string();
-    }
-    let mut message = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(e) = cause {
-        message.push_str(": ");
-        message.push_str(&e.to_string());
-        cause = e.source();
-    }
-    message
 }
 
 fn query_error(what: &str, error: tokio_postgres::Error) -> PostgresError {
