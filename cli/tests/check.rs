@@ -226,6 +226,38 @@ fn a_whole_run_through_a_two_hop_chain_into_a_put_only_role_matches_the_local_ru
     assert!(rt.block_on(moto::open_uploads(&admin_s3, BUCKET)).is_empty());
 }
 
+/// `byob run` keeps its state where the config says: with `s3://` it is the same state bucket
+/// the deployed steps use, not a local folder named `s3:`.
+#[test]
+fn byob_run_keeps_its_state_in_the_configured_bucket() {
+    let Some(moto) = Moto::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let generated = byob(&["generate", "--out", "lake", "--scale", "0.002", "--seed", "3"], dir.path(), None);
+    assert!(generated.status.success(), "{}", text(&generated));
+    let config = format!(
+        "tables = [\"companies\"]\n\n[source]\ntype = \"parquet\"\npath = \"lake\"\n\n\
+         [[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"local/acme\"\n\n\
+         [aws]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\n\n[state]\npath = \"s3://byob-state/prod\"\n",
+        moto.endpoint
+    );
+    std::fs::write(dir.path().join("byob.toml"), config).expect("config");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let admin = moto.s3(&moto.admin_config());
+    rt.block_on(admin.create_bucket().bucket("byob-state").send()).expect("state bucket");
+
+    // WHEN a whole run finishes
+    let credentials = Credentials::new("testing", "testing", None, None, "moto");
+    let out = byob(&["run", "--config", "byob.toml", "--run", RUN], dir.path(), Some(&credentials));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // THEN the state bucket records the run, and no local folder stands in for the bucket
+    let listed = rt.block_on(admin.list_objects_v2().bucket("byob-state").prefix("prod/").send()).expect("list");
+    let recorded: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(recorded, [format!("prod/runs/acme/{}.json", RUN.replace(':', "_"))], "{recorded:?}");
+    assert!(dir.path().join("local/acme/receipt.json").exists());
+    assert!(!dir.path().join("s3:").exists());
+}
+
 #[test]
 fn the_generated_permission_policy_allows_multipart_and_abort_and_denies_reads_lists_and_other_keys() {
     let Some(moto) = Moto::start() else { return };

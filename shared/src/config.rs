@@ -1118,6 +1118,18 @@ impl Config {
         if problems.is_empty() { Ok(()) } else { Err(ConfigErrors(problems)) }
     }
 
+    /// The config's fingerprint: the sha256 (hex) of its canonical JSON form, after paths are
+    /// resolved and defaults applied, so two loads of the same settings agree however the file
+    /// is formatted, and any changed setting changes it. A run's plan records it and every later
+    /// step of the run checks it ([`crate::workflow`]): one run, one config.
+    pub fn sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        // Every map in the schema is a BTreeMap with string keys: the form is deterministic and
+        // serializing cannot fail; were it to, the error text still makes a stable fingerprint.
+        let canonical = serde_json::to_vec(self).unwrap_or_else(|e| e.to_string().into_bytes());
+        hex::encode(Sha256::digest(canonical))
+    }
+
     /// The destination with this id.
     pub fn destination(&self, id: &str) -> Option<&DestinationConfig> {
         self.destinations.iter().find(|d| d.id == id)
@@ -1809,7 +1821,7 @@ fn check_postgres_url(url: &str) -> Result<(), String> {
     match url.parse::<tokio_postgres::Config>() {
         Err(e) => Err(format!(
             "is not a valid PostgreSQL URL: {} (the value is not shown: it may hold a password)",
-            crate::redact::redact_url(&crate::redact::pg_message(&e), url)
+            crate::redact::redact_url(&crate::pg::pg_message(&e), url)
         )),
         Ok(config) if config.get_hosts().is_empty() => Err("names no host".to_owned()),
         Ok(config) if config.get_user().is_none_or(str::is_empty) => {

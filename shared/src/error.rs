@@ -87,20 +87,91 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
-    /// Whether running the same step again may succeed: Step Functions retries only these.
+    /// Whether running the same step again may succeed: Step Functions retries only these
+    /// (`errorType` `Retryable`), everything else fails the destination at once
+    /// (`NonRetryable`). The verdicts, kind by kind (README "Errors and retries" has the same table):
     ///
-    /// Bad config, bad input, unsupported types and incomplete dumps are permanent; reading,
-    /// writing and AWS errors are treated as transient (the AWS SDK has already retried the
-    /// clearly transient ones; a step retry also covers an expired session or a lost
-    /// container), except AWS errors known to be permanent (a refused role, a bad chain).
+    /// | kind | retried when |
+    /// |---|---|
+    /// | `Config`, `Layout`, `Format`, `Receipt`, `Incomplete`, `Plan` | never: the same input fails the same way |
+    /// | `Source`, PostgreSQL | the connection broke or could not be made, or SQLSTATE class 08/40/53/57/58 or 55P03 ([`crate::pg::is_transient`]), or its secret could not be read for a transient reason; never a missing table or column, an unsupported type, a refused login or unknown database |
+    /// | `Source`, Parquet lake | an I/O error other than not found / permission denied / invalid data; never a missing table, column or file, a schema mismatch, a corrupt file |
+    /// | `Source`, any other source | always (nothing is known about it) |
+    /// | `Sink` (customer bucket, our state bucket) | what S3 said: throttling, 5xx, timeouts, a lost connection; never AccessDenied, NoSuchBucket, NoSuchKey or another 4xx |
+    /// | `Io` (a local file) | always |
+    /// | `Cancelled` | always |
+    /// | `Aws` (role chain, secrets) | STS / Secrets Manager throttling and server errors; never a refused role, an invalid chain, missing credentials |
+    /// | `Load` | a transient target or S3 error; never a bad or tampered receipt |
     pub fn is_retryable(&self) -> bool {
         match self {
             // The S3 sink knows what S3 said (AccessDenied is permanent, SlowDown is not).
             Error::Sink { source, .. } => source.downcast_ref::<crate::sink::S3Error>().is_none_or(|e| e.retryable),
-            Error::Source { .. } | Error::Io { .. } | Error::Cancelled(_) => true,
+            Error::Source { source, .. } => {
+                if let Some(e) = source.downcast_ref::<crate::source::postgres::PostgresError>() {
+                    e.is_retryable()
+                } else if let Some(e) = source.downcast_ref::<crate::source::lake::LakeError>() {
+                    e.is_retryable()
+                } else {
+                    true
+                }
+            }
+            Error::Io { .. } | Error::Cancelled(_) => true,
             Error::Aws(e) => e.is_retryable(),
             Error::Load(e) => e.is_retryable(),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::S3Error;
+    use crate::source::lake::LakeError;
+
+    fn source(error: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error::Source { table: "events".into(), location: "here".into(), source: Box::new(error) }
+    }
+
+    fn s3(code: &str, retryable: bool) -> Error {
+        Error::Sink {
+            target: "s3://b".into(),
+            key: "k".into(),
+            source: Box::new(S3Error {
+                operation: "GetObject",
+                bucket: "b".into(),
+                key: "k".into(),
+                code: Some(code.into()),
+                status: None,
+                retryable,
+                message: code.into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn each_kind_has_its_verdict() {
+        // Permanent kinds.
+        assert!(!Error::Config(crate::config::ConfigErrors::file("bad")).is_retryable());
+        assert!(!Error::Plan("no destination".into()).is_retryable());
+        assert!(!Error::Receipt("bad".into()).is_retryable());
+        assert!(!Error::Incomplete { destination: "d".into(), reason: "r".into() }.is_retryable());
+        // The lake: only storage hiccups pass on a retry.
+        assert!(!source(LakeError::MissingTable).is_retryable());
+        assert!(!source(LakeError::NoFiles).is_retryable());
+        assert!(!source(LakeError::MissingColumn { column: "c".into(), available: "a".into() }).is_retryable());
+        assert!(!source(LakeError::Io(std::io::ErrorKind::NotFound.into())).is_retryable());
+        assert!(!source(LakeError::Io(std::io::ErrorKind::PermissionDenied.into())).is_retryable());
+        assert!(source(LakeError::Io(std::io::ErrorKind::TimedOut.into())).is_retryable());
+        assert!(source(LakeError::Io(std::io::ErrorKind::ConnectionReset.into())).is_retryable());
+        // A source that says nothing of its errors: retried.
+        assert!(source(std::io::Error::other("unknown")).is_retryable());
+        // S3 (customer bucket or our state bucket): S3's verdict.
+        assert!(!s3("AccessDenied", false).is_retryable());
+        assert!(!s3("NoSuchKey", false).is_retryable());
+        assert!(s3("SlowDown", true).is_retryable());
+        // Local files and cancellations.
+        assert!(Error::io("/tmp/x", std::io::ErrorKind::Other.into()).is_retryable());
+        assert!(Error::Cancelled("stopped".into()).is_retryable());
     }
 }

@@ -47,14 +47,104 @@ where
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve)
 }
 
-/// Builds the workflow from the environment: `BYOB_CONFIG` is the config's path in the
-/// package or an `s3://bucket/key` of our own account; the state store is the config's
-/// `[state] path` (an `s3://` URL when deployed).
-pub async fn workflow_from_env() -> Result<Workflow, Error> {
-    let location = std::env::var("BYOB_CONFIG").map_err(|_| {
-        crate::config::ConfigErrors::file("BYOB_CONFIG is not set: point it at the config (a path or s3://bucket/key)")
-    })?;
-    let config = state::load_config(&location).await?;
+/// The workflow of one Lambda container, kept for as long as the config is the same.
+///
+/// A warm container lives for hours and serves many runs: it keeps the SDK clients, the
+/// encoder threads and, per config, a [`Workflow`], never a run's config beyond its run. The
+/// dump step reads the config at every invocation, so a scheduled run plans with the config as
+/// uploaded now; export and finalize run with the config the plan pinned, reading it again
+/// only when theirs differs, and fail `NonRetryable` naming both when it still does.
+///
+/// `BYOB_CONFIG` is the config's path in the package or an `s3://bucket/key` of our own
+/// account; the state store is the config's `[state] path`, which must be an `s3://` URL.
+pub struct Workflows {
+    location: String,
+    current: tokio::sync::Mutex<Arc<Workflow>>,
+}
+
+impl std::fmt::Debug for Workflows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workflows").field("location", &self.location).finish_non_exhaustive()
+    }
+}
+
+impl Workflows {
+    /// Reads `BYOB_CONFIG` and builds the first workflow (a container that cannot read its
+    /// config, or whose state is not in S3, fails its start-up).
+    pub async fn from_env() -> Result<Workflows, Error> {
+        let location = std::env::var("BYOB_CONFIG").map_err(|_| {
+            crate::config::ConfigErrors::file(
+                "BYOB_CONFIG is not set: point it at the config (a path or s3://bucket/key)",
+            )
+        })?;
+        let config = state::load_config(&location).await?;
+        let workflow = build(config).await?;
+        Ok(Workflows { location, current: tokio::sync::Mutex::new(Arc::new(workflow)) })
+    }
+
+    /// The workflow over the config as it is now (read again at every call; rebuilt when it
+    /// changed).
+    pub async fn latest(&self) -> Result<Arc<Workflow>, Error> {
+        let config = state::load_config(&self.location).await?;
+        let mut current = self.current.lock().await;
+        if config.sha256() != current.config_sha256() {
+            tracing::info!(config_sha256 = %config.sha256(), was = %current.config_sha256(), "the config changed");
+            *current = Arc::new(build(config).await?);
+        }
+        Ok(current.clone())
+    }
+
+    /// The workflow over the config run `run` was planned with (`planned`, its sha256): this
+    /// container's when it matches (no request is made), else the config as it is now, which
+    /// must then match. Without a pin (a hand-made event), this container's.
+    pub async fn pinned(&self, run: crate::layout::RunId, planned: Option<&str>) -> Result<Arc<Workflow>, Error> {
+        let current = self.current.lock().await.clone();
+        if current.check_config(run, planned).is_ok() {
+            return Ok(current);
+        }
+        let latest = self.latest().await?;
+        latest.check_config(run, planned)?;
+        Ok(latest)
+    }
+}
+
+async fn build(config: crate::config::Config) -> Result<Workflow, Error> {
+    deployed_state(&config)?;
     let state = state::store_for(&config).await?;
     Ok(Workflow::new(config, Arc::from(state)))
+}
+
+/// The deployed steps run in separate containers: the dump's plan, the exports' results and
+/// finalize's checks must meet in one S3 state bucket, never in a container's `/tmp`.
+fn deployed_state(config: &crate::config::Config) -> Result<(), Error> {
+    let path = config.state.path.to_string_lossy();
+    if path.starts_with("s3://") {
+        return Ok(());
+    }
+    Err(crate::config::ConfigErrors::file(format!(
+        "[state] path is {path:?}, a local folder: deployed, each step runs in its own Lambda container, so \
+         finalize would never see the exports' results; set [state] path = \"s3://<StateBucketName>/\" (the \
+         template's state bucket)"
+    ))
+    .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deployed_config_must_keep_its_state_in_s3() {
+        let mut config = crate::config::Config::from_toml_str(
+            "[source]\ntype = \"parquet\"\npath = \"lake\"\n[[tables]]\nname = \"events\"\n[[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"out\"\n",
+            std::path::Path::new("/tmp"),
+        )
+        .unwrap();
+        let e = deployed_state(&config).unwrap_err();
+        assert!(!e.is_retryable());
+        let message = e.to_string();
+        assert!(message.contains("[state] path") && message.contains("s3://"), "{message}");
+        config.state.path = "s3://byob-state/prod".into();
+        deployed_state(&config).unwrap();
+    }
 }

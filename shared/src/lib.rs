@@ -27,8 +27,8 @@
 //! - [`generate`]: the synthetic data platform that feeds the demo, tests and benchmarks.
 //! - [`aws`]: our AWS side: the role chain into a customer's account, SDK configuration,
 //!   retry classification, Secrets Manager secrets and the IAM policies `byob iam-policy` prints.
-//! - [`names`], [`redact`]: leaves every layer shares: AWS name rules (STS session names) and
-//!   secret redaction for error text (connection URLs, PostgreSQL errors).
+//! - [`names`], [`redact`], [`pg`]: leaves every layer shares: AWS name rules (STS session
+//!   names), secret redaction for error text, PostgreSQL error text and retry verdicts.
 //! - [`error`]: the library's error type.
 //! - [`malloc`]: glibc malloc settings every binary applies first thing (flat peak RSS).
 
@@ -45,6 +45,7 @@ pub mod layout;
 pub mod load;
 pub mod malloc;
 pub mod names;
+pub mod pg;
 pub mod plan;
 pub mod receipt;
 pub mod redact;

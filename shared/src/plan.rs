@@ -20,6 +20,10 @@ pub struct Plan {
     pub run: RunId,
     /// One entry per destination, each finalized on its own.
     pub destinations: Vec<DestinationPlan>,
+    /// The sha256 of the config the run was planned with ([`Config::sha256`]); every export
+    /// and finalize of the run runs with exactly that config or fails.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub config: String,
 }
 
 /// The tasks of one destination.
@@ -121,5 +125,5 @@ pub async fn plan(config: &Config, source: &dyn Source, run: RunId, filter: &Pla
         }
         destinations.push(DestinationPlan { destination: dest.id.clone(), tasks });
     }
-    Ok(Plan { run, destinations })
+    Ok(Plan { run, destinations, config: config.sha256() })
 }

@@ -21,24 +21,6 @@ fn url_password(url: &str) -> Option<&str> {
     userinfo.split_once(':').map(|(_, p)| p)
 }
 
-/// A tokio-postgres error with its causes (its own `Display` is only the kind, "db error"); a
-/// server's error as `SEVERITY: message` with its SQLSTATE code. None of the causes ever holds
-/// a password; where the text may quote what the caller passed in (a URL being parsed), pass
-/// it through [`redact_url`].
-pub fn pg_message(error: &tokio_postgres::Error) -> String {
-    if let Some(db) = error.as_db_error() {
-        return format!("{db} ({})", db.code().code());
-    }
-    let mut message = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(e) = cause {
-        message.push_str(": ");
-        message.push_str(&e.to_string());
-        cause = e.source();
-    }
-    message
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

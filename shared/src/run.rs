@@ -20,7 +20,7 @@ use crate::receipt::Receipt;
 use crate::sink::{LocalSink, ObjectSink, S3Sink};
 use crate::source::Source;
 use crate::source::lake::LakeSource;
-use crate::state::{LocalState, StateStore};
+use crate::state::StateStore;
 use crate::{Error, Result};
 
 /// Hooks for progress output. Every method has a no-op default.
@@ -130,7 +130,8 @@ pub fn export_spec(config: &Config, destination: &DestinationConfig, run: RunId)
 pub async fn run(config: &Config, options: &RunOptions, observer: Arc<dyn Observer>) -> Result<RunReport> {
     let started = Instant::now();
     let source = source_for(config);
-    let state: Arc<dyn StateStore> = Arc::new(LocalState::new(config.state.path.clone()));
+    // The store the config names: a local folder, or the same S3 state the deployed steps use.
+    let state: Arc<dyn StateStore> = Arc::from(crate::state::store_for(config).await?);
     let plan = plan::plan(config, source.as_ref(), options.run, &options.filter).await?;
     observer.planned(&plan);
     let permits = Arc::new(Semaphore::new(config.export.parallelism.max(1)));

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use crate::layout::RunId;
 use crate::receipt::Receipt;
+use crate::sink::S3Error;
 use crate::{Error, Result};
 
 /// Where finished runs are recorded.
@@ -125,8 +126,20 @@ impl S3State {
         crate::layout::join(&self.prefix, rest)
     }
 
-    fn error(&self, key: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
-        Error::Sink { target: format!("s3://{}", self.bucket), key: key.to_string(), source: Box::new(e) }
+    /// An S3 request on the state bucket failed: S3's verdict decides whether a retry can help
+    /// (AccessDenied or NoSuchKey never passes on a retry).
+    fn error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        e: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Error {
+        S3Error::from_sdk(operation, &self.bucket, key, e).into_error()
+    }
+
+    /// Reading an object's body broke off: a lost connection, worth a retry.
+    fn body_error(&self, key: &str, e: impl std::fmt::Display) -> Error {
+        body_error(&self.bucket, key, e)
     }
 
     async fn put_json(&self, key: &str, body: Vec<u8>) -> Result<()> {
@@ -138,7 +151,7 @@ impl S3State {
             .body(body.into())
             .send()
             .await
-            .map_err(|e| self.error(key, aws_sdk_s3::Error::from(e)))?;
+            .map_err(|e| self.error("PutObject", key, e))?;
         Ok(())
     }
 }
@@ -155,7 +168,7 @@ impl StateStore for S3State {
         let mut runs = Vec::new();
         let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&prefix).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.error(&prefix, aws_sdk_s3::Error::from(e)))?;
+            let page = page.map_err(|e| self.error("ListObjectsV2", &prefix, e))?;
             for object in page.contents() {
                 let name = object.key().and_then(|k| k.rsplit('/').next()).unwrap_or_default();
                 if let Some(run) = name.strip_suffix(".json").and_then(|s| s.replace('_', ":").parse::<RunId>().ok()) {
@@ -189,8 +202,8 @@ impl StateStore for S3State {
             .key(key)
             .send()
             .await
-            .map_err(|e| self.error(key, aws_sdk_s3::Error::from(e)))?;
-        let bytes = object.body.collect().await.map_err(|e| self.error(key, e))?.into_bytes();
+            .map_err(|e| self.error("GetObject", key, e))?;
+        let bytes = object.body.collect().await.map_err(|e| self.body_error(key, e))?.into_bytes();
         serde_json::from_slice(&bytes).map_err(|e| Error::Receipt(format!("task result {pointer:?}: {e}")))
     }
 }
@@ -216,20 +229,16 @@ pub async fn load_config(location: &str) -> Result<crate::config::Config> {
     let sdk = crate::aws::sdk_config(&crate::config::AwsConfig::default()).await;
     let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(sdk.endpoint_url().is_some()).build();
     let client = aws_sdk_s3::Client::from_conf(s3);
-    let sink_error = |e: Box<dyn std::error::Error + Send + Sync>| Error::Sink {
-        target: format!("s3://{bucket}"),
-        key: key.clone(),
-        source: e,
-    };
     let object = client
         .get_object()
         .bucket(&bucket)
         .key(&key)
         .send()
         .await
-        .map_err(|e| sink_error(Box::new(aws_sdk_s3::Error::from(e))))?;
-    let bytes = object.body.collect().await.map_err(|e| sink_error(Box::new(e)))?.into_bytes();
-    let text = String::from_utf8(bytes.to_vec()).map_err(|e| sink_error(Box::new(e)))?;
+        .map_err(|e| S3Error::from_sdk("GetObject", &bucket, &key, e).into_error())?;
+    let bytes = object.body.collect().await.map_err(|e| body_error(&bucket, &key, e))?.into_bytes();
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|_| crate::config::ConfigErrors::file(format!("s3://{bucket}/{key} is not UTF-8 text")))?;
     let base = std::path::Path::new("/tmp");
     let config = if key.ends_with(".json") {
         crate::config::Config::from_json_str(&text, base)?
@@ -237,6 +246,20 @@ pub async fn load_config(location: &str) -> Result<crate::config::Config> {
         crate::config::Config::from_toml_str(&text, base)?
     };
     Ok(config)
+}
+
+/// Reading an object's body broke off after S3 answered: a lost connection, worth a retry.
+fn body_error(bucket: &str, key: &str, e: impl std::fmt::Display) -> Error {
+    S3Error {
+        operation: "GetObject",
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        code: None,
+        status: None,
+        retryable: true,
+        message: format!("reading the body: {e}"),
+    }
+    .into_error()
 }
 
 /// `s3://bucket/rest` -> (bucket, rest).

@@ -4,15 +4,21 @@
 //!
 //! ```text
 //! EventBridge Scheduler {"scheduled_time": "<aws.scheduler.scheduled-time>"}
-//!   -> dump(DumpInput) -> Plan {run, destinations: [{destination, tasks: [ExportTask]}]}
-//!   -> Map over destinations -> Map over tasks: export(ExportInput{run, task}) -> ExportOutput
-//!   -> finalize(FinalizeInput{run, destination, tasks, results: [ExportOutput]}) -> FinalizeOutput
+//!   -> dump(DumpInput) -> Plan {run, config, destinations: [{destination, tasks: [ExportTask]}]}
+//!   -> Map over destinations -> Map over tasks: export(ExportInput{run, config, task}) -> ExportOutput
+//!   -> finalize(FinalizeInput{run, config, destination, tasks, results: [ExportOutput]}) -> FinalizeOutput
 //! ```
 //!
 //! Results that grow with the data (file lists) are written to our own state store and only a
 //! pointer travels through the state machine, whose payloads are capped at 256 KB. Nothing here
 //! may depend on process memory surviving between steps: each step may run in a different
 //! Lambda container, and any step may be retried.
+//!
+//! One run, one config: the plan records the config's sha256 (`config`), the state machine
+//! passes it to every export and finalize, and a step whose config differs fails
+//! `NonRetryable` naming both (a warm container first reloads the config, see
+//! `crate::lambda::Workflows`), so an upload during a run can never give a receipt whose
+//! format does not match its files.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -72,6 +78,10 @@ impl DumpInput {
 pub struct ExportInput {
     /// The run id.
     pub run: RunId,
+    /// The sha256 of the config the run was planned with ([`Plan::config`]); absent in a
+    /// hand-made event, which then runs with whatever config the function has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
     /// The task to run.
     pub task: ExportTask,
 }
@@ -98,6 +108,10 @@ pub struct ExportOutput {
 pub struct FinalizeInput {
     /// The run id.
     pub run: RunId,
+    /// The sha256 of the config the run was planned with ([`Plan::config`]), as in
+    /// [`ExportInput::config`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
     /// The destination id.
     pub destination: String,
     /// Every task the plan gave this destination.
@@ -123,10 +137,17 @@ pub struct FinalizeOutput {
     pub tables: usize,
 }
 
-/// Everything the steps need, built once per Lambda container (or per test).
+/// What the steps share within one Lambda container (or one test) for one config: the config,
+/// the state store, and the sinks of the current run (their role-chain credentials, so the
+/// tasks of a destination that land in one container assume its roles once).
+///
+/// It never holds a source between steps: each step opens its own (a PostgreSQL source its
+/// own connections and snapshot, closed when the step returns), so a warm container keeps no
+/// transaction open on the platform's database and never reuses an earlier step's snapshot.
+/// Sinks of earlier runs are dropped when a new run's first sink is made.
 pub struct Workflow {
     config: Config,
-    source: Arc<dyn Source>,
+    config_sha256: String,
     state: Arc<dyn StateStore>,
     sinks: Mutex<HashMap<(String, RunId), Arc<dyn ObjectSink>>>,
 }
@@ -140,13 +161,32 @@ impl std::fmt::Debug for Workflow {
 impl Workflow {
     /// A workflow over `config`, reading from its source and keeping state in `state`.
     pub fn new(config: Config, state: Arc<dyn StateStore>) -> Self {
-        let source = source_for(&config);
-        Workflow { config, source, state, sinks: Mutex::new(HashMap::new()) }
+        let config_sha256 = config.sha256();
+        Workflow { config, config_sha256, state, sinks: Mutex::new(HashMap::new()) }
     }
 
     /// The config.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The sha256 of the config ([`Config::sha256`]).
+    pub fn config_sha256(&self) -> &str {
+        &self.config_sha256
+    }
+
+    /// Fails unless this step's config is the one the run was planned with.
+    pub fn check_config(&self, run: RunId, planned: Option<&str>) -> Result<()> {
+        match planned {
+            Some(planned) if planned != self.config_sha256 => Err(crate::config::ConfigErrors::file(format!(
+                "run {run} was planned with config sha256 {planned}, but this step has config sha256 {}: the \
+                 config changed during the run, and one run never mixes two configs; run it again (same run id) \
+                 to export every table with the new config",
+                self.config_sha256
+            ))
+            .into()),
+            _ => Ok(()),
+        }
     }
 
     async fn sink(&self, destination: &str, run: RunId) -> Result<Arc<dyn ObjectSink>> {
@@ -157,6 +197,8 @@ impl Workflow {
         let dest = self.destination(destination)?;
         let sink = sink_for(&self.config, dest, run).await?;
         if let Ok(mut sinks) = self.sinks.lock() {
+            // A warm container serves run after run: keep only this run's sinks.
+            sinks.retain(|(_, r), _| *r == run);
             sinks.insert(key, sink.clone());
         }
         Ok(sink)
@@ -174,28 +216,25 @@ impl Workflow {
     pub async fn dump(&self, input: &DumpInput) -> Result<Plan> {
         let run = input.run_id()?;
         let filter = PlanFilter { destinations: input.destinations.clone(), tables: input.tables.clone() };
-        let plan = plan::plan(&self.config, self.source.as_ref(), run, &filter).await?;
+        let source: Arc<dyn Source> = source_for(&self.config);
+        let plan = plan::plan(&self.config, source.as_ref(), run, &filter).await?;
         tracing::info!(%run, destinations = plan.destinations.len(), tasks = plan.destinations.iter().map(|d| d.tasks.len()).sum::<usize>(), "planned");
         Ok(plan)
     }
 
     /// The export step: runs one task and stores its full result in our state.
     pub async fn export(&self, input: &ExportInput) -> Result<ExportOutput> {
+        self.check_config(input.run, input.config.as_deref())?;
         let task = &input.task;
         let destination = self.destination(&task.destination)?;
         let sink = self.sink(&task.destination, input.run).await?;
         let spec = export_spec(&self.config, destination, input.run)?;
         let request = plan::table_request(&self.config, destination, &task.table);
-        let result = export::export(
-            task,
-            &request,
-            self.source.as_ref(),
-            sink.as_ref(),
-            &spec,
-            &Cancel::default(),
-            Arc::new(|_| {}),
-        )
-        .await?;
+        // This step's own source, dropped (connections closed) when the step returns.
+        let source: Arc<dyn Source> = source_for(&self.config);
+        let result =
+            export::export(task, &request, source.as_ref(), sink.as_ref(), &spec, &Cancel::default(), Arc::new(|_| {}))
+                .await?;
         let pointer = self.state.put_result(input.run, &result).await?;
         tracing::info!(destination = %task.destination, table = %task.table, slice = task.slice.index, rows = result.rows, files = result.files.len(), "exported");
         Ok(ExportOutput {
@@ -209,6 +248,7 @@ impl Workflow {
 
     /// The finalize step: checks every task's result, then writes the receipts.
     pub async fn finalize(&self, input: &FinalizeInput) -> Result<FinalizeOutput> {
+        self.check_config(input.run, input.config.as_deref())?;
         let destination = self.destination(&input.destination)?;
         let mut results: Vec<TaskResult> = Vec::with_capacity(input.results.len());
         for output in &input.results {

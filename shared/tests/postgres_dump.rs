@@ -120,3 +120,59 @@ async fn a_postgres_run_exports_exactly_what_the_lake_run_exports() {
         }
     }
 }
+
+/// Deployed, one container serves step after step for days: a step must leave no connection
+/// (and so no open transaction or exported snapshot) on the platform's database when it
+/// returns. The dump step and two export steps run through one `Workflow`, as one warm
+/// container runs them; after each, `pg_stat_activity` holds no session of byob's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_container_holds_no_connection_between_steps() {
+    use byob::workflow::{DumpInput, ExportInput, Workflow};
+
+    let Some(pg) = postgres_harness::shared() else { return };
+    // GIVEN the platform in PostgreSQL and a workflow over it
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let options = GenerateOptions { out: lake.clone(), scale: 0.005, seed: 5, ..GenerateOptions::default() };
+    generate::generate(&options, &|_, _| {}).unwrap();
+    let db = pg.database("warm").await;
+    load_lake(&pg.connector(&db), "public", &lake, &TABLES, &|_, _| {}).await.unwrap();
+    let config = config(dir.path(), &format!("[source]\ntype = \"postgres\"\nurl = \"{}\"\n", pg.url(&db)), "warm");
+    let state = Arc::new(byob::state::LocalState::new(config.state.path.clone()));
+    let workflow = Workflow::new(config, state);
+    let probe = postgres_harness::client(&pg.url("postgres")).await;
+    let ours = || async {
+        // A closed connection's backend exits a moment after the client hangs up.
+        let mut count = 0;
+        for _ in 0..100 {
+            let row = probe
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'byob'",
+                    &[&db],
+                )
+                .await
+                .unwrap();
+            count = row.get::<_, i64>(0);
+            if count == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        count
+    };
+
+    // WHEN the dump step plans (estimates, cut points) ...
+    let run: RunId = "2024-03-01T04:00".parse().unwrap();
+    let plan = workflow.dump(&DumpInput { run: Some(run), ..DumpInput::default() }).await.unwrap();
+    // THEN no session of ours is left
+    assert_eq!(ours().await, 0, "after the dump step");
+    // AND after each of two export steps in the same container, none either
+    let tasks: Vec<_> = plan.destinations[0].tasks.iter().filter(|t| t.table == "events").take(2).cloned().collect();
+    assert_eq!(tasks.len(), 2, "events is exported in slices");
+    for task in tasks {
+        let input = ExportInput { run, config: Some(plan.config.clone()), task };
+        let out = workflow.export(&input).await.unwrap();
+        assert_eq!(out.task, input.task);
+        assert_eq!(ours().await, 0, "after exporting {:?}", input.task);
+    }
+}

@@ -541,6 +541,68 @@ async fn unsupported_types_fail_in_open_naming_table_column_and_type() {
     assert_eq!(strings(&rows, 2), [Some("(1,2)".to_owned())]);
 }
 
+/// What a step that failed reading PostgreSQL tells Step Functions: retry only what a retry
+/// can fix (`byob::Error::is_retryable`, the `Retryable` / `NonRetryable` errorType).
+#[tokio::test]
+async fn errors_say_whether_a_retry_can_help() {
+    let Some(db) = db("verdicts").await else { return };
+    let pg = postgres_harness::shared().unwrap();
+    db.client.batch_execute("CREATE TABLE odd (id int, tenant_id text, location point)").await.unwrap();
+    let open = |source: PgSource, table: &'static str| async move {
+        source.open(&request(table, "acme", None), Slice::WHOLE).await.expect_err("the open fails")
+    };
+
+    // Permanent: the same config fails the same way on every retry.
+    let missing = open(db.source(), "no_such_table").await;
+    assert!(!missing.is_retryable(), "missing table: {missing}");
+    let unsupported = open(db.source(), "odd").await;
+    assert!(!unsupported.is_retryable(), "unsupported type: {unsupported}");
+    let missing_column = db
+        .source()
+        .open(&request("odd", "acme", Some(&["id", "nope"])), Slice::WHOLE)
+        .await
+        .expect_err("a missing column fails");
+    assert!(!missing_column.is_retryable(), "missing column: {missing_column}");
+    let unknown_db = Connector::from_url(&pg.url("no_such_database"), None, None).unwrap();
+    let unknown_db = open(PgSource::new(unknown_db), "odd").await;
+    assert!(!unknown_db.is_retryable(), "unknown database (3D000): {unknown_db}");
+    let no_role = format!("postgresql://no_such_role@127.0.0.1:{}/{}?sslmode=disable", pg.port, db.name);
+    let no_role = open(PgSource::new(Connector::from_url(&no_role, None, None).unwrap()), "odd").await;
+    assert!(!no_role.is_retryable(), "refused login (28000): {no_role}");
+
+    // Transient: nothing answers on the port (a restart, a failover) may pass on a retry.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let refused = format!("postgresql://postgres@127.0.0.1:{port}/{}?sslmode=disable&connect_timeout=5", db.name);
+    let refused = open(PgSource::new(Connector::from_url(&refused, None, None).unwrap()), "odd").await;
+    assert!(refused.is_retryable(), "connection refused: {refused}");
+
+    // Transient: the server ended our session mid-read (57P01 admin shutdown of the backend).
+    db.client
+        .batch_execute("CREATE TABLE big AS SELECT g AS id, 'acme' AS tenant_id FROM generate_series(1, 2000000) g")
+        .await
+        .unwrap();
+    let source = db.source();
+    let mut stream = source.open(&request("big", "acme", None), Slice::WHOLE).await.unwrap();
+    db.client
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            db.name
+        ))
+        .await
+        .unwrap();
+    let mut broken = None;
+    while let Some(batch) = futures::StreamExt::next(&mut stream.batches).await {
+        if let Err(e) = batch {
+            broken = Some(e);
+            break;
+        }
+    }
+    let broken = broken.expect("reading from a terminated session fails");
+    assert!(broken.is_retryable(), "terminated session: {broken}");
+}
+
 fn request(table: &str, tenant: &str, columns: Option<&[&str]>) -> TableRequest {
     TableRequest {
         table: table.into(),

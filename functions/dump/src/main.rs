@@ -1,14 +1,21 @@
 //! The dump function: EventBridge Scheduler's event (or a manual run) in, the run's plan out.
 
-use byob::lambda::{HandlerError, workflow_from_env};
+use byob::lambda::{HandlerError, Workflows};
 use byob::plan::Plan;
 use byob::workflow::{DumpInput, Workflow};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 fn main() -> Result<(), lambda_runtime::Error> {
     byob::lambda::start(async {
-        let workflow = workflow_from_env().await?;
-        lambda_runtime::run(service_fn(|event| handler(&workflow, event))).await
+        let workflows = Workflows::from_env().await?;
+        lambda_runtime::run(service_fn(|event: LambdaEvent<DumpInput>| {
+            let workflows = &workflows;
+            async move {
+                let workflow = workflows.latest().await?;
+                handler(&workflow, event).await
+            }
+        }))
+        .await
     })
 }
 

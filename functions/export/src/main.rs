@@ -1,13 +1,20 @@
 //! The export function: one task of the plan in, a pointer to its stored result out.
 
-use byob::lambda::{HandlerError, workflow_from_env};
+use byob::lambda::{HandlerError, Workflows};
 use byob::workflow::{ExportInput, ExportOutput, Workflow};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 fn main() -> Result<(), lambda_runtime::Error> {
     byob::lambda::start(async {
-        let workflow = workflow_from_env().await?;
-        lambda_runtime::run(service_fn(|event| handler(&workflow, event))).await
+        let workflows = Workflows::from_env().await?;
+        lambda_runtime::run(service_fn(|event: LambdaEvent<ExportInput>| {
+            let workflows = &workflows;
+            async move {
+                let workflow = workflows.pinned(event.payload.run, event.payload.config.as_deref()).await?;
+                handler(&workflow, event).await
+            }
+        }))
+        .await
     })
 }
 

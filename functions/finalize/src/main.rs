@@ -1,13 +1,20 @@
 //! The finalize function: one destination's tasks and export outputs in; its receipts written.
 
-use byob::lambda::{HandlerError, workflow_from_env};
+use byob::lambda::{HandlerError, Workflows};
 use byob::workflow::{FinalizeInput, FinalizeOutput, Workflow};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 fn main() -> Result<(), lambda_runtime::Error> {
     byob::lambda::start(async {
-        let workflow = workflow_from_env().await?;
-        lambda_runtime::run(service_fn(|event| handler(&workflow, event))).await
+        let workflows = Workflows::from_env().await?;
+        lambda_runtime::run(service_fn(|event: LambdaEvent<FinalizeInput>| {
+            let workflows = &workflows;
+            async move {
+                let workflow = workflows.pinned(event.payload.run, event.payload.config.as_deref()).await?;
+                handler(&workflow, event).await
+            }
+        }))
+        .await
     })
 }
 
@@ -33,7 +40,7 @@ mod tests {
         let mut input = fixture();
         // GIVEN the export the fixture points at has run
         let task = input.tasks[0].clone();
-        let out = workflow.export(&ExportInput { run: input.run, task }).await.expect("export");
+        let out = workflow.export(&ExportInput { run: input.run, config: None, task }).await.expect("export");
         assert_eq!(out.result, input.results[0].result, "the fixture's pointer is where export stores results");
         input.results[0] = out;
         // WHEN finalize runs
@@ -52,7 +59,7 @@ mod tests {
         // The plan has a task whose result never came back.
         input.tasks.push(byob::plan::ExportTask { table: "events".into(), ..input.tasks[0].clone() });
         let task = input.tasks[0].clone();
-        input.results[0] = workflow.export(&ExportInput { run: input.run, task }).await.expect("export");
+        input.results[0] = workflow.export(&ExportInput { run: input.run, config: None, task }).await.expect("export");
         let err = handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default()))
             .await
             .expect_err("incomplete");
@@ -67,7 +74,7 @@ mod tests {
         let (_dir, workflow) = byob::workflow::testing::workflow();
         let mut input = fixture();
         let task = input.tasks[0].clone();
-        let mut out = workflow.export(&ExportInput { run: input.run, task }).await.expect("export");
+        let mut out = workflow.export(&ExportInput { run: input.run, config: None, task }).await.expect("export");
         out.rows += 1;
         input.results[0] = out;
         let err = handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default()))

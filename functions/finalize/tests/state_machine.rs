@@ -39,21 +39,28 @@ async fn the_state_machine_writes_what_byob_run_writes() {
     // WHEN the dump step plans, each destination's tasks export concurrently, and finalize runs
     let plan: Value = serde_json::to_value(workflow.dump(&event).await.expect("dump")).expect("plan JSON");
     let run = plan["run"].clone();
+    // The plan pins the config: Plan's ResultSelector keeps "config", every ItemSelector and the
+    // finalize Payload pass "config.$": "$.config".
+    let config = plan["config"].clone();
+    assert_eq!(config.as_str(), Some(workflow.config_sha256()), "the plan records the config's sha256");
     let mut finalized = Vec::new();
     for destination in plan["destinations"].as_array().expect("destinations") {
-        // Map over tasks: ItemSelector {"run.$": "$.run", "task.$": "$$.Map.Item.Value"}
+        // Map over tasks: ItemSelector {"run.$": "$.run", "config.$": "$.config", "task.$": "$$.Map.Item.Value"}
         let inputs: Vec<ExportInput> = destination["tasks"]
             .as_array()
             .expect("tasks")
             .iter()
-            .map(|task| serde_json::from_value(json!({"run": run, "task": task})).expect("export input"))
+            .map(|task| {
+                serde_json::from_value(json!({"run": run, "config": config, "task": task})).expect("export input")
+            })
             .collect();
         let outputs = join_all(inputs.iter().map(|i| workflow.export(i))).await;
         let results: Vec<Value> =
             outputs.into_iter().map(|o| serde_json::to_value(o.expect("export")).expect("JSON")).collect();
-        // Finalize: {"run", "destination", "tasks", "results"}
+        // Finalize: {"run", "config", "destination", "tasks", "results"}
         let input: FinalizeInput = serde_json::from_value(json!({
             "run": run,
+            "config": config,
             "destination": destination["destination"],
             "tasks": destination["tasks"],
             "results": results,
@@ -96,4 +103,32 @@ async fn the_state_machine_writes_what_byob_run_writes() {
             }
         }
     }
+}
+
+/// One run, one config: an upload between the plan and an export fails that export (and the
+/// destination's finalize) `NonRetryable`, naming both configs, and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_changed_during_the_run_fails_the_steps_that_would_mix_them() {
+    // GIVEN a run planned with the config as it was
+    let (dir, planned_with) = testing::workflow();
+    let event: DumpInput = serde_json::from_value(json!({"run": "2023-03-14T04:00"})).expect("event");
+    let plan = planned_with.dump(&event).await.expect("dump");
+    let task = plan.destinations[0].tasks[0].clone();
+
+    // WHEN the operator uploads a config with another format before the exports run
+    let mut changed = planned_with.config().clone();
+    changed.destinations[0].format.codec = byob::format::Codec::Zstd;
+    let state = Arc::new(byob::state::LocalState::new(changed.state.path.clone()));
+    let later = byob::workflow::Workflow::new(changed, state);
+    assert_ne!(later.config_sha256(), plan.config);
+    let input = ExportInput { run: plan.run, config: Some(plan.config.clone()), task };
+    let err = later.export(&input).await.expect_err("the config changed");
+
+    // THEN the export fails for good, naming the planned and the loaded config, and writes nothing
+    assert!(!err.is_retryable(), "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&plan.config) && message.contains(later.config_sha256()), "{message}");
+    assert!(objects(&dir.path().join("buckets")).is_empty(), "nothing written");
+    // AND the unchanged config runs the same task
+    planned_with.export(&input).await.expect("the planned config exports");
 }

@@ -31,8 +31,8 @@ use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 use super::{LoadError, LoadOutcome, LoadReport, ReceiptInfo, Target, VerifiedReceipt, read};
+use crate::pg::pg_message;
 use crate::receipt::TableReceipt;
-use crate::redact::pg_message;
 use crate::schema::{ColumnSchema, parse_type_name};
 use crate::source::postgres::Connector;
 
@@ -98,10 +98,7 @@ impl PostgresTarget {
 
     fn err(&self, what: &str, e: tokio_postgres::Error) -> LoadError {
         // Constraint, type and data errors are permanent; connection trouble is not.
-        let retryable = e.code().is_none_or(|c| {
-            let c = c.code();
-            c.starts_with("08") || c.starts_with("40") || c.starts_with("53") || c.starts_with("57")
-        });
+        let retryable = crate::pg::is_transient(&e);
         LoadError::Target {
             target: self.connector.name().to_owned(),
             reason: format!("{what}: {}", pg_message(&e)),

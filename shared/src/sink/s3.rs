@@ -149,7 +149,7 @@ fn hint(code: Option<&str>, status: Option<u16>) -> &'static str {
 }
 
 impl S3Error {
-    fn from_sdk<E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static>(
+    pub(crate) fn from_sdk<E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static>(
         operation: &'static str,
         bucket: &str,
         key: &str,
@@ -178,7 +178,7 @@ impl S3Error {
         }
     }
 
-    fn into_error(self) -> Error {
+    pub(crate) fn into_error(self) -> Error {
         Error::Sink { target: format!("s3://{}", self.bucket), key: self.key.clone(), source: Box::new(self) }
     }
 }

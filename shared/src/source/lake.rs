@@ -102,6 +102,33 @@ pub enum LakeError {
     Arrow(#[from] ArrowError),
 }
 
+impl LakeError {
+    /// Whether reading the table again may succeed: only an I/O error other than a missing
+    /// file, a refused permission or invalid data (a storage hiccup). A missing table, column
+    /// or file, mismatched schemas, a tenant that cannot match, a slice that does not exist,
+    /// and a Parquet or Arrow failure (a corrupt file) fail the same way every time.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LakeError::Io(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::InvalidData
+                    | std::io::ErrorKind::InvalidInput
+            ),
+            LakeError::MissingTable
+            | LakeError::NoFiles
+            | LakeError::MissingColumn { .. }
+            | LakeError::DuplicateColumn { .. }
+            | LakeError::SchemaMismatch { .. }
+            | LakeError::Tenant { .. }
+            | LakeError::InvalidSlice { .. }
+            | LakeError::Parquet(_)
+            | LakeError::Arrow(_) => false,
+        }
+    }
+}
+
 /// A Parquet lake: one folder of Parquet files per table, rows of all tenants mixed (ideally
 /// clustered by tenant, so statistics let whole row groups be skipped).
 #[derive(Debug, Clone)]

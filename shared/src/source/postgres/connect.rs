@@ -30,7 +30,8 @@ use tokio_postgres::{Client, Socket};
 
 use super::PostgresError;
 use crate::config::TlsMode;
-use crate::redact::{pg_message, redact_url};
+use crate::pg::pg_message;
+use crate::redact::redact_url;
 
 /// How long establishing a connection may take unless the URL says `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

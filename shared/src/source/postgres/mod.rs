@@ -64,7 +64,7 @@ use types::PgColumn;
 
 use super::{BatchStream, Slice, Source, TableRequest, TableStream};
 use crate::config::{self, TableConfig};
-use crate::redact::pg_message;
+use crate::pg::pg_message;
 use crate::{Error, Result};
 
 /// Rows per batch unless [`PgSource::with_batch_limits`] says otherwise.
@@ -91,6 +91,8 @@ pub enum PostgresError {
         id: String,
         /// Why it could not be used.
         reason: String,
+        /// Whether reading it again may succeed (throttling, a timeout), as the AWS side said.
+        retryable: bool,
     },
     /// Connecting (or authenticating) failed. (PostgreSQL's error is shown in the message,
     /// with its causes, rather than chained as a `source`, so it is not printed twice.)
@@ -152,6 +154,29 @@ pub enum PostgresError {
     /// The COPY stream could not be decoded.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+}
+
+impl PostgresError {
+    /// Whether reading the table again may succeed: a connection or statement that failed
+    /// for a transient reason ([`crate::pg::is_transient`]), or a secret that could not be read
+    /// for one. Settings, TLS setup, a missing table, an unsupported or repeated column, a bad
+    /// slice key or identifier, a slice that does not exist and undecodable data are
+    /// permanent: the same config and data fail the same way.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PostgresError::Connect(error) | PostgresError::Query { error, .. } => crate::pg::is_transient(error),
+            PostgresError::Secret { retryable, .. } => *retryable,
+            PostgresError::Settings(_)
+            | PostgresError::Tls(_)
+            | PostgresError::MissingTable { .. }
+            | PostgresError::UnsupportedType { .. }
+            | PostgresError::DuplicateColumn { .. }
+            | PostgresError::SliceKey { .. }
+            | PostgresError::Identifier(_)
+            | PostgresError::InvalidSlice { .. }
+            | PostgresError::Decode(_) => false,
+        }
+    }
 }
 
 /// How one table is read, beyond its name.
@@ -650,9 +675,11 @@ async fn connector_from_secret(
 ) -> std::result::Result<Connector, PostgresError> {
     let sdk = crate::aws::sdk_config(aws).await;
     // AwsError's text names the secret and the problem, never the secret's value.
-    let secret = crate::aws::secrets::read_with(&sdk, id)
-        .await
-        .map_err(|e| PostgresError::Secret { id: id.to_owned(), reason: e.to_string() })?;
+    let secret = crate::aws::secrets::read_with(&sdk, id).await.map_err(|e| PostgresError::Secret {
+        id: id.to_owned(),
+        reason: e.to_string(),
+        retryable: e.is_retryable(),
+    })?;
     Connector::from_secret(&secret, tls, ca_file)
 }
 
