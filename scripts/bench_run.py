@@ -183,7 +183,7 @@ def timed(cmd, time_file, stdout=None, label=""):
     return wall, cpu, rss_mb
 
 
-def files_under(folder, skip=("receipt.json",)):
+def files_under(folder, skip=("receipt.json", "receipt.run.json")):
     found = []
     for root, _, names in os.walk(folder):
         found += [os.path.join(root, n) for n in names if n not in skip and not n.startswith(".")]

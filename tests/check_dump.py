@@ -72,7 +72,7 @@ def main(demo_dir):
         receipt = json.load(open(receipt_path))
         run = receipt["run"]
         check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d", run) is not None, f"run id {run!r}")
-        copy = json.load(open(os.path.join(root, run, "receipt.json")))
+        copy = json.load(open(os.path.join(root, run, "receipt.run.json")))
         check(copy == receipt, f"{dest['id']}: run copy differs from the root receipt")
         check(receipt["version"] == 1, "receipt version")
         fmt = receipt["format"]
@@ -99,7 +99,7 @@ def main(demo_dir):
         for dirpath, _, names in os.walk(os.path.join(root, run)):
             for name in names:
                 on_disk.add(os.path.relpath(os.path.join(dirpath, name), root))
-        extra = on_disk - listed - {f"{run}/receipt.json"}
+        extra = on_disk - listed - {f"{run}/receipt.run.json"}
         check(not extra, f"{dest['id']}: files not in the receipt: {sorted(extra)[:5]}")
         print(f"{dest['id']}: {len(receipt['tables'])} tables, {sum(t['row_count'] for t in receipt['tables'].values())} rows OK")
     check(checked_files > 0, "no files were checked")

@@ -111,7 +111,7 @@ enum Command {
     /// verify every file (size, sha256, keys inside the run), then stage and swap every table
     /// in one transaction. The same receipt twice loads once; an older run is skipped.
     Load {
-        /// The receipt: s3://bucket/<prefix>/receipt.json (or .../<run>/receipt.json), or a path.
+        /// The receipt: s3://bucket/<prefix>/receipt.json (or .../<run>/receipt.run.json), or a path.
         #[arg(long)]
         receipt: String,
         /// The target: a PostgreSQL URL (postgresql://user:password@host:5432/warehouse) or a

@@ -100,7 +100,7 @@ fn demo_dumps_two_destinations_and_a_rerun_reuses_the_config() {
         dir.path(),
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let run_copy = dir.path().join("d/buckets/acme-data/byob/2020-01-01T04:00/receipt.json");
+    let run_copy = dir.path().join("d/buckets/acme-data/byob/2020-01-01T04:00/receipt.run.json");
     let receipt: serde_json::Value = serde_json::from_slice(&std::fs::read(run_copy).expect("run copy")).expect("json");
     assert_eq!(receipt["tables"].as_object().map(|t| t.len()), Some(1), "only the events table");
 }

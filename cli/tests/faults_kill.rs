@@ -106,7 +106,7 @@ async fn contents(client: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String,
         for object in page.contents() {
             let key = object.key().expect("key").to_owned();
             let mut bytes = moto::get(client, bucket, &key).await.expect("listed object");
-            if key.ends_with("receipt.json") {
+            if key.ends_with("receipt.json") || key.ends_with("receipt.run.json") {
                 let mut receipt: Value = serde_json::from_slice(&bytes).expect("receipt JSON");
                 receipt.as_object_mut().expect("object").remove("timestamp");
                 bytes = serde_json::to_vec_pretty(&receipt).expect("json");
@@ -142,7 +142,7 @@ async fn watch_receipts(client: aws_sdk_s3::Client, bucket: String, prefix: Stri
     loop {
         // Read before testing `stop`, so the pass after the rerun ended sees its final receipts.
         let last = watch.stop.load(Ordering::SeqCst);
-        for key in [format!("{prefix}/receipt.json"), format!("{prefix}/{RUN}/receipt.json")] {
+        for key in [format!("{prefix}/receipt.json"), format!("{prefix}/{RUN}/receipt.run.json")] {
             let Some(bytes) = moto::get(&client, &bucket, &key).await else { continue };
             watch.receipts_seen.fetch_add(1, Ordering::SeqCst);
             let receipt = match Receipt::from_json(&bytes) {

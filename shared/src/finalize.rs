@@ -1,6 +1,6 @@
 //! Finalizing a destination: check that every task of the plan succeeded and that every
-//! file is accounted for, then write `receipt.json`: the run's immutable copy first, the
-//! prefix's root receipt last.
+//! file is accounted for, then write the receipt: the run's immutable copy (`<run>/receipt.run.json`) first,
+//! the prefix's root `receipt.json` last (the only key of a dump ending in `receipt.json`).
 //!
 //! The root receipt is what a customer's S3 trigger fires on, so it must never point at a
 //! file that is not complete, and it must never move backwards: a backfill of an older run
@@ -93,7 +93,7 @@ pub fn build_receipt(
 /// Where the receipts of a run went.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Written {
-    /// The run's immutable copy, `<prefix>/<run>/receipt.json`.
+    /// The run's immutable copy, `<prefix>/<run>/receipt.run.json`.
     pub run_copy: String,
     /// The root receipt `<prefix>/receipt.json`, unless a newer run already owns it.
     pub root: Option<String>,

@@ -5,7 +5,7 @@
 //! ```text
 //! <prefix>/receipt.json                                  rewritten last
 //! <prefix>/<YYYY-MM-DDTHH:MM>/<table>/<table>_000000000000.parquet.gz
-//! <prefix>/<YYYY-MM-DDTHH:MM>/receipt.json               immutable copy of that run's receipt
+//! <prefix>/<YYYY-MM-DDTHH:MM>/receipt.run.json           immutable copy of that run's receipt
 //! ```
 //!
 //! Everything here is a pure function of its inputs: the same run, table and shard always give
@@ -253,13 +253,18 @@ pub fn shard_name(n: u64) -> String {
     format!("{n:012}")
 }
 
-/// The file name of a receipt, both the latest (`<prefix>/receipt.json`, relative key
-/// `receipt.json`) and each run's immutable copy (`<prefix>/<run>/receipt.json`).
+/// The file name of the latest receipt, `<prefix>/receipt.json` (relative key `receipt.json`):
+/// the one key of a dump that ends in `receipt.json`, so an S3 notification with that suffix
+/// (what Dreamdata tells its customers to set) fires exactly once per dump.
 pub const RECEIPT_FILE: &str = "receipt.json";
 
-/// The key of a run's immutable receipt, relative to the prefix: `<run>/receipt.json`.
+/// The file name of each run's immutable receipt copy, `<prefix>/<run>/receipt.run.json`:
+/// deliberately NOT ending in `receipt.json`, so it never fires the receipt notification.
+pub const RUN_RECEIPT_FILE: &str = "receipt.run.json";
+
+/// The key of a run's immutable receipt, relative to the prefix: `<run>/receipt.run.json`.
 pub fn run_receipt_key(run: &RunId) -> String {
-    format!("{run}/{RECEIPT_FILE}")
+    format!("{run}/{RUN_RECEIPT_FILE}")
 }
 
 /// Checks a table name: 1-128 characters of ASCII letters, digits and `_`, not starting with
@@ -785,8 +790,9 @@ mod tests {
     #[test]
     fn receipt_keys() {
         assert_eq!(RECEIPT_FILE, "receipt.json");
-        assert_eq!(run_receipt_key(&run()), "2023-03-14T04:03/receipt.json");
-        assert_eq!(join("exports/acme", &run_receipt_key(&run())), "exports/acme/2023-03-14T04:03/receipt.json");
+        assert_eq!(run_receipt_key(&run()), "2023-03-14T04:03/receipt.run.json");
+        assert!(!run_receipt_key(&run()).ends_with(RECEIPT_FILE), "one key per dump fires a receipt.json trigger");
+        assert_eq!(join("exports/acme", &run_receipt_key(&run())), "exports/acme/2023-03-14T04:03/receipt.run.json");
         assert_eq!(join("exports/acme", RECEIPT_FILE), "exports/acme/receipt.json");
     }
 

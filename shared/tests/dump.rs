@@ -134,7 +134,7 @@ async fn a_failing_destination_gets_no_receipt_and_does_not_stop_the_others() {
     assert!(err.contains("no_such_column") && err.contains("events"), "the cause names table and column: {err}");
     assert!(dir.path().join("buckets/good/receipt.json").exists());
     assert!(!dir.path().join("buckets/broken/receipt.json").exists(), "a failed destination has no receipt");
-    assert!(!dir.path().join(format!("buckets/broken/{run}/receipt.json")).exists());
+    assert!(!dir.path().join(format!("buckets/broken/{run}/receipt.run.json")).exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +167,8 @@ async fn a_rerun_rewrites_the_same_keys_and_records_previous_run() {
     assert_eq!(c.run, second);
     assert_eq!(c.previous_run, Some(first));
     assert!(
-        root.join(format!("{first}/receipt.json")).exists() && root.join(format!("{second}/receipt.json")).exists()
+        root.join(format!("{first}/receipt.run.json")).exists()
+            && root.join(format!("{second}/receipt.run.json")).exists()
     );
 }
 

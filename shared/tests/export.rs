@@ -371,7 +371,7 @@ async fn finalize_writes_the_run_copy_then_the_root_and_never_moves_the_root_bac
     .await
     .expect("first");
     assert_eq!(r1.previous_run, None);
-    assert_eq!(w1.run_copy, "p/2023-03-14T04:03/receipt.json");
+    assert_eq!(w1.run_copy, "p/2023-03-14T04:03/receipt.run.json");
     assert_eq!(read_root().run.to_string(), "2023-03-14T04:03");
 
     let (r2, _) = finalize::finalize(
@@ -401,7 +401,7 @@ async fn finalize_writes_the_run_copy_then_the_root_and_never_moves_the_root_bac
     .await
     .expect("backfill");
     assert_eq!(w3.root, None);
-    assert!(dir.path().join("bucket/p/2023-03-13T04:00/receipt.json").exists());
+    assert!(dir.path().join("bucket/p/2023-03-13T04:00/receipt.run.json").exists());
     assert_eq!(read_root().run.to_string(), "2023-03-14T15:00");
     assert_eq!(state.finished_runs("acme").await.expect("state").len(), 3);
 }

@@ -131,7 +131,7 @@ impl World {
             for object in page.contents() {
                 let key = object.key().expect("key").to_owned();
                 let mut bytes = moto::get(&client, bucket, &key).await.expect("listed object");
-                if key.ends_with("receipt.json") {
+                if key.ends_with("receipt.json") || key.ends_with("receipt.run.json") {
                     let mut receipt: Value = serde_json::from_slice(&bytes).expect("receipt JSON");
                     receipt.as_object_mut().expect("object").remove("timestamp");
                     bytes = serde_json::to_vec_pretty(&receipt).expect("json");

@@ -78,7 +78,7 @@ async fn a_missing_file_loads_nothing_and_names_the_key() {
     std::fs::remove_file(dir.path().join("p").join(&gone)).unwrap();
     let err = Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap_err();
     assert!(matches!(&err, LoadError::Missing { key, .. } if *key == gone), "{err}");
-    assert!(err.to_string().contains(&gone) && err.to_string().contains("receipt.json"), "{err}");
+    assert!(err.to_string().contains(&gone) && err.to_string().contains("receipt.run.json"), "{err}");
     let client = postgres_harness::client(&url).await;
     assert!(!exists(&client, "companies").await && !exists(&client, "contacts").await);
 }

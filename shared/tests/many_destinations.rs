@@ -110,13 +110,13 @@ async fn forty_destinations_of_six_tables_all_get_complete_receipts() {
         let bytes = std::fs::read(root.join("receipt.json")).unwrap();
         assert_eq!(
             bytes,
-            std::fs::read(root.join(run.to_string()).join("receipt.json")).unwrap(),
+            std::fs::read(root.join(run.to_string()).join("receipt.run.json")).unwrap(),
             "d{i:04}: the two copies differ"
         );
         let receipt = Receipt::from_json(&bytes).unwrap();
         byob::load::verify::check_receipt(&receipt).unwrap();
         assert_eq!(receipt.tables.len(), generate::TABLES.len(), "d{i:04}");
-        let mut listed = BTreeSet::from([format!("{run}/receipt.json"), "receipt.json".to_owned()]);
+        let mut listed = BTreeSet::from([format!("{run}/receipt.run.json"), "receipt.json".to_owned()]);
         for (table, t) in &receipt.tables {
             assert_eq!(
                 t.row_count,

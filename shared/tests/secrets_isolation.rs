@@ -289,7 +289,7 @@ async fn no_secret_reaches_a_log_line_or_error_and_no_row_reaches_another_tenant
             receipt.tables.values().flat_map(|t| &t.files).map(|f| format!("{prefix}/{}", f.key)).collect();
         let mut rows: BTreeMap<String, i64> = BTreeMap::new();
         for key in list(&s3, bucket).await {
-            if key == format!("{prefix}/receipt.json") || key == format!("{prefix}/{RUN}/receipt.json") {
+            if key == format!("{prefix}/receipt.json") || key == format!("{prefix}/{RUN}/receipt.run.json") {
                 continue;
             }
             assert!(listed.contains(&key), "s3://{bucket}/{key} is not in its receipt");

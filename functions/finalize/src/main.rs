@@ -49,7 +49,7 @@ mod tests {
         // THEN both receipts exist
         assert_eq!(done.root_receipt.as_deref(), Some("dump/receipt.json"));
         assert!(dir.path().join("buckets/acme/dump/receipt.json").exists());
-        assert!(dir.path().join("buckets/acme/dump/2023-03-14T04:00/receipt.json").exists());
+        assert!(dir.path().join("buckets/acme/dump/2023-03-14T04:00/receipt.run.json").exists());
     }
 
     #[tokio::test]

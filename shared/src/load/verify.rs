@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use crate::layout::{self, RECEIPT_FILE, RunId};
+use crate::layout::{self, RECEIPT_FILE, RUN_RECEIPT_FILE, RunId};
 use crate::receipt::{Receipt, TableReceipt};
 
 /// The largest receipt the loader reads: 64 MiB. A receipt lists every file of a run (a
@@ -28,20 +28,23 @@ pub fn check_receipt_size(size: u64) -> Result<(), String> {
 }
 
 /// Where the receipt's files live, from where the receipt itself lives: `<prefix>/receipt.json`
-/// (the root copy, rewritten by every run) or `<prefix>/<run>/receipt.json` (the run's
-/// immutable copy). Both name the same files: keys in a receipt are relative to the prefix.
+/// (the root copy, rewritten by every run) or `<prefix>/<run>/receipt.run.json` (the run's
+/// immutable copy; `<run>/receipt.json`, its name before byob 0.2, is read too). Both name the
+/// same files: keys in a receipt are relative to the prefix.
 ///
 /// `receipt_key` is a `/`-separated key (or path); the result has no trailing `/` and is `""`
 /// for a receipt at the top of the bucket.
 pub fn prefix_of(receipt_key: &str, run: &RunId) -> Result<String, String> {
-    let parent = if receipt_key == RECEIPT_FILE {
-        ""
-    } else {
-        receipt_key
-            .strip_suffix(RECEIPT_FILE)
-            .and_then(|p| p.strip_suffix('/'))
-            .ok_or_else(|| format!("{receipt_key:?} is not a {RECEIPT_FILE}"))?
-    };
+    let parent = [RECEIPT_FILE, RUN_RECEIPT_FILE]
+        .iter()
+        .find_map(|name| {
+            if receipt_key == *name {
+                Some("")
+            } else {
+                receipt_key.strip_suffix(name).and_then(|p| p.strip_suffix('/'))
+            }
+        })
+        .ok_or_else(|| format!("{receipt_key:?} is not a {RECEIPT_FILE} or {RUN_RECEIPT_FILE}"))?;
     let run = run.to_string();
     Ok(match parent.rsplit_once('/') {
         Some((prefix, last)) if last == run => prefix.to_owned(),
@@ -187,6 +190,8 @@ mod tests {
     fn prefixes_from_both_receipt_copies() {
         assert_eq!(prefix_of("exports/acme/receipt.json", &run()).unwrap(), "exports/acme");
         assert_eq!(prefix_of("exports/acme/2023-03-14T04:03/receipt.json", &run()).unwrap(), "exports/acme");
+        assert_eq!(prefix_of("exports/acme/2023-03-14T04:03/receipt.run.json", &run()).unwrap(), "exports/acme");
+        assert_eq!(prefix_of("2023-03-14T04:03/receipt.run.json", &run()).unwrap(), "");
         assert_eq!(prefix_of("receipt.json", &run()).unwrap(), "");
         assert_eq!(prefix_of("2023-03-14T04:03/receipt.json", &run()).unwrap(), "");
         // another run's folder is just part of the prefix

@@ -97,7 +97,7 @@ impl Dump {
         }
         let json = self.receipt().to_json();
         std::fs::create_dir_all(root.join(self.run.to_string())).unwrap();
-        std::fs::write(root.join(self.run.to_string()).join("receipt.json"), &json).unwrap();
+        std::fs::write(root.join(self.run.to_string()).join("receipt.run.json"), &json).unwrap();
         std::fs::write(root.join("receipt.json"), &json).unwrap();
     }
 
@@ -114,14 +114,14 @@ impl Dump {
                 .unwrap();
         }
         let json = self.receipt().to_json();
-        for key in [format!("{prefix}/{}/receipt.json", self.run), format!("{prefix}/receipt.json")] {
+        for key in [format!("{prefix}/{}/receipt.run.json", self.run), format!("{prefix}/receipt.json")] {
             client.put_object().bucket(bucket).key(key).body(json.clone().into()).send().await.unwrap();
         }
     }
 }
 
 pub fn run_receipt(dir: &Path, prefix: &str, run: &str) -> ReceiptLocation {
-    ReceiptLocation::Path(dir.join(prefix).join(run).join("receipt.json"))
+    ReceiptLocation::Path(dir.join(prefix).join(run).join("receipt.run.json"))
 }
 
 pub fn root_receipt(dir: &Path, prefix: &str) -> ReceiptLocation {
