@@ -94,15 +94,15 @@ async fn loads_a_local_dump_and_the_same_receipt_twice_loads_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_older_receipt_after_a_newer_one_is_skipped() {
+async fn an_older_receipt_after_a_newer_one_is_refused_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("w.duckdb");
     let target = DuckDbTarget::new(&db);
     Dump::new(RUN1, None).table("companies", companies(0, 100, false), 1).write_local(dir.path(), "p");
     Dump::new(RUN2, Some(RUN1)).table("companies", companies(1000, 120, false), 1).write_local(dir.path(), "p");
     loaded(&Loader::local().load(&run_receipt(dir.path(), "p", RUN2), &target).await.unwrap());
-    let late = Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap();
-    assert!(matches!(late, LoadOutcome::Older { ref loaded_run, .. } if loaded_run == RUN2), "{late:?}");
+    let late = Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap_err();
+    assert!(matches!(late, LoadError::Older { ref loaded_run, .. } if loaded_run == RUN2), "{late:?}");
     assert_eq!(checksum(&db, "companies", false), expected(&companies(1000, 120, false), false));
 }
 

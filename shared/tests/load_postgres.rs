@@ -54,18 +54,38 @@ async fn loads_a_local_dump_and_the_same_receipt_twice_loads_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_older_receipt_after_a_newer_one_is_skipped() {
+async fn an_older_receipt_after_a_newer_one_is_refused_and_reported() {
     let Some((target, url)) = target("load_older").await else { return };
     let dir = tempfile::tempdir().unwrap();
     Dump::new(RUN1, None).table("companies", companies(0, 100, false), 1).write_local(dir.path(), "p");
     Dump::new(RUN2, Some(RUN1)).table("companies", companies(1000, 120, false), 1).write_local(dir.path(), "p");
     // WHEN run 2 arrives first, then run 1 (S3 events are unordered)
     loaded(&Loader::local().load(&run_receipt(dir.path(), "p", RUN2), &target).await.unwrap());
-    let late = Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap();
-    // THEN run 1 is skipped and the table keeps run 2
-    assert!(matches!(late, LoadOutcome::Older { ref loaded_run, .. } if loaded_run == RUN2), "{late:?}");
+    let late = Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap_err();
+    // THEN run 1 is not applied, the table keeps run 2, and the operator gets an error (not a
+    // quiet skip) that no retry fixes
+    assert!(matches!(late, LoadError::Older { ref loaded_run, .. } if loaded_run == RUN2), "{late:?}");
+    assert!(!late.is_retryable());
     let client = postgres_harness::client(&url).await;
     assert_eq!(checksum(&client, "companies", false).await, expected(&companies(1000, 120, false), false));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_far_future_run_is_refused_and_later_dumps_still_load() {
+    let Some((target, url)) = target("load_future").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // GIVEN a receipt someone wrote for run 9999-12-31T23:59, then a real dump
+    Dump::new("9999-12-31T23:59", None).table("companies", companies(0, 10, false), 1).write_local(dir.path(), "p");
+    Dump::new(RUN1, None).table("companies", companies(0, 100, false), 1).write_local(dir.path(), "q");
+    // WHEN the far-future receipt arrives first
+    let err = Loader::local().load(&run_receipt(dir.path(), "p", "9999-12-31T23:59"), &target).await.unwrap_err();
+    // THEN it is refused, naming the run, and changes nothing ...
+    assert!(matches!(err, LoadError::Receipt { .. }) && err.to_string().contains("future"), "{err}");
+    let client = postgres_harness::client(&url).await;
+    assert!(!exists(&client, "companies").await);
+    // ... so the real dump after it still loads
+    loaded(&Loader::local().load(&run_receipt(dir.path(), "q", RUN1), &target).await.unwrap());
+    assert_eq!(count(&client, "companies").await, 100);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -66,6 +66,15 @@ pub enum LoadError {
     /// An S3 notification could not be understood.
     #[error("event: {0}")]
     Event(String),
+
+    /// A newer run (or a newer receipt of the same run) is already loaded: the receipt is not
+    /// applied (the tables never move backwards), and the operator is told, since a root
+    /// receipt never moves backwards either: an older receipt arriving means a backfill by hand,
+    /// or a receipt that byob did not write.
+    #[error(
+        "receipt {receipt}: run {run} is older than run {loaded_run}, already loaded; nothing was changed (to load an older run, load it into another schema)"
+    )]
+    Older { receipt: String, run: String, loaded_run: String },
     /// The load stopped at an injected failure point (tests of crash safety).
     #[error("load of run {run} interrupted before the swap (injected failure)")]
     Interrupted { run: String },
@@ -220,7 +229,7 @@ impl Loader {
         let info = self.read_receipt(location).await?;
         if let Some(skip) = target.precheck(&info).await? {
             log_skip(&skip);
-            return Ok(skip);
+            return older_is_an_error(skip);
         }
         let verified = self.verify(location, info).await?;
         let outcome = target.apply(&verified).await?;
@@ -230,7 +239,7 @@ impl Loader {
             }
             other => log_skip(other),
         }
-        Ok(outcome)
+        older_is_an_error(outcome)
     }
 
     /// Reads and checks a receipt (version, totals, keys): no file is read.
@@ -245,6 +254,7 @@ impl Loader {
         let bad = |reason: String| LoadError::Receipt { receipt: name.clone(), reason };
         let receipt = Receipt::from_json(&bytes).map_err(bad)?;
         verify::check_receipt(&receipt).map_err(bad)?;
+        verify::check_times(&receipt, chrono::Utc::now()).map_err(bad)?;
         // The receipt must sit where its run says it does (also checks the file name).
         let key = match location {
             ReceiptLocation::Path(p) => p.to_string_lossy().replace('\\', "/"),
@@ -388,6 +398,15 @@ fn log_skip(outcome: &LoadOutcome) {
         }
         LoadOutcome::Ignored { reason } => tracing::info!(%reason, "ignored"),
         LoadOutcome::Loaded(_) => {}
+    }
+}
+
+/// An older run is never applied, and never a quiet skip: the caller gets [`LoadError::Older`]
+/// (`byob load` exits 1, the load function fails `NonRetryable`).
+fn older_is_an_error(outcome: LoadOutcome) -> Result<LoadOutcome, LoadError> {
+    match outcome {
+        LoadOutcome::Older { receipt, run, loaded_run } => Err(LoadError::Older { receipt, run, loaded_run }),
+        other => Ok(other),
     }
 }
 

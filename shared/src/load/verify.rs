@@ -53,6 +53,37 @@ pub fn prefix_of(receipt_key: &str, run: &RunId) -> Result<String, String> {
     })
 }
 
+/// How far ahead of this machine's clock a receipt's run or timestamp may be (clock skew).
+pub const FUTURE_TOLERANCE: chrono::Duration = chrono::Duration::minutes(15);
+
+/// A receipt's times against the clock: `timestamp` must be an RFC 3339 time, and neither it
+/// nor the run may lie more than [`FUTURE_TOLERANCE`] ahead of `now`. A far-future run would
+/// be "newer" than every real dump after it, so every later load would be skipped as older.
+pub fn check_times(receipt: &Receipt, now: chrono::DateTime<chrono::Utc>) -> Result<(), String> {
+    let limit = now + FUTURE_TOLERANCE;
+    if receipt.run.datetime() > limit {
+        return Err(format!(
+            "run {} is in the future (this machine's clock says {}); refused, as it would hide every later dump",
+            receipt.run,
+            now.format("%Y-%m-%dT%H:%M:%SZ")
+        ));
+    }
+    let timestamp = chrono::DateTime::parse_from_rfc3339(&receipt.timestamp).map_err(|e| {
+        format!(
+            "timestamp {:?} is not an RFC 3339 time ({e})",
+            receipt.timestamp.chars().take(SHOWN_CHARS).collect::<String>()
+        )
+    })?;
+    if timestamp > limit {
+        return Err(format!(
+            "timestamp {} is in the future (this machine's clock says {}); refused",
+            receipt.timestamp,
+            now.format("%Y-%m-%dT%H:%M:%SZ")
+        ));
+    }
+    Ok(())
+}
+
 /// Everything that can be checked in the receipt alone: version 1 and totals (already checked
 /// by [`Receipt::from_json`], checked again for receipts built in code), table names usable
 /// as identifiers, every column type a portable type name, and every key inside its table's
@@ -236,5 +267,25 @@ mod tests {
         assert!(check_keys(&run(), "companies", &t).unwrap_err().contains("outside the receipt's run"));
         t.folder = "../2023-03-14T04:03".into();
         assert!(check_keys(&run(), "companies", &t).unwrap_err().contains("\"..\""));
+    }
+
+    #[test]
+    fn receipts_from_the_future_and_odd_timestamps_are_refused() {
+        let now = chrono::DateTime::parse_from_rfc3339("2023-03-14T05:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let receipt = |run: &str, timestamp: &str| {
+            let mut r =
+                Receipt::new(run.parse().unwrap(), None, crate::format::Format::default(), Default::default(), now);
+            r.timestamp = timestamp.to_owned();
+            r
+        };
+        check_times(&receipt("2023-03-14T04:03", "2023-03-14T04:03:07.963883Z"), now).unwrap();
+        // Clock skew within the tolerance passes.
+        check_times(&receipt("2023-03-14T05:10", "2023-03-14T05:10:00Z"), now).unwrap();
+        let far = check_times(&receipt("9999-12-31T23:59", "2023-03-14T04:03:07Z"), now).unwrap_err();
+        assert!(far.contains("9999-12-31T23:59") && far.contains("future"), "{far}");
+        let ts = check_times(&receipt("2023-03-14T04:03", "2023-03-15T04:03:07Z"), now).unwrap_err();
+        assert!(ts.contains("timestamp") && ts.contains("future"), "{ts}");
+        let odd = check_times(&receipt("2023-03-14T04:03", "yesterday"), now).unwrap_err();
+        assert!(odd.contains("RFC 3339"), "{odd}");
     }
 }
