@@ -1,6 +1,6 @@
 //! End to end on moto: dumps land in a bucket whose notification sends `receipt.json` events
 //! to an SQS queue; the loader is driven by exactly the messages polled from that queue
-//! (the s3:TestEvent first, both receipt copies of every run, delivered twice, out of order),
+//! (the s3:TestEvent first, the one receipt event of every dump, delivered twice, out of order),
 //! and PostgreSQL ends with exactly the exported rows, by count and by checksum.
 
 #![allow(clippy::unwrap_used)]
@@ -158,6 +158,54 @@ async fn a_tampered_object_in_the_bucket_loads_nothing() {
     assert!(err.to_string().contains(&dump.files[1].0) && err.to_string().contains("s3://acme-data/"), "{err}");
     let client = postgres_harness::client(&url).await;
     assert!(!exists(&client, "companies").await);
+}
+
+/// The deployed loader reads only its own bucket and prefix, and only from a bucket its own
+/// account owns: a notification naming another bucket or prefix is refused before any request,
+/// and every read carries ExpectedBucketOwner (moto does not check it: the test checks what is
+/// sent).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scoped_loader_reads_only_its_bucket_and_prefix_and_names_the_owner() {
+    let Some(moto) = Moto::start() else { return };
+    let Some(pg) = postgres_harness::shared() else { return };
+    let db = pg.database("load_scoped").await;
+    let url = pg.url(&db);
+    let s3 = moto.s3(&moto.admin_config());
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    s3.create_bucket().bucket("someone-else").send().await.unwrap();
+    let dump = Dump::new(RUN1, None).table("companies", companies(0, 100, false), 2);
+    dump.write_s3(&s3, BUCKET, PREFIX).await;
+    dump.write_s3(&s3, BUCKET, "elsewhere").await;
+    dump.write_s3(&s3, "someone-else", PREFIX).await;
+    let scope =
+        load::Scope { bucket: BUCKET.into(), prefix: format!("{PREFIX}/"), expected_owner: Some(moto::ACCOUNT.into()) };
+    let loader = Loader::with_s3(s3.clone()).within(scope);
+    let target = PostgresTarget::from_url(&url).unwrap();
+
+    // WHEN notifications name another bucket, and another prefix of the same bucket
+    moto.start_recording();
+    for (bucket, key) in [("someone-else", format!("{PREFIX}/receipt.json")), (BUCKET, "elsewhere/receipt.json".into())]
+    {
+        let location = load::ReceiptLocation::S3 { bucket: bucket.into(), key: key.clone() };
+        let err = loader.load(&location, &target).await.unwrap_err();
+        // THEN each is refused, naming it and the loader's scope, with no request sent
+        assert!(matches!(err, load::LoadError::Event(_)), "{err}");
+        assert!(err.to_string().contains(&format!("s3://{bucket}/{key}")) && err.to_string().contains(BUCKET), "{err}");
+        assert!(!err.is_retryable());
+    }
+    let sent = |moto: &Moto| moto.recorded().into_iter().filter(|r| !r.url.contains("/moto-api/")).collect::<Vec<_>>();
+    assert!(sent(&moto).is_empty(), "nothing read: {:?}", sent(&moto).iter().map(|r| &r.url).collect::<Vec<_>>());
+
+    // AND its own receipt loads, every read naming the expected owner
+    let location = load::ReceiptLocation::S3 { bucket: BUCKET.into(), key: format!("{PREFIX}/receipt.json") };
+    assert!(matches!(loader.load(&location, &target).await.unwrap(), LoadOutcome::Loaded(_)));
+    let reads = sent(&moto);
+    assert_eq!(reads.len(), 1 + dump.files.len(), "the receipt and each file");
+    for read in &reads {
+        assert_eq!(read.header("x-amz-expected-bucket-owner"), Some(moto::ACCOUNT), "{}", read.url);
+    }
+    let client = postgres_harness::client(&url).await;
+    assert_eq!(count(&client, "companies").await, 100);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -202,30 +202,76 @@ pub trait Target: Send + Sync {
 #[derive(Clone, Debug, Default)]
 pub struct Loader {
     s3: Option<aws_sdk_s3::Client>,
+    scope: Option<Scope>,
+}
+
+/// The one bucket and prefix a loader reads from, and the account that must own the bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    /// The dump bucket.
+    pub bucket: String,
+    /// The prefix inside it (no leading or trailing `/`; empty: the whole bucket).
+    pub prefix: String,
+    /// The 12-digit account that must own the bucket (sent as ExpectedBucketOwner on every read).
+    pub expected_owner: Option<String>,
 }
 
 impl Loader {
     /// A loader for local receipts only.
     pub fn local() -> Loader {
-        Loader { s3: None }
+        Loader { s3: None, scope: None }
     }
 
-    /// A loader that reads `s3://` receipts with `client`.
+    /// A loader that reads `s3://` receipts with `client`, from any bucket its credentials reach.
     pub fn with_s3(client: aws_sdk_s3::Client) -> Loader {
-        Loader { s3: Some(client) }
+        Loader { s3: Some(client), scope: None }
+    }
+
+    /// Reads only receipts (and so files) under `scope`: a notification naming another bucket
+    /// or prefix is refused before anything is read, and every read carries ExpectedBucketOwner.
+    pub fn within(mut self, scope: Scope) -> Loader {
+        self.scope = Some(Scope { prefix: scope.prefix.trim_matches('/').to_owned(), ..scope });
+        self
     }
 
     /// A loader whose S3 client comes from the default credential chain (the Lambda's role),
-    /// path-style when an endpoint is configured (`AWS_ENDPOINT_URL`).
+    /// path-style when an endpoint is configured (`AWS_ENDPOINT_URL`); scoped to
+    /// `BYOB_LOAD_BUCKET` / `BYOB_LOAD_PREFIX`, owned by `BYOB_LOAD_BUCKET_OWNER`, when set (the
+    /// template sets all three).
     pub async fn from_env() -> Loader {
         let base = crate::aws::sdk_config(&crate::config::AwsConfig::default()).await;
         let path_style = base.endpoint_url().is_some();
         let conf = aws_sdk_s3::config::Builder::from(&base).force_path_style(path_style).build();
-        Loader::with_s3(aws_sdk_s3::Client::from_conf(conf))
+        let loader = Loader::with_s3(aws_sdk_s3::Client::from_conf(conf));
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        match var("BYOB_LOAD_BUCKET") {
+            Some(bucket) => loader.within(Scope {
+                bucket,
+                prefix: var("BYOB_LOAD_PREFIX").unwrap_or_default(),
+                expected_owner: var("BYOB_LOAD_BUCKET_OWNER"),
+            }),
+            None => loader,
+        }
+    }
+
+    /// Refuses an S3 receipt outside the loader's scope (a hostile or misrouted notification).
+    fn check_scope(&self, location: &ReceiptLocation) -> Result<(), LoadError> {
+        let (Some(scope), ReceiptLocation::S3 { bucket, key }) = (&self.scope, location) else { return Ok(()) };
+        let inside =
+            scope.prefix.is_empty() || key.strip_prefix(&scope.prefix).is_some_and(|rest| rest.starts_with('/'));
+        if *bucket == scope.bucket && inside {
+            return Ok(());
+        }
+        let shown: String = format!("s3://{bucket}/{key}").chars().take(verify::SHOWN_CHARS).collect();
+        Err(LoadError::Event(format!(
+            "{shown} is outside this loader's bucket and prefix (s3://{}/{}); refused without reading it",
+            scope.bucket, scope.prefix
+        )))
     }
 
     /// Loads the receipt at `location` into `target`: verify, then apply, exactly once.
     pub async fn load(&self, location: &ReceiptLocation, target: &dyn Target) -> Result<LoadOutcome, LoadError> {
+        self.check_scope(location)?;
         let info = self.read_receipt(location).await?;
         if let Some(skip) = target.precheck(&info).await? {
             log_skip(&skip);
@@ -367,7 +413,8 @@ impl Loader {
         location: &str,
     ) -> Result<Option<aws_sdk_s3::primitives::ByteStream>, LoadError> {
         let client = self.client(location)?;
-        match client.get_object().bucket(bucket).key(key).send().await {
+        let owner = self.scope.as_ref().and_then(|s| s.expected_owner.clone());
+        match client.get_object().bucket(bucket).key(key).set_expected_bucket_owner(owner).send().await {
             Ok(out) => Ok(Some(out.body)),
             Err(e) => {
                 let code = crate::aws::retry::error_code(&e).unwrap_or_default();
