@@ -276,3 +276,26 @@ async fn hostile_table_and_column_names_are_quoted_not_executed() {
     );
     assert!(table_exists(&db, "t"));
 }
+
+/// The DuckDB target, like PostgreSQL's, alters, replaces or fills only tables it created.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receipt_never_touches_a_table_the_loader_did_not_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.duckdb");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE companies (id BIGINT, note VARCHAR); INSERT INTO companies VALUES (1, 'ours')")
+        .unwrap();
+    let target = DuckDbTarget::new(&db);
+    Dump::new(RUN1, None).table("companies", companies(0, 100, false), 1).write_local(dir.path(), "p");
+    let err = Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap_err();
+    assert!(matches!(err, LoadError::Schema { .. }) && err.to_string().contains("did not create"), "{err}");
+    assert_eq!(count(&db, "SELECT count(*) FROM companies WHERE note = 'ours'"), 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'companies'"), 2);
+    // A new table loads, and loads again.
+    Dump::new(RUN1, None).table("contacts", contacts(7), 1).write_local(dir.path(), "q");
+    loaded(&Loader::local().load(&run_receipt(dir.path(), "q", RUN1), &target).await.unwrap());
+    Dump::new(RUN2, Some(RUN1)).table("contacts", contacts(9), 1).write_local(dir.path(), "q");
+    loaded(&Loader::local().load(&run_receipt(dir.path(), "q", RUN2), &target).await.unwrap());
+    assert_eq!(count(&db, "SELECT count(*) FROM contacts"), 9);
+}

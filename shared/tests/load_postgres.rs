@@ -252,3 +252,50 @@ async fn csv_and_json_lines_dumps_load_the_same_rows_as_parquet() {
         assert_eq!(checksum(&client, "companies", true).await, expected(&companies(0, 700, true), true), "{format:?}");
     }
 }
+
+/// A receipt is hostile input: it may name any table. The loader alters, truncates or fills
+/// only tables it created itself (its registry), and never a `byob_*` table of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receipt_never_touches_a_table_the_loader_did_not_create() {
+    let Some((target, url)) = target("load_foreign").await else { return };
+    let client = postgres_harness::client(&url).await;
+    // GIVEN the customer's own table `companies` (one row) in the loader's schema
+    client
+        .batch_execute("CREATE TABLE companies (id bigint, note text); INSERT INTO companies VALUES (1, 'ours')")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    Dump::new(RUN1, None).table("companies", companies(0, 100, false), 1).write_local(dir.path(), "p");
+    // WHEN a receipt names it
+    let err = Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap_err();
+    // THEN nothing is altered or truncated, and the error names the table and the fix
+    assert!(matches!(err, LoadError::Schema { .. }) && err.to_string().contains("did not create"), "{err}");
+    assert!(!err.is_retryable());
+    let rows: Vec<(i64, String)> = client
+        .query("SELECT id, note FROM companies", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, [(1, "ours".to_owned())]);
+    let columns: i64 = client
+        .query_one("SELECT count(*) FROM information_schema.columns WHERE table_name = 'companies'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(columns, 2, "no column was added");
+
+    // AND a receipt naming the loader's own history is refused before anything is read
+    Dump::new(RUN2, None).table("byob_load_history", companies(0, 1, false), 1).write_local(dir.path(), "q");
+    let err = Loader::local().load(&run_receipt(dir.path(), "q", RUN2), &target).await.unwrap_err();
+    assert!(matches!(err, LoadError::Receipt { .. }) && err.to_string().contains("byob_"), "{err}");
+
+    // AND a table the loader created keeps loading, across a renamed-away customer table
+    client.batch_execute("ALTER TABLE companies RENAME TO customer_companies").await.unwrap();
+    loaded(&Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap());
+    Dump::new(RUN2, Some(RUN1)).table("companies", companies(5, 50, false), 1).write_local(dir.path(), "p");
+    loaded(&Loader::local().load(&run_receipt(dir.path(), "p", RUN2), &target).await.unwrap());
+    assert_eq!(count(&client, "companies").await, 50);
+    assert_eq!(count(&client, "customer_companies").await, 1);
+}

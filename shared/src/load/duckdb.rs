@@ -30,7 +30,7 @@ use crate::format::Format;
 use crate::receipt::TableReceipt;
 use crate::schema::{ColumnSchema, parse_type_name};
 
-use super::postgres::{HISTORY_TABLE, STAGING_SCHEMA, ident};
+use super::postgres::{HISTORY_TABLE, MANAGED_TABLE, STAGING_SCHEMA, ident};
 
 /// Loads receipts into one DuckDB database file and schema.
 #[derive(Clone, Debug)]
@@ -115,6 +115,63 @@ impl DuckDbTarget {
         format!("{}.{}", ident(&self.schema), ident(HISTORY_TABLE))
     }
 
+    fn managed(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(MANAGED_TABLE))
+    }
+
+    fn table_exists(&self, conn: &Connection, name: &str) -> Result<bool, LoadError> {
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [self.schema.as_str(), name],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err("reading the catalog", e))?;
+        Ok(n > 0)
+    }
+
+    /// Under the lock, before anything is staged: every table of the receipt is new or one
+    /// this loader created (the registry starts with the tables of earlier loads).
+    fn check_managed(&self, conn: &Connection, info: &ReceiptInfo) -> Result<(), LoadError> {
+        let m = self.managed();
+        if !self.table_exists(conn, MANAGED_TABLE)? {
+            conn.execute_batch(&format!(
+                "CREATE TABLE {m} (table_name VARCHAR PRIMARY KEY, created_run VARCHAR NOT NULL, \
+                   created_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now())"
+            ))
+            .map_err(|e| self.err("creating the managed-table registry", e))?;
+            let mut stmt = conn
+                .prepare(&format!("SELECT DISTINCT unnest(tables) FROM {}", self.history()))
+                .map_err(|e| self.err("adopting the tables of earlier loads", e))?;
+            let earlier = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| self.err("adopting the tables of earlier loads", e))?;
+            for name in earlier {
+                if self.table_exists(conn, &name)? {
+                    conn.execute(&format!("INSERT INTO {m} (table_name, created_run) VALUES (?, 'adopted')"), [&name])
+                        .map_err(|e| self.err("adopting the tables of earlier loads", e))?;
+                }
+            }
+        }
+        for name in info.receipt.tables.keys() {
+            let managed: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM {m} WHERE table_name = ?"), [name.as_str()], |r| r.get(0))
+                .map_err(|e| self.err("reading the managed-table registry", e))?;
+            if managed == 0 && self.table_exists(conn, name)? {
+                let live = format!("{}.{}", ident(&self.schema), ident(name));
+                return Err(LoadError::Schema {
+                    table: name.clone(),
+                    reason: format!(
+                        "{live} exists but the loader did not create it: it only ever alters, replaces or fills \
+                         tables it created; rename or drop that table, or load into another schema"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn decide(&self, conn: &Connection, info: &ReceiptInfo) -> Result<Option<LoadOutcome>, LoadError> {
         let exists: i64 = conn
             .query_row(
@@ -190,7 +247,7 @@ impl DuckDbTarget {
     }
 
     /// Inside the swap transaction: the live table with the receipt's columns.
-    fn evolve(&self, conn: &Connection, name: &str, table: &TableReceipt) -> Result<(), LoadError> {
+    fn evolve(&self, conn: &Connection, run: &str, name: &str, table: &TableReceipt) -> Result<(), LoadError> {
         let live = format!("{}.{}", ident(&self.schema), ident(name));
         let columns = duck_columns(name, &table.schema)?;
         let mut stmt = conn
@@ -208,9 +265,14 @@ impl DuckDbTarget {
                 .iter()
                 .map(|c| format!("{} {}{}", ident(&c.name), c.sql_type, if c.nullable { "" } else { " NOT NULL" }))
                 .collect();
-            return conn
-                .execute_batch(&format!("CREATE TABLE {live} ({})", ddl.join(", ")))
-                .map_err(|e| self.err(&format!("creating {live}"), e));
+            conn.execute_batch(&format!("CREATE TABLE {live} ({})", ddl.join(", ")))
+                .map_err(|e| self.err(&format!("creating {live}"), e))?;
+            conn.execute(
+                &format!("INSERT INTO {} (table_name, created_run) VALUES (?, ?)", self.managed()),
+                [name, run],
+            )
+            .map_err(|e| self.err(&format!("registering {live}"), e))?;
+            return Ok(());
         }
         for c in &columns {
             match existing.iter().find(|(n, _)| *n == c.name) {
@@ -252,6 +314,7 @@ impl DuckDbTarget {
         if let Some(skip) = self.decide(&conn, info)? {
             return Ok(skip);
         }
+        self.check_managed(&conn, info)?;
         let format = info.receipt.format;
         let mut tables = Vec::new();
         for (name, table) in &info.receipt.tables {
@@ -274,7 +337,7 @@ impl DuckDbTarget {
         }
         let tx = conn.transaction().map_err(|e| self.err("starting the swap", e))?;
         for (name, table) in &info.receipt.tables {
-            self.evolve(&tx, name, table)?;
+            self.evolve(&tx, &info.receipt.run.to_string(), name, table)?;
             let live = format!("{}.{}", ident(&self.schema), ident(name));
             let staging = format!("{}.{}", ident(STAGING_SCHEMA), ident(name));
             let list: Vec<String> = table.schema.iter().map(|c| ident(&c.name)).collect();
@@ -450,12 +513,12 @@ pub fn table_counts(path: &Path, schema: &str) -> Result<Vec<(String, u64)>, Loa
     let conn = target.open()?;
     let mut stmt = conn
         .prepare(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_name <> ? \
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_name NOT IN (?, ?) \
              ORDER BY table_name",
         )
         .map_err(|e| target.err("listing tables", e))?;
     let names = stmt
-        .query_map([schema, HISTORY_TABLE], |r| r.get::<_, String>(0))
+        .query_map([schema, HISTORY_TABLE, MANAGED_TABLE], |r| r.get::<_, String>(0))
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(|e| target.err("listing tables", e))?;
     names

@@ -42,6 +42,9 @@ pub const LOCK_KEY: i64 = 0x6279_6f62_6c6f_6164; // "byobload"
 pub const STAGING_SCHEMA: &str = "byob_staging";
 /// The load history table, in the target schema.
 pub const HISTORY_TABLE: &str = "byob_load_history";
+/// The registry of the tables the loader created in its schema: the only tables it ever
+/// alters, truncates or fills. A receipt naming any other existing table is refused.
+pub const MANAGED_TABLE: &str = "byob_managed_tables";
 
 /// Bytes of COPY data sent to the server at once.
 const CHUNK_BYTES: usize = 1024 * 1024;
@@ -116,6 +119,67 @@ impl PostgresTarget {
 
     fn history(&self) -> String {
         format!("{}.{}", ident(&self.schema), ident(HISTORY_TABLE))
+    }
+
+    fn managed(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(MANAGED_TABLE))
+    }
+
+    /// Under the lock, before anything is staged: every table of the receipt is either new or
+    /// one this loader created. The registry starts (once) with the tables earlier loads
+    /// recorded in the history, so an upgrade keeps loading them.
+    async fn check_managed(&self, client: &Client, info: &ReceiptInfo) -> Result<(), LoadError> {
+        let (h, m) = (self.history(), self.managed());
+        let had_registry: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&m])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| self.err("reading the managed-table registry", e))?;
+        if !had_registry {
+            client
+                .batch_execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS {m} (table_name text PRIMARY KEY, created_run text NOT NULL, \
+                       created_at timestamptz NOT NULL DEFAULT now())"
+                ))
+                .await
+                .map_err(|e| self.err("creating the managed-table registry", e))?;
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {m} (table_name, created_run) \
+                           SELECT DISTINCT ON (t) t, run FROM {h}, unnest(tables) AS t \
+                           WHERE to_regclass(format('%I.%I', $1::text, t)) IS NOT NULL ORDER BY t, run \
+                         ON CONFLICT DO NOTHING"
+                    ),
+                    &[&self.schema],
+                )
+                .await
+                .map_err(|e| self.err("adopting the tables of earlier loads", e))?;
+        }
+        for name in info.receipt.tables.keys() {
+            let live = format!("{}.{}", ident(&self.schema), ident(name));
+            let row = client
+                .query_one(
+                    &format!("SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT 1 FROM {m} WHERE table_name = $2)"),
+                    &[&live, name],
+                )
+                .await
+                .map_err(|e| self.err("reading the managed-table registry", e))?;
+            let (exists, managed): (bool, bool) = (
+                row.try_get(0).map_err(|e| self.err("reading the managed-table registry", e))?,
+                row.try_get(1).map_err(|e| self.err("reading the managed-table registry", e))?,
+            );
+            if exists && !managed {
+                return Err(LoadError::Schema {
+                    table: name.clone(),
+                    reason: format!(
+                        "{live} exists but the loader did not create it: it only ever alters, replaces or fills \
+                         tables it created; rename or drop that table, or load into another schema"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The newest loaded (run, receipt timestamp), and whether `sha256` was loaded.
@@ -211,6 +275,7 @@ impl PostgresTarget {
     async fn evolve(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
+        run: &str,
         name: &str,
         table: &TableReceipt,
     ) -> Result<(), LoadError> {
@@ -237,6 +302,12 @@ impl PostgresTarget {
             tx.batch_execute(&format!("CREATE TABLE {live} ({})", ddl.join(", ")))
                 .await
                 .map_err(|e| self.err(&format!("creating {live}"), e))?;
+            tx.execute(
+                &format!("INSERT INTO {} (table_name, created_run) VALUES ($1, $2)", self.managed()),
+                &[&name, &run],
+            )
+            .await
+            .map_err(|e| self.err(&format!("registering {live}"), e))?;
             return Ok(());
         }
         for c in &columns {
@@ -313,6 +384,7 @@ impl PostgresTarget {
         if let Some(skip) = self.decide(client, info).await? {
             return Ok(skip);
         }
+        self.check_managed(client, info).await?;
         let mut tables = Vec::new();
         for (name, table) in &info.receipt.tables {
             let rows = self.stage(client, verified, name, table).await?;
@@ -323,7 +395,7 @@ impl PostgresTarget {
         }
         let tx = client.transaction().await.map_err(|e| self.err("starting the swap", e))?;
         for (name, table) in &info.receipt.tables {
-            self.evolve(&tx, name, table).await?;
+            self.evolve(&tx, &info.receipt.run.to_string(), name, table).await?;
             let live = format!("{}.{}", ident(&self.schema), ident(name));
             let staging = format!("{}.{}", ident(STAGING_SCHEMA), ident(name));
             let list: Vec<String> = table.schema.iter().map(|c| ident(&c.name)).collect();

@@ -97,6 +97,12 @@ pub fn check_receipt(receipt: &Receipt) -> Result<(), String> {
     for (name, table) in &receipt.tables {
         let shown_name = shown(name);
         layout::validate_table_name(name).map_err(|e| format!("table {shown_name}: {}", e.reason()))?;
+        if name.to_ascii_lowercase().starts_with("byob_") {
+            return Err(format!(
+                "table {shown_name}: names starting with byob_ are the loader's own (its load history and \
+                 table registry); a receipt never names one"
+            ));
+        }
         table.check_totals().map_err(|e| format!("table {shown_name}: {e}"))?;
         if table.schema.is_empty() {
             return Err(format!("table {shown_name}: the schema lists no column"));
