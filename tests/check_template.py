@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Checks security properties of template.yaml that a linter cannot know are wanted.
+
+Usage: check_template.py template.yaml   (scripts/test runs it after cfn-lint)
+
+Each check is a promise README makes: the writer role never assumes a role of our own
+account; CloudWatch alarms can publish to the failure topic (not encrypted with the
+AWS-managed SNS key, whose policy cannot grant CloudWatch); the loader's dump bucket is
+TLS-only and aborts incomplete uploads; the loader is scoped to its bucket, prefix and owner.
+"""
+import sys
+
+from cfnlint.decode import decode
+
+failures = []
+
+
+def check(cond, msg):
+    if not cond:
+        failures.append(msg)
+        print("FAIL:", msg, file=sys.stderr)
+
+
+template, matches = decode(sys.argv[1])
+if template is None:
+    sys.exit(f"cannot read {sys.argv[1]}: {matches}")
+resources = template["Resources"]
+
+# The writer role: an explicit Deny on every role of our own account.
+writer = resources["DestinationWriterRole"]["Properties"]
+statements = [s for p in writer["Policies"] for s in p["PolicyDocument"]["Statement"]]
+denies = [s for s in statements if s["Effect"] == "Deny" and s["Action"] == "sts:AssumeRole"]
+check(
+    any("${AWS::AccountId}:role/*" in str(s["Resource"]) for s in denies),
+    "DestinationWriterRole must deny sts:AssumeRole on arn:...:iam::${AWS::AccountId}:role/*",
+)
+default = template["Parameters"]["CustomerRoleArns"]["Default"]
+check(default != "arn:aws:iam::*:role/*", f"CustomerRoleArns defaults to every role: {default}")
+
+# The failure topic: a key CloudWatch may use.
+topic = resources["FailureTopic"]["Properties"]
+key_ref = topic.get("KmsMasterKeyId")
+check(key_ref != "alias/aws/sns", "FailureTopic uses the AWS-managed SNS key: CloudWatch alarms cannot publish")
+if isinstance(key_ref, dict) and "Ref" in key_ref:
+    key = resources[key_ref["Ref"]]["Properties"]["KeyPolicy"]["Statement"]
+    granted = [
+        s for s in key
+        if s.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com" and s["Effect"] == "Allow"
+    ]
+    actions = {a for s in granted for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    check({"kms:Decrypt", "kms:GenerateDataKey*"} <= actions, f"the topic key must let CloudWatch use it: {actions}")
+
+# The loader's bucket: TLS only, incomplete uploads aborted.
+bucket = resources["DumpBucket"]["Properties"]
+rules = bucket.get("LifecycleConfiguration", {}).get("Rules", [])
+check(any("AbortIncompleteMultipartUpload" in r for r in rules), "DumpBucket must abort incomplete uploads")
+policies = [r for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"]
+dump_policy = [p for p in policies if p["Properties"]["Bucket"] == {"Ref": "DumpBucket"}]
+check(
+    any(
+        s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        for p in dump_policy
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ),
+    "DumpBucket must have a TLS-only bucket policy",
+)
+
+# The loader: scoped to its bucket, prefix and owner.
+env = resources["LoadFunction"]["Properties"]["Environment"]["Variables"]
+for name in ["BYOB_LOAD_BUCKET", "BYOB_LOAD_PREFIX", "BYOB_LOAD_BUCKET_OWNER"]:
+    check(name in env, f"LoadFunction must set {name}")
+
+if failures:
+    sys.exit(f"{len(failures)} template check(s) failed")
+print("template: writer role, failure topic key, dump bucket and loader scope checked")
