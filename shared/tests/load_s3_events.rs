@@ -208,6 +208,29 @@ async fn a_scoped_loader_reads_only_its_bucket_and_prefix_and_names_the_owner() 
     assert_eq!(count(&client, "companies").await, 100);
 }
 
+/// A receipt whose files would not fit where the loader downloads them (a Lambda's ephemeral
+/// storage) is refused after reading the receipt alone, not after filling the disk.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dump_larger_than_the_loaders_space_is_refused_before_any_file_is_read() {
+    let Some(moto) = Moto::start() else { return };
+    let s3 = moto.s3(&moto.admin_config());
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let dump = Dump::new(RUN1, None).table("companies", companies(0, 100, false), 2);
+    dump.write_s3(&s3, BUCKET, PREFIX).await;
+    let total: u64 = dump.receipt().tables.values().map(|t| t.byte_count).sum();
+    let loader = Loader::with_s3(s3.clone()).with_space(total - 1);
+    let target = PostgresTarget::from_url("postgresql://byob@127.0.0.1:1/none?sslmode=disable").unwrap();
+    moto.start_recording();
+    let location = load::ReceiptLocation::S3 { bucket: BUCKET.into(), key: format!("{PREFIX}/receipt.json") };
+    let err = loader.load(&location, &target).await.unwrap_err();
+    assert!(matches!(err, load::LoadError::Receipt { .. }), "{err}");
+    assert!(err.to_string().contains(&total.to_string()) && err.to_string().contains("BYOB_LOAD_SPACE_BYTES"), "{err}");
+    let reads: Vec<String> =
+        moto.recorded().into_iter().filter(|r| !r.url.contains("/moto-api/")).map(|r| r.url).collect();
+    assert_eq!(reads.len(), 1, "only the receipt: {reads:?}");
+    assert!(reads[0].contains("/receipt.json"), "{reads:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_multipart_receipt_emits_two_events_and_loads_once() {
     let Some(moto) = Moto::start() else { return };

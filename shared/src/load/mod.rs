@@ -203,6 +203,7 @@ pub trait Target: Send + Sync {
 pub struct Loader {
     s3: Option<aws_sdk_s3::Client>,
     scope: Option<Scope>,
+    space: Option<u64>,
 }
 
 /// The one bucket and prefix a loader reads from, and the account that must own the bucket.
@@ -219,12 +220,12 @@ pub struct Scope {
 impl Loader {
     /// A loader for local receipts only.
     pub fn local() -> Loader {
-        Loader { s3: None, scope: None }
+        Loader { s3: None, scope: None, space: None }
     }
 
     /// A loader that reads `s3://` receipts with `client`, from any bucket its credentials reach.
     pub fn with_s3(client: aws_sdk_s3::Client) -> Loader {
-        Loader { s3: Some(client), scope: None }
+        Loader { s3: Some(client), scope: None, space: None }
     }
 
     /// Reads only receipts (and so files) under `scope`: a notification naming another bucket
@@ -234,16 +235,27 @@ impl Loader {
         self
     }
 
+    /// Refuses, before reading any file, a receipt whose files total more than `bytes` (the
+    /// room its downloads have: a Lambda's ephemeral storage).
+    pub fn with_space(mut self, bytes: u64) -> Loader {
+        self.space = Some(bytes);
+        self
+    }
+
     /// A loader whose S3 client comes from the default credential chain (the Lambda's role),
     /// path-style when an endpoint is configured (`AWS_ENDPOINT_URL`); scoped to
-    /// `BYOB_LOAD_BUCKET` / `BYOB_LOAD_PREFIX`, owned by `BYOB_LOAD_BUCKET_OWNER`, when set (the
-    /// template sets all three).
+    /// `BYOB_LOAD_BUCKET` / `BYOB_LOAD_PREFIX`, owned by `BYOB_LOAD_BUCKET_OWNER`, with at most
+    /// `BYOB_LOAD_SPACE_BYTES` of downloads, when set (the template sets all four).
     pub async fn from_env() -> Loader {
         let base = crate::aws::sdk_config(&crate::config::AwsConfig::default()).await;
         let path_style = base.endpoint_url().is_some();
         let conf = aws_sdk_s3::config::Builder::from(&base).force_path_style(path_style).build();
         let loader = Loader::with_s3(aws_sdk_s3::Client::from_conf(conf));
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let loader = match var("BYOB_LOAD_SPACE_BYTES").and_then(|v| v.parse().ok()) {
+            Some(bytes) => loader.with_space(bytes),
+            None => loader,
+        };
         match var("BYOB_LOAD_BUCKET") {
             Some(bucket) => loader.within(Scope {
                 bucket,
@@ -251,6 +263,22 @@ impl Loader {
                 expected_owner: var("BYOB_LOAD_BUCKET_OWNER"),
             }),
             None => loader,
+        }
+    }
+
+    /// Refuses a receipt whose files would not fit in the room downloads have.
+    fn check_space(&self, info: &ReceiptInfo) -> Result<(), LoadError> {
+        let needed = info.receipt.tables.values().fold(0u64, |sum, t| sum.saturating_add(t.byte_count));
+        match self.space {
+            Some(space) if needed > space => Err(LoadError::Receipt {
+                receipt: info.location.clone(),
+                reason: format!(
+                    "its files total {needed} bytes, more than the {space} bytes this loader may download \
+                     (BYOB_LOAD_SPACE_BYTES; raise the function's ephemeral storage, or run byob load where \
+                     there is room); no file was read"
+                ),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -273,6 +301,9 @@ impl Loader {
     pub async fn load(&self, location: &ReceiptLocation, target: &dyn Target) -> Result<LoadOutcome, LoadError> {
         self.check_scope(location)?;
         let info = self.read_receipt(location).await?;
+        if matches!(location, ReceiptLocation::S3 { .. }) {
+            self.check_space(&info)?;
+        }
         if let Some(skip) = target.precheck(&info).await? {
             log_skip(&skip);
             return older_is_an_error(skip);
@@ -340,6 +371,7 @@ impl Loader {
             ReceiptLocation::S3 { bucket, key } => {
                 let prefix = verify::prefix_of(key, &info.receipt.run)
                     .map_err(|reason| LoadError::Receipt { receipt: receipt_name.clone(), reason })?;
+                self.check_space(&info)?;
                 let dir = tempfile::tempdir().map_err(|e| LoadError::Read {
                     location: "a temporary folder".into(),
                     reason: e.to_string(),
@@ -348,7 +380,7 @@ impl Loader {
                 for (n, f) in info.receipt.tables.values().flat_map(|t| &t.files).enumerate() {
                     let object = layout::join(&prefix, &f.key);
                     let path = dir.path().join(format!("{n:08}"));
-                    let Some((bytes, sha)) = self.download(bucket, &object, &path).await? else {
+                    let Some((bytes, sha)) = self.download(bucket, &object, &path, f.bytes).await? else {
                         return Err(LoadError::Missing { receipt: receipt_name.clone(), key: f.key.clone() });
                     };
                     check_file(&receipt_name, f, bytes, &sha)?;
@@ -385,10 +417,24 @@ impl Loader {
         Ok(Some(out))
     }
 
-    /// Streams an object into `path`, returning its size and sha256; `None` when it does not exist.
-    async fn download(&self, bucket: &str, key: &str, path: &Path) -> Result<Option<(u64, String)>, LoadError> {
+    /// Streams an object into `path`, returning its size and sha256; `None` when it does not
+    /// exist. An object whose Content-Length differs from the receipt's size is refused before
+    /// its body is read, and no more than the receipt's size is ever written.
+    async fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+        expected: u64,
+    ) -> Result<Option<(u64, String)>, LoadError> {
         let location = format!("s3://{bucket}/{key}");
         let Some(mut body) = self.open(bucket, key, &location).await? else { return Ok(None) };
+        if let (_, Some(length)) = body.size_hint()
+            && length != expected
+        {
+            // The caller reports the size mismatch (check_file), naming the key.
+            return Ok(Some((length, String::new())));
+        }
         let disk = |e: std::io::Error| LoadError::Read {
             location: path.display().to_string(),
             reason: e.to_string(),
@@ -400,6 +446,9 @@ impl Loader {
         while let Some(chunk) = body.try_next().await.map_err(|e| s3_read(&location, e.to_string()))? {
             hasher.update(&chunk);
             bytes += chunk.len() as u64;
+            if bytes > expected {
+                return Ok(Some((bytes, String::new())));
+            }
             file.write_all(&chunk).await.map_err(disk)?;
         }
         file.flush().await.map_err(disk)?;
