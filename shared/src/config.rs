@@ -467,7 +467,7 @@ pub enum TlsMode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableConfig {
     /// The table's name: its folder in the customer's bucket, its file names and the name of
-    /// the loaded warehouse table. 1-128 ASCII letters, digits and `_`, not starting with a
+    /// the loaded warehouse table. 1-63 ASCII letters, digits and `_`, not starting with a
     /// digit; unique ignoring case (warehouses and some file systems ignore case). Example:
     /// `"companies"`.
     pub name: String,
@@ -1857,6 +1857,14 @@ fn check_secret_id(id: &str) -> Result<(), String> {
 fn check_column(problems: &mut Vec<ConfigProblem>, path: String, column: &str) -> bool {
     if column.trim().is_empty() || column.chars().any(char::is_control) {
         problems.push(ConfigProblem::with_str(path, column, "must be a column name: not empty, no control characters"));
+        return false;
+    }
+    if column.len() > layout::MAX_IDENTIFIER_BYTES {
+        problems.push(ConfigProblem::with_str(
+            path,
+            column,
+            "must be at most 63 bytes: warehouses (PostgreSQL) truncate longer names; select it under a shorter alias",
+        ));
         return false;
     }
     true

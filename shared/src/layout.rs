@@ -267,18 +267,22 @@ pub fn run_receipt_key(run: &RunId) -> String {
     format!("{run}/{RUN_RECEIPT_FILE}")
 }
 
-/// Checks a table name: 1-128 characters of ASCII letters, digits and `_`, not starting with
+/// The longest identifier every warehouse target holds: PostgreSQL keeps at most 63 bytes of a
+/// name and silently truncates longer ones (two long names can then collide).
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// Checks a table name: 1-63 characters of ASCII letters, digits and `_`, not starting with
 /// a digit. Table names become key segments, file names and warehouse table names, so they
-/// must be safe in all three without quoting.
+/// must be safe in all three without quoting, and fit PostgreSQL's 63-byte names.
 pub fn validate_table_name(s: &str) -> Result<(), LayoutError> {
     let err = |reason: &str| LayoutError::TableName {
         name: s.to_owned(),
-        reason: format!("{reason}; table names are 1-128 ASCII letters, digits and '_', not starting with a digit"),
+        reason: format!("{reason}; table names are 1-63 ASCII letters, digits and '_', not starting with a digit"),
     };
     if s.is_empty() {
         return Err(err("it is empty"));
     }
-    if s.len() > 128 {
+    if s.len() > MAX_IDENTIFIER_BYTES {
         return Err(err(&format!("it is {} characters long", s.len())));
     }
     if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
@@ -798,7 +802,7 @@ mod tests {
 
     #[test]
     fn table_names() {
-        for ok in ["companies", "a", "_x", "Events_2023", &"t".repeat(128)] {
+        for ok in ["companies", "a", "_x", "Events_2023", &"t".repeat(63)] {
             validate_table_name(ok).unwrap();
         }
         for (bad, why) in [
@@ -809,12 +813,12 @@ mod tests {
             ("a b", "' '"),
             ("a/b", "'/'"),
             ("é", "'é'"),
-            (&"t".repeat(129), "129"),
+            (&"t".repeat(64), "64"),
         ] {
             let e = validate_table_name(bad).unwrap_err();
             assert!(matches!(&e, LayoutError::TableName { name, .. } if name == bad));
             let msg = e.to_string();
-            assert!(msg.contains(why) && msg.contains("1-128"), "{bad:?}: {msg}");
+            assert!(msg.contains(why) && msg.contains("1-63"), "{bad:?}: {msg}");
         }
     }
 

@@ -393,9 +393,9 @@ fn destination_ids_are_valid_and_unique() {
 fn table_names_are_valid_and_unique_ignoring_case() {
     let errors = problems(|v| set(v, "/tables/1/name", json!("Companies")));
     assert_problem(&errors, "tables[1].name", &["tables[0] has the same name", "ignoring case"]);
-    for bad in ["1st", "my-table", "a.b", "", &"t".repeat(129)] {
+    for bad in ["1st", "my-table", "a.b", "", &"t".repeat(64)] {
         let errors = problems(|v| set(v, "/tables/1/name", json!(bad)));
-        assert_problem(&errors, "tables[1].name", &["1-128 ASCII letters, digits and '_'"]);
+        assert_problem(&errors, "tables[1].name", &["1-63 ASCII letters, digits and '_'"]);
     }
 }
 
@@ -746,7 +746,7 @@ fn type_errors_name_their_path_and_do_not_hide_other_problems() {
     assert_problem(&errors, "export.parallelism", &["invalid value"]);
     assert_problem(&errors, "destinations[2].max_file_bytes", &["unknown unit \"parsecs\"", "256MiB"]);
     // Validation still ran on what could be read.
-    assert_problem(&errors, "tables[1].name", &["1-128"]);
+    assert_problem(&errors, "tables[1].name", &["1-63"]);
 }
 
 #[test]

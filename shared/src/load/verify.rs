@@ -113,6 +113,15 @@ pub fn check_receipt(receipt: &Receipt) -> Result<(), String> {
                 return Err(format!("table {shown_name}: column {} is listed twice", shown(&c.name)));
             }
             check_type(&c.data_type).map_err(|e| format!("table {shown_name}: column {}: {e}", shown(&c.name)))?;
+            if c.name.is_empty() || c.name.len() > layout::MAX_IDENTIFIER_BYTES {
+                return Err(format!(
+                    "table {shown_name}: column {} is {} bytes long; column names are 1-{} bytes, what every \
+                     warehouse holds (PostgreSQL truncates longer names, and two could collide)",
+                    shown(&c.name),
+                    c.name.len(),
+                    layout::MAX_IDENTIFIER_BYTES
+                ));
+            }
         }
         check_keys(&receipt.run, name, table)?;
         for f in &table.files {
@@ -273,6 +282,25 @@ mod tests {
         assert!(check_keys(&run(), "companies", &t).unwrap_err().contains("outside the receipt's run"));
         t.folder = "../2023-03-14T04:03".into();
         assert!(check_keys(&run(), "companies", &t).unwrap_err().contains("\"..\""));
+    }
+
+    #[test]
+    fn names_longer_than_a_warehouse_holds_are_refused() {
+        let receipt_with = |table_name: &str, column: &str| {
+            let mut t = table(&[&format!("2023-03-14T04:03/{table_name}/{table_name}_000000000000.parquet.gz")]);
+            t.folder = format!("2023-03-14T04:03/{table_name}");
+            t.schema[0].name = column.to_owned();
+            let tables = [(table_name.to_owned(), t)].into_iter().collect();
+            Receipt::new(run(), None, crate::format::Format::default(), tables, chrono::Utc::now())
+        };
+        check_receipt(&receipt_with("companies", &"c".repeat(63))).unwrap();
+        let e = check_receipt(&receipt_with("companies", &"c".repeat(64))).unwrap_err();
+        assert!(e.contains("64 bytes") && e.contains("1-63"), "{e}");
+        // Multi-byte characters count as bytes, as PostgreSQL counts them.
+        let e = check_receipt(&receipt_with("companies", &"é".repeat(32))).unwrap_err();
+        assert!(e.contains("64 bytes"), "{e}");
+        let e = check_receipt(&receipt_with(&"t".repeat(64), "id")).unwrap_err();
+        assert!(e.contains("1-63"), "{e}");
     }
 
     #[test]
