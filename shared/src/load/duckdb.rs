@@ -160,27 +160,14 @@ impl DuckDbTarget {
                 .map_err(|e| self.err("reading the managed-table registry", e))?;
             if managed == 0 && self.table_exists(conn, name)? {
                 let live = format!("{}.{}", ident(&self.schema), ident(name));
-                return Err(LoadError::Schema {
-                    table: name.clone(),
-                    reason: format!(
-                        "{live} exists but the loader did not create it: it only ever alters, replaces or fills \
-                         tables it created; rename or drop that table, or load into another schema"
-                    ),
-                });
+                return Err(super::not_managed(name, &live));
             }
         }
         Ok(())
     }
 
     fn decide(&self, conn: &Connection, info: &ReceiptInfo) -> Result<Option<LoadOutcome>, LoadError> {
-        let exists: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                [self.schema.as_str(), HISTORY_TABLE],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err("reading the load history", e))?;
-        if exists == 0 {
+        if !self.table_exists(conn, HISTORY_TABLE)? {
             return Ok(None);
         }
         let h = self.history();

@@ -497,6 +497,18 @@ fn log_skip(outcome: &LoadOutcome) {
     }
 }
 
+/// A receipt names `table`, which exists as `live` but is not in the loader's registry of the
+/// tables it created: every target refuses it the same way.
+pub(crate) fn not_managed(table: &str, live: &str) -> LoadError {
+    LoadError::Schema {
+        table: table.to_owned(),
+        reason: format!(
+            "{live} exists but the loader did not create it: it only ever alters, replaces or fills tables it \
+             created; rename or drop that table, or load into another schema"
+        ),
+    }
+}
+
 /// An older run is never applied, and never a quiet skip: the caller gets [`LoadError::Older`]
 /// (`byob load` exits 1, the load function fails `NonRetryable`).
 fn older_is_an_error(outcome: LoadOutcome) -> Result<LoadOutcome, LoadError> {

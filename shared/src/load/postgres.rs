@@ -170,13 +170,7 @@ impl PostgresTarget {
                 row.try_get(1).map_err(|e| self.err("reading the managed-table registry", e))?,
             );
             if exists && !managed {
-                return Err(LoadError::Schema {
-                    table: name.clone(),
-                    reason: format!(
-                        "{live} exists but the loader did not create it: it only ever alters, replaces or fills \
-                         tables it created; rename or drop that table, or load into another schema"
-                    ),
-                });
+                return Err(super::not_managed(name, &live));
             }
         }
         Ok(())
