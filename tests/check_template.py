@@ -6,7 +6,8 @@ Usage: check_template.py template.yaml   (scripts/test runs it after cfn-lint)
 Each check is a promise README makes: the writer role never assumes a role of our own
 account; CloudWatch alarms can publish to the failure topic (not encrypted with the
 AWS-managed SNS key, whose policy cannot grant CloudWatch); the loader's dump bucket is
-TLS-only and aborts incomplete uploads; the loader is scoped to its bucket, prefix and owner.
+TLS-only and aborts incomplete uploads; the loader is scoped to its bucket, prefix and owner;
+every Retry of the state machine can match what its Task raises.
 """
 import sys
 
@@ -70,6 +71,31 @@ env = resources["LoadFunction"]["Properties"]["Environment"]["Variables"]
 for name in ["BYOB_LOAD_BUCKET", "BYOB_LOAD_PREFIX", "BYOB_LOAD_BUCKET_OWNER"]:
     check(name in env, f"LoadFunction must set {name}")
 
+# The state machine: every Retry can match what its Task raises. States.Timeout needs the Task's
+# own TimeoutSeconds; a Lambda that runs into its timeout raises Sandbox.Timedout.
+definition = resources["DumpStateMachine"]["Properties"]["Definition"]
+
+
+def tasks(states):
+    for name, state in states.items():
+        if state.get("Type") == "Task":
+            yield name, state
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            yield from tasks(processor["States"])
+
+
+found = dict(tasks(definition["States"]))
+check("ExportTask" in found, f"no ExportTask in the state machine: {sorted(found)}")
+for name, task in found.items():
+    errors = {e for r in task.get("Retry", []) for e in r["ErrorEquals"]}
+    check(
+        "States.Timeout" not in errors or "TimeoutSeconds" in task or "TimeoutSecondsPath" in task,
+        f"{name} retries States.Timeout but has no TimeoutSeconds: it can never match",
+    )
+export_errors = {e for r in found.get("ExportTask", {}).get("Retry", []) for e in r["ErrorEquals"]}
+check("Sandbox.Timedout" in export_errors, "ExportTask must say what a timed-out export does (Sandbox.Timedout)")
+
 if failures:
     sys.exit(f"{len(failures)} template check(s) failed")
-print("template: writer role, failure topic key, dump bucket and loader scope checked")
+print("template: writer role, failure topic key, dump bucket, loader scope and retries checked")
