@@ -39,12 +39,13 @@ impl<'a> TargetSpec<'a> {
 
 /// Loads `receipt` (`s3://bucket/key` or a path) into `target` (a PostgreSQL URL or a DuckDB
 /// file) or the PostgreSQL database named by `secret` (Secrets Manager, RDS format), in
-/// `schema` (default: `public` for PostgreSQL, `main` for DuckDB).
+/// `schema` (default: `public` for PostgreSQL, `main` for DuckDB); only `tables`, when given.
 pub(crate) async fn load(
     receipt: &str,
     target: Option<&str>,
     secret: Option<&str>,
     schema: Option<&str>,
+    tables: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
     let location = ReceiptLocation::parse(receipt)?;
     let target: Box<dyn Target> = match (target, secret) {
@@ -73,6 +74,7 @@ pub(crate) async fn load(
         ReceiptLocation::S3 { .. } => Loader::from_env().await,
         ReceiptLocation::Path(_) => Loader::local(),
     };
+    let loader = if tables.is_empty() { loader } else { loader.only_tables(tables) };
     let outcome = loader.load(&location, target.as_ref()).await.with_context(|| format!("loading {location}"))?;
     print(&outcome);
     Ok(ExitCode::SUCCESS)

@@ -125,6 +125,10 @@ enum Command {
         /// PostgreSQL, main for DuckDB].
         #[arg(long)]
         schema: Option<String>,
+        /// Load only these tables (comma separated): a receipt's other tables are never read,
+        /// created or touched.
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
     },
     /// Export one Parquet file or folder of any origin (every row, no tenant filter) as a dump
     /// into a local folder: the same planner, encoders, receipt and file layout as `byob run`.
@@ -171,8 +175,8 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Demo { dir, scale, load_postgres } => demo::demo(&dir, scale, load_postgres.as_deref()).await,
-        Command::Load { receipt, target, secret, schema } => {
-            load::load(&receipt, target.as_deref(), secret.as_deref(), schema.as_deref()).await
+        Command::Load { receipt, target, secret, schema, tables } => {
+            load::load(&receipt, target.as_deref(), secret.as_deref(), schema.as_deref(), tables).await
         }
         Command::Generate { out, scale, seed, postgres, schema } => {
             demo::generate_into(out.as_deref(), scale, seed, postgres.as_deref(), &schema).await?;

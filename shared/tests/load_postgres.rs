@@ -299,3 +299,31 @@ async fn a_receipt_never_touches_a_table_the_loader_did_not_create() {
     assert_eq!(count(&client, "companies").await, 50);
     assert_eq!(count(&client, "customer_companies").await, 1);
 }
+
+/// An allow-list: only the listed tables of a receipt are loaded; the others are never read,
+/// created or touched, and a receipt naming none of them is ignored.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_allow_list_loads_only_its_tables() {
+    let Some((target, url)) = target("load_allow").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    Dump::new(RUN1, None)
+        .table("companies", companies(0, 100, false), 2)
+        .table("contacts", contacts(7), 1)
+        .write_local(dir.path(), "p");
+    // GIVEN companies' files are gone: an allow-list without it must not even look for them
+    for (key, _) in Dump::new(RUN1, None).table("companies", companies(0, 100, false), 2).files {
+        let _ = std::fs::remove_file(dir.path().join("p").join(key));
+    }
+    let loader = Loader::local().only_tables(["contacts".to_owned()]);
+    let report = loaded(&loader.load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap()).clone();
+    assert_eq!(report.tables, [("contacts".to_owned(), 7)]);
+    let client = postgres_harness::client(&url).await;
+    assert_eq!(count(&client, "contacts").await, 7);
+    assert!(!exists(&client, "companies").await);
+    // A receipt with none of the allowed tables is ignored.
+    let only_orders = Loader::local().only_tables(["orders".to_owned()]);
+    Dump::new(RUN2, Some(RUN1)).table("contacts", contacts(9), 1).write_local(dir.path(), "q");
+    let outcome = only_orders.load(&run_receipt(dir.path(), "q", RUN2), &target).await.unwrap();
+    assert!(matches!(outcome, LoadOutcome::Ignored { .. }), "{outcome:?}");
+    assert_eq!(count(&client, "contacts").await, 7);
+}

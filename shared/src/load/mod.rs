@@ -204,6 +204,7 @@ pub struct Loader {
     s3: Option<aws_sdk_s3::Client>,
     scope: Option<Scope>,
     space: Option<u64>,
+    tables: Option<std::collections::BTreeSet<String>>,
 }
 
 /// The one bucket and prefix a loader reads from, and the account that must own the bucket.
@@ -220,12 +221,12 @@ pub struct Scope {
 impl Loader {
     /// A loader for local receipts only.
     pub fn local() -> Loader {
-        Loader { s3: None, scope: None, space: None }
+        Loader { s3: None, scope: None, space: None, tables: None }
     }
 
     /// A loader that reads `s3://` receipts with `client`, from any bucket its credentials reach.
     pub fn with_s3(client: aws_sdk_s3::Client) -> Loader {
-        Loader { s3: Some(client), scope: None, space: None }
+        Loader { s3: Some(client), scope: None, space: None, tables: None }
     }
 
     /// Reads only receipts (and so files) under `scope`: a notification naming another bucket
@@ -233,6 +234,31 @@ impl Loader {
     pub fn within(mut self, scope: Scope) -> Loader {
         self.scope = Some(Scope { prefix: scope.prefix.trim_matches('/').to_owned(), ..scope });
         self
+    }
+
+    /// Loads only these tables of any receipt (an allow-list): the others are never read,
+    /// created or touched, and a receipt naming none of them is ignored.
+    pub fn only_tables(mut self, names: impl IntoIterator<Item = String>) -> Loader {
+        self.tables = Some(names.into_iter().collect());
+        self
+    }
+
+    /// The receipt's tables the allow-list admits (all without one); the rest are logged and
+    /// dropped before anything is read.
+    fn admitted(&self, mut info: ReceiptInfo) -> Result<ReceiptInfo, LoadOutcome> {
+        let Some(allowed) = &self.tables else { return Ok(info) };
+        let refused: Vec<String> = info.receipt.tables.keys().filter(|t| !allowed.contains(*t)).cloned().collect();
+        if refused.is_empty() {
+            return Ok(info);
+        }
+        tracing::warn!(receipt = %info.location, tables = ?refused, "tables outside the allow-list are not loaded");
+        info.receipt.tables.retain(|name, _| allowed.contains(name));
+        if info.receipt.tables.is_empty() {
+            return Err(LoadOutcome::Ignored {
+                reason: format!("{}: none of its tables is in the allow-list (BYOB_LOAD_TABLES)", info.location),
+            });
+        }
+        Ok(info)
     }
 
     /// Refuses, before reading any file, a receipt whose files total more than `bytes` (the
@@ -245,7 +271,8 @@ impl Loader {
     /// A loader whose S3 client comes from the default credential chain (the Lambda's role),
     /// path-style when an endpoint is configured (`AWS_ENDPOINT_URL`); scoped to
     /// `BYOB_LOAD_BUCKET` / `BYOB_LOAD_PREFIX`, owned by `BYOB_LOAD_BUCKET_OWNER`, with at most
-    /// `BYOB_LOAD_SPACE_BYTES` of downloads, when set (the template sets all four).
+    /// `BYOB_LOAD_SPACE_BYTES` of downloads, loading only the tables in `BYOB_LOAD_TABLES`
+    /// (comma separated), each when set (the template sets them).
     pub async fn from_env() -> Loader {
         let base = crate::aws::sdk_config(&crate::config::AwsConfig::default()).await;
         let path_style = base.endpoint_url().is_some();
@@ -254,6 +281,12 @@ impl Loader {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let loader = match var("BYOB_LOAD_SPACE_BYTES").and_then(|v| v.parse().ok()) {
             Some(bytes) => loader.with_space(bytes),
+            None => loader,
+        };
+        let loader = match var("BYOB_LOAD_TABLES") {
+            Some(list) => {
+                loader.only_tables(list.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from))
+            }
             None => loader,
         };
         match var("BYOB_LOAD_BUCKET") {
@@ -300,7 +333,13 @@ impl Loader {
     /// Loads the receipt at `location` into `target`: verify, then apply, exactly once.
     pub async fn load(&self, location: &ReceiptLocation, target: &dyn Target) -> Result<LoadOutcome, LoadError> {
         self.check_scope(location)?;
-        let info = self.read_receipt(location).await?;
+        let info = match self.admitted(self.read_receipt(location).await?) {
+            Ok(info) => info,
+            Err(ignored) => {
+                log_skip(&ignored);
+                return Ok(ignored);
+            }
+        };
         if matches!(location, ReceiptLocation::S3 { .. }) {
             self.check_space(&info)?;
         }
