@@ -327,3 +327,48 @@ async fn an_allow_list_loads_only_its_tables() {
     assert!(matches!(outcome, LoadOutcome::Ignored { .. }), "{outcome:?}");
     assert_eq!(count(&client, "contacts").await, 7);
 }
+
+/// PostgreSQL's -infinity and infinity dates and timestamps, as the PostgreSQL source exports
+/// them (i32::MIN/MAX days, i64::MIN/MAX microseconds), load back as infinities.
+#[tokio::test(flavor = "multi_thread")]
+async fn infinite_dates_and_timestamps_load_back_as_infinities() {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Date32Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    let Some((target, url)) = target("load_infinity").await else { return };
+    let schema = Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("d", DataType::Date32, true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        Field::new("tz", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(vec![1, 2, 3])),
+        Arc::new(Date32Array::from(vec![i32::MAX, i32::MIN, 19_430])),
+        Arc::new(TimestampMicrosecondArray::from(vec![i64::MAX, i64::MIN, 1_678_766_587_000_000])),
+        Arc::new(TimestampMicrosecondArray::from(vec![i64::MIN, i64::MAX, 0]).with_timezone("UTC")),
+    ];
+    let batch = RecordBatch::try_new(Arc::new(schema), columns).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    Dump::new(RUN1, None).table("moments", batch, 1).write_local(dir.path(), "p");
+    loaded(&Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &target).await.unwrap());
+    let client = postgres_harness::client(&url).await;
+    client.batch_execute("SET TimeZone = 'UTC'").await.unwrap();
+    let rows: Vec<String> = client
+        .query("SELECT concat_ws('|', d::text, ts::text, tz::text) FROM moments ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "infinity|infinity|-infinity",
+            "-infinity|-infinity|infinity",
+            "2023-03-14|2023-03-14 04:03:07|1970-01-01 00:00:00+00"
+        ]
+    );
+}

@@ -684,12 +684,24 @@ impl<'a> Col<'a> {
             Col::Dec256(a, s) => numeric(&a.value(i).to_string(), *s, out),
             Col::Text(a) => out.extend_from_slice(a.value(i).as_bytes()),
             Col::Bytea(a) => out.extend_from_slice(a.value(i)),
+            // PostgreSQL's -infinity/infinity are i32::MIN/MAX days and i64::MIN/MAX microseconds
+            // in binary COPY, and the PostgreSQL source exports them as those same values: they
+            // stay as they are, so infinities load back as infinities.
             Col::Date(a) => {
-                let days = i64::from(a.value(i)) - PG_EPOCH_DAYS;
-                out.extend_from_slice(&(days.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32).to_be_bytes());
+                let days = match a.value(i) {
+                    d @ (i32::MIN | i32::MAX) => d,
+                    d => (i64::from(d) - PG_EPOCH_DAYS).clamp(i64::from(i32::MIN) + 1, i64::from(i32::MAX) - 1) as i32,
+                };
+                out.extend_from_slice(&days.to_be_bytes());
             }
             Col::Time(a) => out.extend_from_slice(&a.value(i).to_be_bytes()),
-            Col::Timestamp(a) => out.extend_from_slice(&a.value(i).saturating_sub(PG_EPOCH_MICROS).to_be_bytes()),
+            Col::Timestamp(a) => {
+                let micros = match a.value(i) {
+                    m @ (i64::MIN | i64::MAX) => m,
+                    m => m.saturating_sub(PG_EPOCH_MICROS).clamp(i64::MIN + 1, i64::MAX - 1),
+                };
+                out.extend_from_slice(&micros.to_be_bytes());
+            }
             Col::Interval(a) => {
                 let v = a.value(i);
                 out.extend_from_slice(&(v.nanoseconds / 1000).to_be_bytes());
