@@ -87,8 +87,9 @@ impl Workflows {
     pub async fn latest(&self) -> Result<Arc<Workflow>, Error> {
         let config = state::load_config(&self.location).await?;
         let mut current = self.current.lock().await;
-        if config.sha256() != current.config_sha256() {
-            tracing::info!(config_sha256 = %config.sha256(), was = %current.config_sha256(), "the config changed");
+        let sha256 = config.sha256();
+        if sha256 != current.config_sha256() {
+            tracing::info!(config_sha256 = %sha256, was = %current.config_sha256(), "the config changed");
             *current = Arc::new(build(config).await?);
         }
         Ok(current.clone())

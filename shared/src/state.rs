@@ -137,11 +137,6 @@ impl S3State {
         S3Error::from_sdk(operation, &self.bucket, key, e).into_error()
     }
 
-    /// Reading an object's body broke off: a lost connection, worth a retry.
-    fn body_error(&self, key: &str, e: impl std::fmt::Display) -> Error {
-        body_error(&self.bucket, key, e)
-    }
-
     async fn put_json(&self, key: &str, body: Vec<u8>) -> Result<()> {
         self.client
             .put_object()
@@ -203,7 +198,7 @@ impl StateStore for S3State {
             .send()
             .await
             .map_err(|e| self.error("GetObject", key, e))?;
-        let bytes = object.body.collect().await.map_err(|e| self.body_error(key, e))?.into_bytes();
+        let bytes = object.body.collect().await.map_err(|e| body_error(&self.bucket, key, e))?.into_bytes();
         serde_json::from_slice(&bytes).map_err(|e| Error::Receipt(format!("task result {pointer:?}: {e}")))
     }
 }

@@ -381,7 +381,8 @@ impl Loader {
     }
 
     /// Fetches every file of the receipt and checks its size and sha256; the first file that
-    /// is missing or differs fails the whole receipt.
+    /// is missing or differs fails the whole receipt. (Whether the files fit the loader's room
+    /// is checked once, by [`Loader::load`], before the target is even asked.)
     pub async fn verify(&self, location: &ReceiptLocation, info: ReceiptInfo) -> Result<VerifiedReceipt, LoadError> {
         let receipt_name = info.location.clone();
         let mut paths = HashMap::new();
@@ -410,7 +411,6 @@ impl Loader {
             ReceiptLocation::S3 { bucket, key } => {
                 let prefix = verify::prefix_of(key, &info.receipt.run)
                     .map_err(|reason| LoadError::Receipt { receipt: receipt_name.clone(), reason })?;
-                self.check_space(&info)?;
                 let dir = tempfile::tempdir().map_err(|e| LoadError::Read {
                     location: "a temporary folder".into(),
                     reason: e.to_string(),
