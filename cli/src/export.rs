@@ -3,9 +3,10 @@
 //! `byob run` (what `scripts/bench` measures against other tools, and a way to try byob's
 //! formats on one's own data).
 //!
-//! Only the source differs from a dump: [`PlainParquet`] reads every row of the input, where
-//! the lake source reads one tenant's. Slicing follows the same rule (row groups, about
-//! `target_rows_per_slice` rows per slice, `--parallelism` slices at once, default 1).
+//! Only the source differs from a dump: the lake source reads every row of the input
+//! ([`LakeSource::every_row`]) instead of one tenant's. Slicing follows the same rule (row
+//! groups, about `target_rows_per_slice` rows per slice, `--parallelism` slices at once,
+//! default 1).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,16 +21,11 @@ use byob::plan::{self, PlanFilter, TaskResult};
 use byob::receipt::Receipt;
 use byob::run::{DestinationReport, Observer, RunReport};
 use byob::sink::LocalSink;
-use byob::source::{BatchStream, Slice, Source, TableRequest, TableStream};
+use byob::source::lake::LakeSource;
 use byob::state::StateStore;
-use futures::StreamExt;
 use futures::future::join_all;
-use parquet::arrow::ParquetRecordBatchStreamBuilder;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use tokio::sync::Semaphore;
 
-/// Rows per batch read from the input: the lake source's batch size.
-const BATCH_ROWS: usize = byob::source::lake::DEFAULT_BATCH_ROWS;
 /// The destination id of the one destination an export has.
 const DESTINATION: &str = "export";
 
@@ -90,7 +86,8 @@ pub(crate) async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         Some(r) => r.parse::<RunId>().with_context(|| format!("--run {r:?}"))?,
         None => RunId::now(),
     };
-    let source = PlainParquet::new(args.input.clone());
+    let table = config.tables.first().context("the config has no table")?;
+    let source = LakeSource::new("").with_table_path(&table.name, args.input.clone()).every_row();
     let plan = plan::plan(&config, &source, run, &PlanFilter::default()).await?;
     let destination_plan = plan.destinations.first().context("the plan has no destination")?;
     let destination = config.destinations.first().context("the config has no destination")?;
@@ -242,162 +239,6 @@ impl StateStore for NoState {
     async fn get_result(&self, _pointer: &str) -> byob::Result<TaskResult> {
         Err(byob::Error::Plan("byob export keeps no task results".into()))
     }
-}
-
-/// Every row of a Parquet file, or of a folder of `*.parquet` files with one schema (hidden
-/// and `_`-prefixed names skipped), in file then row-group order. Slices are contiguous runs
-/// of row groups, as in the lake source.
-#[derive(Debug)]
-pub(crate) struct PlainParquet {
-    path: PathBuf,
-}
-
-struct Input {
-    files: Vec<(PathBuf, ArrowReaderMetadata)>,
-    /// (file, row group) with at least one row.
-    units: Vec<(usize, usize, u64)>,
-}
-
-impl PlainParquet {
-    pub(crate) fn new(path: PathBuf) -> Self {
-        PlainParquet { path }
-    }
-
-    fn error(
-        &self,
-        table: &str,
-        location: &Path,
-        e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> byob::Error {
-        byob::Error::Source { table: table.to_string(), location: location.display().to_string(), source: e.into() }
-    }
-
-    async fn scan(&self, table: &str) -> byob::Result<Input> {
-        let paths = list_parquet_files(&self.path).await.map_err(|e| self.error(table, &self.path, e))?;
-        if paths.is_empty() {
-            return Err(self.error(table, &self.path, "no *.parquet files"));
-        }
-        let mut files: Vec<(PathBuf, ArrowReaderMetadata)> = Vec::with_capacity(paths.len());
-        for path in paths {
-            let mut file = tokio::fs::File::open(&path).await.map_err(|e| self.error(table, &path, e))?;
-            let metadata = ArrowReaderMetadata::load_async(&mut file, ArrowReaderOptions::new())
-                .await
-                .map_err(|e| self.error(table, &path, e))?;
-            if let Some((first_path, first)) = files.first()
-                && first.schema().fields() != metadata.schema().fields()
-            {
-                let message = format!("its schema differs from that of {}", first_path.display());
-                return Err(self.error(table, &path, message));
-            }
-            files.push((path, metadata));
-        }
-        let mut units = Vec::new();
-        for (index, (_, metadata)) in files.iter().enumerate() {
-            for (row_group, meta) in metadata.metadata().row_groups().iter().enumerate() {
-                let rows = u64::try_from(meta.num_rows()).unwrap_or(0);
-                if rows > 0 {
-                    units.push((index, row_group, rows));
-                }
-            }
-        }
-        Ok(Input { files, units })
-    }
-}
-
-#[async_trait::async_trait]
-impl Source for PlainParquet {
-    async fn slice_count(&self, request: &TableRequest, target_rows_per_slice: u64) -> byob::Result<u32> {
-        let input = self.scan(&request.table).await?;
-        let rows: u64 = input.units.iter().map(|u| u.2).sum();
-        let wanted = rows.div_ceil(target_rows_per_slice.max(1)).min(input.units.len() as u64).max(1);
-        Ok(u32::try_from(wanted).unwrap_or(u32::MAX))
-    }
-
-    async fn open(&self, request: &TableRequest, slice: Slice) -> byob::Result<TableStream> {
-        let table = request.table.clone();
-        if request.columns.is_some() {
-            return Err(self.error(&table, &self.path, "byob export reads every column"));
-        }
-        if slice.count == 0 || slice.index >= slice.count {
-            return Err(self.error(&table, &self.path, format!("no slice {} of {}", slice.index, slice.count)));
-        }
-        let input = self.scan(&table).await?;
-        let schema = match input.files.first() {
-            Some((_, metadata)) => metadata.schema().clone(),
-            None => return Err(self.error(&table, &self.path, "no *.parquet files")),
-        };
-        let total = input.units.len();
-        let (start, end) = (
-            total * slice.index as usize / slice.count as usize,
-            total * (slice.index as usize + 1) / slice.count as usize,
-        );
-        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
-        for &(file, row_group, _) in &input.units[start..end] {
-            match groups.last_mut() {
-                Some((f, row_groups)) if *f == file => row_groups.push(row_group),
-                _ => groups.push((file, vec![row_group])),
-            }
-        }
-        let files = Arc::new(input.files);
-        let batches: BatchStream = futures::stream::iter(groups)
-            .then(move |(file, row_groups)| {
-                let (files, table) = (files.clone(), table.clone());
-                async move {
-                    let (path, metadata) = &files[file];
-                    let fail = |e: Box<dyn std::error::Error + Send + Sync>| byob::Error::Source {
-                        table: table.clone(),
-                        location: path.display().to_string(),
-                        source: e,
-                    };
-                    let handle = tokio::fs::File::open(path).await.map_err(|e| fail(e.into()))?;
-                    let reader = ParquetRecordBatchStreamBuilder::new_with_metadata(handle, metadata.clone())
-                        .with_row_groups(row_groups)
-                        .with_batch_size(BATCH_ROWS)
-                        .build()
-                        .map_err(|e| fail(e.into()))?;
-                    let (path, table) = (path.clone(), table.clone());
-                    Ok::<BatchStream, byob::Error>(
-                        reader
-                            .map(move |batch| {
-                                batch.map_err(|e| byob::Error::Source {
-                                    table: table.clone(),
-                                    location: path.display().to_string(),
-                                    source: e.into(),
-                                })
-                            })
-                            .boxed(),
-                    )
-                }
-            })
-            .map(|opened| match opened {
-                Ok(stream) => stream,
-                Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
-            })
-            .flatten()
-            .boxed();
-        Ok(TableStream { schema, batches })
-    }
-}
-
-/// The `*.parquet` files of a folder, sorted by name (a path to a file is that file).
-async fn list_parquet_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
-    if tokio::fs::metadata(path).await?.is_file() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut entries = tokio::fs::read_dir(path).await?;
-    let mut files = Vec::new();
-    while let Some(entry) = entries.next_entry().await? {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with('.') || name.starts_with('_') || !name.ends_with(".parquet") {
-            continue;
-        }
-        if tokio::fs::metadata(entry.path()).await?.is_file() {
-            files.push(entry.path());
-        }
-    }
-    files.sort();
-    Ok(files)
 }
 
 #[cfg(test)]

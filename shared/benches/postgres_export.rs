@@ -26,7 +26,7 @@ use byob::plan::ExportTask;
 use byob::sink::LocalSink;
 use byob::source::postgres::load::load_lake;
 use byob::source::postgres::{Connector, PgSource};
-use byob::source::{Slice, Source, TableRequest};
+use byob::source::{Bounds, Slice, Source, TableRequest};
 use futures::StreamExt;
 
 use postgres_harness::peak_rss_mib;
@@ -54,7 +54,7 @@ async fn bare_copy(connector: &Connector) -> (u64, u64, f64) {
 
 async fn decode_only(source: &PgSource, request: &TableRequest) -> (u64, f64) {
     let started = Instant::now();
-    let mut stream = source.open(request, Slice::WHOLE).await.unwrap().batches;
+    let mut stream = source.open(request, &Bounds::Whole).await.unwrap().batches;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         rows += batch.unwrap().num_rows() as u64;
@@ -62,7 +62,7 @@ async fn decode_only(source: &PgSource, request: &TableRequest) -> (u64, f64) {
     (rows, started.elapsed().as_secs_f64())
 }
 
-async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slices: u32) -> (u64, u64, f64) {
+async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slices: u64, rows: u64) -> (u64, u64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let sink = LocalSink::new(dir.path());
     let spec = ExportSpec {
@@ -76,9 +76,12 @@ async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slic
         metadata: BTreeMap::new(),
     };
     let started = Instant::now();
-    let tasks = (0..slices).map(|index| {
+    // About `slices` slices, as the planner cuts them.
+    let planned = source.plan(request, rows.div_ceil(slices.max(1))).await.unwrap();
+    let count = planned.len() as u32;
+    let tasks = planned.into_iter().zip(0..).map(|(bounds, index)| {
         let task =
-            ExportTask { destination: "bench".into(), table: "events".into(), slice: Slice { index, count: slices } };
+            ExportTask { destination: "bench".into(), table: "events".into(), slice: Slice { index, count }, bounds };
         let (sink, spec) = (&sink, &spec);
         async move {
             export::export(&task, request, source, sink, spec, &Cancel::default(), Arc::new(|_| {})).await.unwrap()
@@ -112,7 +115,7 @@ async fn child(phase: &str, url: &str, rows: u64) {
             let (codec, slices) = other.split_once(':').unwrap();
             let codec = if codec == "gzip" { Codec::Gzip } else { Codec::Zstd };
             let (exported, out, seconds) =
-                export_to(&PgSource::new(connector), &request, codec, slices.parse().unwrap()).await;
+                export_to(&PgSource::new(connector), &request, codec, slices.parse().unwrap(), rows).await;
             assert_eq!(exported, rows);
             (exported, out, seconds)
         }

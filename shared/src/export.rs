@@ -120,7 +120,15 @@ pub async fn export(
     let format_error = |source: FormatError| Error::Format { table: table.clone(), source };
 
     // Everything that can be checked before a byte is written is checked here.
-    let stream = source.open(request, task.slice).await?;
+    if task.slice.count > 1 && task.bounds.is_whole() {
+        // Reading the whole table as one of several slices would repeat its rows.
+        return Err(Error::Plan(format!(
+            "table {:?}: the task is slice {} of {} but carries no bounds; export tasks come from the \
+             dump step's plan, which gives every slice of a table its exact bounds",
+            task.table, task.slice.index, task.slice.count
+        )));
+    }
+    let stream = source.open(request, &task.bounds).await?;
     let schema = stream.schema.clone();
     let columns = schema::describe(&schema).map_err(|m| format_error(FormatError::Invalid(m)))?;
     FileWriter::new(&spec.format, schema.clone(), &spec.encoder).map_err(format_error)?;

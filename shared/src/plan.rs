@@ -10,7 +10,7 @@ use crate::config::{Config, DestinationConfig};
 use crate::layout::RunId;
 use crate::receipt::FileEntry;
 use crate::schema::ColumnSchema;
-use crate::source::{Slice, Source, TableRequest};
+use crate::source::{Bounds, Slice, Source, TableRequest};
 use crate::{Error, Result};
 
 /// Every export task of one run.
@@ -42,8 +42,12 @@ pub struct ExportTask {
     pub destination: String,
     /// The table name.
     pub table: String,
-    /// Which part of the table.
+    /// Which part of the table (its position, for file names and the receipt).
     pub slice: Slice,
+    /// Exactly which rows that part is, fixed when the run was planned ([`Source::plan`]).
+    /// Absent (`Whole`) only for a table planned as one slice.
+    #[serde(default, skip_serializing_if = "Bounds::is_whole")]
+    pub bounds: Bounds,
 }
 
 /// What one export task wrote.
@@ -88,7 +92,8 @@ pub fn table_request(config: &Config, destination: &DestinationConfig, table: &s
 }
 
 /// Plans `run`: for each selected destination, each of its tables, split into slices sized
-/// by the source's estimate. Unknown names in `filter` are an error naming them.
+/// by the source's estimate, each task carrying its slice's exact bounds. Unknown names in
+/// `filter` are an error naming them.
 pub async fn plan(config: &Config, source: &dyn Source, run: RunId, filter: &PlanFilter) -> Result<Plan> {
     for id in &filter.destinations {
         if !config.destinations.iter().any(|d| &d.id == id) {
@@ -116,11 +121,17 @@ pub async fn plan(config: &Config, source: &dyn Source, run: RunId, filter: &Pla
                 continue;
             }
             let request = table_request(config, dest, table);
-            let count = source.slice_count(&request, target).await?.max(1);
-            tasks.extend((0..count).map(|index| ExportTask {
+            let mut slices = source.plan(&request, target).await?;
+            if slices.is_empty() {
+                slices.push(Bounds::Whole);
+            }
+            let count = u32::try_from(slices.len())
+                .map_err(|_| Error::Plan(format!("table {table:?}: {} slices is too many", slices.len())))?;
+            tasks.extend(slices.into_iter().zip(0..).map(|(bounds, index)| ExportTask {
                 destination: dest.id.clone(),
                 table: table.clone(),
                 slice: Slice { index, count },
+                bounds,
             }));
         }
         destinations.push(DestinationPlan { destination: dest.id.clone(), tasks });

@@ -82,11 +82,23 @@ impl RunReport {
     }
 }
 
+/// How the slices of one run are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// All through one source in this process (`byob run`): a PostgreSQL source exports one
+    /// snapshot that every slice imports, so the run is one consistent moment of the database.
+    OneSource,
+    /// Each step through its own source, as the deployed Lambda steps do: nothing is held
+    /// between steps, each slice reads its own snapshot, and only bounds that stay exact
+    /// across snapshots are planned (key ranges, not page ranges).
+    SourcePerStep,
+}
+
 /// The source the config describes.
-pub fn source_for(config: &Config) -> Arc<dyn Source> {
+pub fn source_for(config: &Config, reads: Reads) -> Arc<dyn Source> {
     match &config.source {
         SourceConfig::Parquet(parquet) => {
-            let mut lake = LakeSource::new(parquet.path.clone());
+            let mut lake = LakeSource::new(parquet.path.clone()).with_aws(&config.aws);
             for table in &config.tables {
                 if let Some(p) = &table.path {
                     lake = lake.with_table_path(&table.name, p.clone());
@@ -94,9 +106,10 @@ pub fn source_for(config: &Config) -> Arc<dyn Source> {
             }
             Arc::new(lake)
         }
-        SourceConfig::Postgres(postgres) => {
-            Arc::new(crate::source::postgres::PgSource::from_config(postgres, &config.tables, &config.aws))
-        }
+        SourceConfig::Postgres(postgres) => Arc::new(
+            crate::source::postgres::PgSource::from_config(postgres, &config.tables, &config.aws)
+                .with_shared_snapshot(reads == Reads::OneSource),
+        ),
     }
 }
 
@@ -129,7 +142,7 @@ pub fn export_spec(config: &Config, destination: &DestinationConfig, run: RunId)
 /// Runs a whole dump in this process.
 pub async fn run(config: &Config, options: &RunOptions, observer: Arc<dyn Observer>) -> Result<RunReport> {
     let started = Instant::now();
-    let source = source_for(config);
+    let source = source_for(config, Reads::OneSource);
     // The store the config names: a local folder, or the same S3 state the deployed steps use.
     let state: Arc<dyn StateStore> = Arc::from(crate::state::store_for(config).await?);
     let plan = plan::plan(config, source.as_ref(), options.run, &options.filter).await?;

@@ -30,7 +30,7 @@ use crate::export::{self, Cancel};
 use crate::finalize;
 use crate::layout::RunId;
 use crate::plan::{self, ExportTask, Plan, PlanFilter, TaskResult};
-use crate::run::{export_spec, sink_for, source_for};
+use crate::run::{Reads, export_spec, sink_for, source_for};
 use crate::sink::ObjectSink;
 use crate::source::Source;
 use crate::state::StateStore;
@@ -216,7 +216,7 @@ impl Workflow {
     pub async fn dump(&self, input: &DumpInput) -> Result<Plan> {
         let run = input.run_id()?;
         let filter = PlanFilter { destinations: input.destinations.clone(), tables: input.tables.clone() };
-        let source: Arc<dyn Source> = source_for(&self.config);
+        let source: Arc<dyn Source> = source_for(&self.config, Reads::SourcePerStep);
         let plan = plan::plan(&self.config, source.as_ref(), run, &filter).await?;
         tracing::info!(%run, destinations = plan.destinations.len(), tasks = plan.destinations.iter().map(|d| d.tasks.len()).sum::<usize>(), "planned");
         Ok(plan)
@@ -231,7 +231,7 @@ impl Workflow {
         let spec = export_spec(&self.config, destination, input.run)?;
         let request = plan::table_request(&self.config, destination, &task.table);
         // This step's own source, dropped (connections closed) when the step returns.
-        let source: Arc<dyn Source> = source_for(&self.config);
+        let source: Arc<dyn Source> = source_for(&self.config, Reads::SourcePerStep);
         let result =
             export::export(task, &request, source.as_ref(), sink.as_ref(), &spec, &Cancel::default(), Arc::new(|_| {}))
                 .await?;

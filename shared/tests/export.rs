@@ -15,7 +15,7 @@ use byob::layout::{KeyTemplate, RunId};
 use byob::plan::{DestinationPlan, ExportTask, TaskResult};
 use byob::sink::LocalSink;
 use byob::source::memory::MemorySource;
-use byob::source::{BatchStream, Slice, Source, TableRequest, TableStream};
+use byob::source::{BatchStream, Bounds, Slice, Source, TableRequest, TableStream};
 use byob::state::{LocalState, StateStore};
 use sha2::{Digest, Sha256};
 
@@ -59,7 +59,7 @@ fn request(table: &str, tenant: &str) -> TableRequest {
 }
 
 fn task(table: &str, slice: Slice) -> ExportTask {
-    ExportTask { destination: "acme".into(), table: table.into(), slice }
+    ExportTask { destination: "acme".into(), table: table.into(), slice, bounds: Bounds::Whole }
 }
 
 fn no_progress() -> export::RowsCallback {
@@ -126,6 +126,28 @@ async fn files_roll_over_at_the_row_limit_with_consecutive_shards_and_true_check
 }
 
 #[tokio::test]
+async fn a_slice_without_planned_bounds_is_refused_before_anything_is_written() {
+    let source = MemorySource::new().with_table("t", schema(), vec![rows(10, |_| "acme")]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = LocalSink::new(dir.path());
+    // A hand-made task naming slice 1 of 2 but no bounds would read the whole table again.
+    let e = export::export(
+        &task("t", Slice { index: 1, count: 2 }),
+        &request("t", "acme"),
+        &source,
+        &sink,
+        &spec(Format::default(), 1_000_000),
+        &Cancel::default(),
+        no_progress(),
+    )
+    .await
+    .expect_err("refused");
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("slice 1 of 2 but carries no bounds"), "{e}");
+    assert!(files_under(dir.path()).is_empty(), "nothing written");
+}
+
+#[tokio::test]
 async fn slices_number_their_files_apart_and_only_slice_zero_writes_an_empty_file() {
     let source = MemorySource::new().with_table("t", schema(), vec![rows(10, |_| "acme")]);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -136,7 +158,10 @@ async fn slices_number_their_files_apart_and_only_slice_zero_writes_an_empty_fil
     let mut all = Vec::new();
     for index in 0..20 {
         let r = export::export(
-            &task("t", Slice { index, count: 20 }),
+            &ExportTask {
+                bounds: Bounds::Rows { from: u64::from(index) * 10 / 20, to: u64::from(index + 1) * 10 / 20 },
+                ..task("t", Slice { index, count: 20 })
+            },
             &request("t", "acme"),
             &source,
             &sink,
@@ -192,10 +217,10 @@ struct FailingSource;
 
 #[async_trait::async_trait]
 impl Source for FailingSource {
-    async fn slice_count(&self, _: &TableRequest, _: u64) -> byob::Result<u32> {
-        Ok(1)
+    async fn plan(&self, _: &TableRequest, _: u64) -> byob::Result<Vec<Bounds>> {
+        Ok(vec![Bounds::Whole])
     }
-    async fn open(&self, request: &TableRequest, _: Slice) -> byob::Result<TableStream> {
+    async fn open(&self, request: &TableRequest, _: &Bounds) -> byob::Result<TableStream> {
         let table = request.table.clone();
         let items: Vec<byob::Result<RecordBatch>> = vec![
             Ok(rows(3000, |_| "acme")),

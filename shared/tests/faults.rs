@@ -169,7 +169,7 @@ impl World {
 /// time), then finalize, per destination. Returns each destination's receipt or error.
 async fn dump(base: &SdkConfig, config: &Config) -> BTreeMap<String, Result<Receipt, byob::Error>> {
     let run: RunId = RUN.parse().expect("run id");
-    let source = run::source_for(config);
+    let source = run::source_for(config, run::Reads::OneSource);
     let state = LocalState::new(config.state.path.clone());
     let plan = plan::plan(config, source.as_ref(), run, &PlanFilter::default()).await.expect("plan");
     let mut outcomes = BTreeMap::new();

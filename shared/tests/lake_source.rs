@@ -13,7 +13,7 @@ use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray, String
 use arrow::datatypes::{DataType, Field, Schema};
 use byob::generate::{GenerateOptions, TABLES, TableReport, generate, table_schema};
 use byob::source::lake::LakeSource;
-use byob::source::{Slice, Source, TableRequest};
+use byob::source::{Bounds, FilePart, Source, TableRequest};
 use futures::TryStreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -102,8 +102,8 @@ fn plain_row_groups(dir: &Path, tenant: &str) -> (usize, usize, u64) {
     (total, holding, rows)
 }
 
-async fn read_all(source: &LakeSource, request: &TableRequest, slice: Slice) -> Vec<RecordBatch> {
-    let stream = source.open(request, slice).await.expect("open");
+async fn read_all(source: &LakeSource, request: &TableRequest, bounds: &Bounds) -> Vec<RecordBatch> {
+    let stream = source.open(request, bounds).await.expect("open");
     let batches: Vec<RecordBatch> = stream.batches.try_collect().await.expect("read");
     for batch in &batches {
         assert_eq!(batch.schema(), stream.schema, "every batch has the announced schema");
@@ -138,7 +138,7 @@ async fn tenant_filter_returns_exactly_the_tenants_rows_of_every_table() {
         let mut rows = 0;
         for tenant in TENANTS {
             // WHEN one tenant's table is read
-            let batches = read_all(&source, &request(&report.table, tenant, None), Slice::WHOLE).await;
+            let batches = read_all(&source, &request(&report.table, tenant, None), &Bounds::Whole).await;
             // THEN it holds that tenant's rows, all of them, and nothing else
             let tenants = column_values(&batches, "tenant_id");
             assert!(tenants.iter().all(|t| t == tenant), "{}: another tenant's row leaked", report.table);
@@ -155,7 +155,7 @@ async fn tenant_filter_returns_exactly_the_tenants_rows_of_every_table() {
     }
 
     // AND a tenant that does not exist has no rows
-    let batches = read_all(&source, &request("events", "nobody", None), Slice::WHOLE).await;
+    let batches = read_all(&source, &request("events", "nobody", None), &Bounds::Whole).await;
     assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 0);
 }
 
@@ -172,7 +172,7 @@ async fn row_groups_of_other_tenants_are_skipped() {
 
         // WHEN one tenant's events are read
         let source = LakeSource::new(dir.path().to_path_buf());
-        read_all(&source, &request("events", tenant, Some(&["event_id"])), Slice::WHOLE).await;
+        read_all(&source, &request("events", tenant, Some(&["event_id"])), &Bounds::Whole).await;
 
         // THEN only the row groups holding its rows were read
         assert_eq!(source.row_groups_read(), holding as u64, "{tenant}: {total} row groups in all");
@@ -180,7 +180,7 @@ async fn row_groups_of_other_tenants_are_skipped() {
 
     // AND a tenant outside every row group's range reads nothing at all
     let source = LakeSource::new(dir.path().to_path_buf());
-    read_all(&source, &request("events", "zzz", None), Slice::WHOLE).await;
+    read_all(&source, &request("events", "zzz", None), &Bounds::Whole).await;
     assert_eq!(source.row_groups_read(), 0);
 }
 
@@ -191,7 +191,7 @@ async fn projection_returns_the_requested_columns_in_the_requested_order() {
     let source = LakeSource::new(dir.path().to_path_buf());
     let columns = ["is_conversion", "event_id", "revenue", "tenant_id"];
 
-    let stream = source.open(&request("events", "initech", Some(&columns)), Slice::WHOLE).await.unwrap();
+    let stream = source.open(&request("events", "initech", Some(&columns)), &Bounds::Whole).await.unwrap();
 
     let full = table_schema("events").unwrap();
     let expected: Vec<Field> = columns.iter().map(|c| full.field_with_name(c).unwrap().clone()).collect();
@@ -217,22 +217,23 @@ async fn problems_found_before_reading_are_errors_from_open_naming_what_is_wrong
     let source = LakeSource::new(dir.path().to_path_buf());
 
     // A table whose folder does not exist.
-    let error = source_error_text(source.open(&request("nope", "acme", None), Slice::WHOLE).await);
+    let error = source_error_text(source.open(&request("nope", "acme", None), &Bounds::Whole).await);
     assert!(error.contains("\"nope\"") && error.contains("does not exist"), "{error}");
     assert!(error.contains(&dir.path().join("nope").display().to_string()), "{error}");
 
     // A column the table does not have; the tenant column missing.
     let error =
-        source_error_text(source.open(&request("events", "acme", Some(&["event_id", "colour"])), Slice::WHOLE).await);
+        source_error_text(source.open(&request("events", "acme", Some(&["event_id", "colour"])), &Bounds::Whole).await);
     assert!(error.contains("\"events\"") && error.contains("\"colour\"") && error.contains("events"), "{error}");
     let mut bad_tenant_column = request("events", "acme", None);
     bad_tenant_column.tenant_column = "customer".into();
-    let error = source_error_text(source.slice_count(&bad_tenant_column, 100).await);
+    let error = source_error_text(source.plan(&bad_tenant_column, 100).await);
     assert!(error.contains("\"customer\""), "{error}");
 
     // A column requested twice.
-    let error =
-        source_error_text(source.open(&request("events", "acme", Some(&["event_id", "event_id"])), Slice::WHOLE).await);
+    let error = source_error_text(
+        source.open(&request("events", "acme", Some(&["event_id", "event_id"])), &Bounds::Whole).await,
+    );
     assert!(error.contains("twice"), "{error}");
 
     // A folder without Parquet files (other files do not count).
@@ -240,7 +241,7 @@ async fn problems_found_before_reading_are_errors_from_open_naming_what_is_wrong
     fs::create_dir(&empty).unwrap();
     fs::write(empty.join("notes.txt"), "not data").unwrap();
     fs::write(empty.join("_SUCCESS"), "").unwrap();
-    let error = source_error_text(source.open(&request("empty", "acme", None), Slice::WHOLE).await);
+    let error = source_error_text(source.open(&request("empty", "acme", None), &Bounds::Whole).await);
     assert!(error.contains("no .parquet file") && error.contains(&empty.display().to_string()), "{error}");
 
     // A folder whose files disagree on the schema: the differing file is named.
@@ -248,12 +249,32 @@ async fn problems_found_before_reading_are_errors_from_open_naming_what_is_wrong
     fs::create_dir(&mixed).unwrap();
     fs::copy(dir.path().join("companies/part-00000.parquet"), mixed.join("a.parquet")).unwrap();
     fs::copy(dir.path().join("contacts/part-00000.parquet"), mixed.join("b.parquet")).unwrap();
-    let error = source_error_text(source.open(&request("mixed", "acme", None), Slice::WHOLE).await);
+    let error = source_error_text(source.open(&request("mixed", "acme", None), &Bounds::Whole).await);
     assert!(error.contains("b.parquet") && error.contains("different schema"), "{error}");
 
-    // A slice that does not exist.
-    let error = source_error_text(source.open(&request("events", "acme", None), Slice { index: 3, count: 3 }).await);
-    assert!(error.contains("slice 3 of 3"), "{error}");
+    // Bounds that cannot be read: not a lake's, a file outside the table's folder, a row group
+    // the file does not have, a file rewritten since the plan. None is worth a retry.
+    let events = request("events", "acme", None);
+    let planned = source.plan(&events, 1_000_000).await.unwrap();
+    let Bounds::RowGroups { files } = &planned[0] else { panic!("{planned:?}") };
+    let part = files[0].clone();
+    let outside =
+        FilePart { path: dir.path().join("contacts/part-00000.parquet").display().to_string(), ..part.clone() };
+    let past_end = FilePart { row_groups: vec![0, 999], ..part.clone() };
+    let resized = FilePart { bytes: part.bytes + 1, ..part.clone() };
+    for (bounds, expected) in [
+        (Bounds::Rows { from: 0, to: 1 }, "were not planned by a Parquet lake source"),
+        (Bounds::RowGroups { files: vec![outside] }, "not in the table's folder"),
+        (Bounds::RowGroups { files: vec![past_end] }, "a file that has"),
+        (Bounds::RowGroups { files: vec![resized] }, "the file changed since the run was planned"),
+        (Bounds::RowGroups { files: vec![] }, "no file listed"),
+    ] {
+        let result = source.open(&events, &bounds).await;
+        let error = result.as_ref().err().map(|e| e.is_retryable());
+        assert_eq!(error, Some(false), "{bounds:?}");
+        let text = source_error_text(result);
+        assert!(text.contains(expected), "{text}");
+    }
 }
 
 #[tokio::test]
@@ -266,13 +287,14 @@ async fn slices_hold_every_row_exactly_once() {
     {
         let req = request(table, tenant, None);
         let id_column = table_schema(table).unwrap().field(0).name().clone();
-        let whole = column_values(&read_all(&source, &req, Slice::WHOLE).await, &id_column);
-        let planned = source.slice_count(&req, 450).await.unwrap();
-        for count in [1, 2, 3, 7, planned] {
+        let whole = column_values(&read_all(&source, &req, &Bounds::Whole).await, &id_column);
+        for target in [1_000_000, 2_000, 1_500, 600, 450] {
+            let planned = source.plan(&req, target).await.unwrap();
+            let count = planned.len();
             let mut ids = Vec::new();
             let mut checksum = 0u64;
-            for index in 0..count {
-                let slice_ids = column_values(&read_all(&source, &req, Slice { index, count }).await, &id_column);
+            for bounds in &planned {
+                let slice_ids = column_values(&read_all(&source, &req, bounds).await, &id_column);
                 checksum = slice_ids.iter().fold(checksum, |sum, id| sum.wrapping_add(fnv(id)));
                 ids.extend(slice_ids);
             }
@@ -298,14 +320,22 @@ async fn slice_count_follows_the_statistics_of_the_tenants_row_groups() {
     let (_, holding, rows) = plain_row_groups(&dir.path().join("events"), "acme");
     assert_eq!(holding, 8);
     assert!(rows >= 4_000);
-    let expected = |target: u64| rows.div_ceil(target.max(1)).min(holding as u64).max(1) as u32;
+    let expected = |target: u64| rows.div_ceil(target.max(1)).min(holding as u64).max(1) as usize;
+    let count = |planned: Vec<Bounds>| planned.len();
 
     for target in [1_000_000, 4_400, 2_000, 1_500, 1, 0] {
-        assert_eq!(source.slice_count(&req, target).await.unwrap(), expected(target), "target {target}");
+        assert_eq!(count(source.plan(&req, target).await.unwrap()), expected(target), "target {target}");
     }
-    assert_eq!(source.slice_count(&req, 1_000_000).await.unwrap(), 1);
-    assert_eq!(source.slice_count(&req, 1).await.unwrap(), 8, "capped by row groups");
-    assert_eq!(source.slice_count(&request("events", "nobody", None), 10).await.unwrap(), 1);
+    assert_eq!(count(source.plan(&req, 1_000_000).await.unwrap()), 1);
+    assert_eq!(count(source.plan(&req, 1).await.unwrap()), 8, "capped by row groups");
+    // A tenant no row group may hold (above every maximum): one slice that lists a file (for the schema), no row group.
+    let nobody = source.plan(&request("events", "zz-nobody", None), 10).await.unwrap();
+    let [Bounds::RowGroups { files }] = nobody.as_slice() else { panic!("{nobody:?}") };
+    assert_eq!(files.len(), 1);
+    assert!(files[0].row_groups.is_empty());
+    assert!(
+        read_all(&source, &request("events", "zz-nobody", None), &nobody[0]).await.iter().all(|b| b.num_rows() == 0)
+    );
 }
 
 #[tokio::test]
@@ -347,19 +377,19 @@ async fn integer_and_string_view_tenant_columns_are_filtered_too() {
     req.tenant_column = "tenant".into();
 
     // WHEN tenant 12 is read THEN it gets its 25 rows, from the 2 row groups that hold them
-    let batches = read_all(&source, &req, Slice::WHOLE).await;
+    let batches = read_all(&source, &req, &Bounds::Whole).await;
     assert_eq!(column_values(&batches, "value"), (50..75).map(|i| format!("p1r{i}")).collect::<Vec<_>>());
     assert_eq!(source.row_groups_read(), 2);
 
     // AND a tenant that is not a number is a clear error
     req.tenant = "acme".into();
-    let error = source_error_text(source.open(&req, Slice::WHOLE).await);
+    let error = source_error_text(source.open(&req, &Bounds::Whole).await);
     assert!(error.contains("\"acme\"") && error.contains("Int64"), "{error}");
 
     // AND string views work like strings
     let mut req = request("views", "t21", Some(&["value", "tenant"]));
     req.tenant_column = "tenant".into();
-    let batches = read_all(&source, &req, Slice::WHOLE).await;
+    let batches = read_all(&source, &req, &Bounds::Whole).await;
     assert_eq!(column_values(&batches, "value"), (25..50).map(|i| format!("p2r{i}")).collect::<Vec<_>>());
     assert!(column_values(&batches, "tenant").iter().all(|t| t == "t21"));
 }
@@ -380,7 +410,7 @@ async fn table_paths_can_be_overridden_per_table() {
     fs::rename(dir.path().join("paid_ads"), &elsewhere).unwrap();
 
     let source = LakeSource::new(dir.path().to_path_buf()).with_table_path("paid_ads", elsewhere.clone());
-    let rows: usize = read_all(&source, &request("paid_ads", "acme", None), Slice::WHOLE)
+    let rows: usize = read_all(&source, &request("paid_ads", "acme", None), &Bounds::Whole)
         .await
         .iter()
         .map(RecordBatch::num_rows)
@@ -390,7 +420,7 @@ async fn table_paths_can_be_overridden_per_table() {
     // A single file works as a table path too.
     let one_file = elsewhere.join("part-00000.parquet");
     let source = LakeSource::new(dir.path().to_path_buf()).with_table_path("paid_ads", one_file);
-    assert!(source.open(&request("paid_ads", "acme", None), Slice::WHOLE).await.is_ok());
+    assert!(source.open(&request("paid_ads", "acme", None), &Bounds::Whole).await.is_ok());
 }
 
 #[test]

@@ -138,6 +138,13 @@ async fn a_warm_container_holds_no_connection_between_steps() {
     let db = pg.database("warm").await;
     load_lake(&pg.connector(&db), "public", &lake, &TABLES, &|_, _| {}).await.unwrap();
     let config = config(dir.path(), &format!("[source]\ntype = \"postgres\"\nurl = \"{}\"\n", pg.url(&db)), "warm");
+    // Steps read in separate snapshots: a table splits only along a key (here a slice_key).
+    let path = dir.path().join("warm.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("name = \"events\"\n", "name = \"events\"\nslice_key = \"occurred_at\"\n"))
+        .unwrap();
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.tables.iter().find(|t| t.name == "events").unwrap().slice_key.as_deref(), Some("occurred_at"));
     let state = Arc::new(byob::state::LocalState::new(config.state.path.clone()));
     let workflow = Workflow::new(config, state);
     let probe = postgres_harness::client(&pg.url("postgres")).await;

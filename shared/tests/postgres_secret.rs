@@ -12,7 +12,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::Int32Type;
 use byob::config::TlsMode;
 use byob::format::Codec;
-use byob::source::Slice;
+use byob::source::Bounds;
 use byob::source::postgres::{Connector, PgSource};
 use postgres_harness::export_parquet;
 
@@ -49,8 +49,9 @@ async fn an_rds_secret_in_secrets_manager_connects_the_source() {
     // THEN it names the server without the password, and reads the tenant's rows
     assert_eq!(connector.name(), format!("postgres://postgres@127.0.0.1:{}/{db}", pg.port));
     assert!(!format!("{connector:?}").contains("never-shown-pw"));
-    let exported =
-        export_parquet(&PgSource::new(connector), "t", "acme", Some(&["id"]), Slice::WHOLE, Codec::Gzip).await.unwrap();
+    let exported = export_parquet(&PgSource::new(connector), "t", "acme", Some(&["id"]), &Bounds::Whole, Codec::Gzip)
+        .await
+        .unwrap();
     let mut ids: Vec<i32> = exported.rows.column(0).as_primitive::<Int32Type>().values().to_vec();
     ids.sort();
     assert_eq!(ids, [1, 3]);

@@ -1,9 +1,11 @@
 //! Slices of a PostgreSQL table against a real server: by `ctid` pages, by an integer key, by
-//! a timestamp or date key, of a query. Every split is checked the same way: the slices,
-//! exported in parallel through byob's pipeline, together hold exactly the tenant's rows
-//! (count, no id twice, and a checksum over every value equal to PostgreSQL's own). Also:
-//! slice counts follow PostgreSQL's estimate, and every slice reads the snapshot the
-//! planner exported, so writes after planning are in no slice.
+//! a timestamp or date key, of a query. Every split is checked the same way: the planned
+//! slices, exported in parallel through byob's pipeline, together hold exactly the tenant's
+//! rows (count, no id twice, and a checksum over every value equal to PostgreSQL's own).
+//! Also: slice counts follow PostgreSQL's estimate; with one source (`byob run`) every slice
+//! reads the snapshot the planner exported, so writes after planning are in no slice; and
+//! with a source per step (deployed), the planned key ranges hold every row exactly once
+//! while rows are inserted, updated and deleted between the plan and each slice.
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,7 +17,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use byob::format::Codec;
 use byob::source::postgres::{Connector, PgSource, PgTable};
-use byob::source::{Slice, Source, TableRequest};
+use byob::source::{Bounds, Source, TableRequest};
 use futures::future::join_all;
 use postgres_harness::export_parquet;
 use sha2::{Digest, Sha256};
@@ -76,19 +78,31 @@ async fn expected(db: &Db, table: &str, tenant: &str) -> (usize, String) {
     (rows.len(), hex::encode(hash.finalize()))
 }
 
-/// Exports every slice of `count` in parallel; checks no id appears twice and returns
+/// Plans `table` for `tenant` at `target` rows per slice.
+async fn plan(source: &PgSource, table: &str, tenant: &str, target: u64) -> Vec<Bounds> {
+    source.plan(&request(table, tenant), target).await.unwrap()
+}
+
+/// Exports every planned slice in parallel; checks no id appears twice and returns
 /// (rows per slice, rows, sha256 over the rows in id order).
-async fn export_slices(source: &PgSource, table: &str, tenant: &str, count: u32) -> (Vec<usize>, usize, String) {
-    let exports = (0..count).map(|index| async move {
-        export_parquet(source, table, tenant, Some(&["id", "payload"]), Slice { index, count }, Codec::Zstd)
-            .await
-            .unwrap()
-            .rows
+async fn export_slices(
+    source: &PgSource,
+    table: &str,
+    tenant: &str,
+    planned: &[Bounds],
+) -> (Vec<usize>, usize, String) {
+    let exports = planned.iter().map(|bounds| async move {
+        export_parquet(source, table, tenant, Some(&["id", "payload"]), bounds, Codec::Zstd).await.unwrap().rows
     });
     let slices: Vec<RecordBatch> = join_all(exports).await;
+    summarize(&slices)
+}
+
+/// (rows per slice, rows, sha256 over the rows in id order); no id twice.
+fn summarize(slices: &[RecordBatch]) -> (Vec<usize>, usize, String) {
     let per_slice = slices.iter().map(RecordBatch::num_rows).collect();
     let mut rows: Vec<(i64, String)> = Vec::new();
-    for batch in &slices {
+    for batch in slices {
         if batch.num_columns() == 0 {
             continue;
         }
@@ -114,19 +128,26 @@ async fn ctid_slices_together_hold_every_row_exactly_once() {
     let Some(db) = db("ctid").await else { return };
     items(&db).await;
     let source = PgSource::new(db.connector.clone());
-    // GIVEN the planner's count for ~40,000 acme rows at 8,000 rows per slice
-    let count = source.slice_count(&request("items", "acme"), 8_000).await.unwrap();
-    assert!((4..=7).contains(&count), "PostgreSQL estimates ~40,000 rows: {count} slices");
+    // GIVEN the planner's slices for ~40,000 acme rows at 8,000 rows per slice
+    let planned = plan(&source, "items", "acme", 8_000).await;
+    assert!((4..=7).contains(&planned.len()), "PostgreSQL estimates ~40,000 rows: {planned:?}");
+    assert!(planned.iter().all(|b| matches!(b, Bounds::Pages { .. })), "{planned:?}");
     // WHEN every slice is exported in parallel
-    let (per_slice, rows, checksum) = export_slices(&source, "items", "acme", count).await;
+    let (per_slice, rows, checksum) = export_slices(&source, "items", "acme", &planned).await;
     // THEN together they are exactly the tenant's rows, spread over every slice
     assert_eq!((rows, checksum), expected(&db, "items", "acme").await);
     assert!(per_slice.iter().all(|&n| n > 2_000), "page ranges split evenly: {per_slice:?}");
     // and any other count splits exactly too
-    for count in [2, 3, 13] {
-        let (_, rows, checksum) = export_slices(&source, "items", "globex", count).await;
-        assert_eq!((rows, checksum), expected(&db, "items", "globex").await, "{count} slices");
+    for target in [15_000, 9_000, 1_500] {
+        let planned = plan(&source, "items", "globex", target).await;
+        let (_, rows, checksum) = export_slices(&source, "items", "globex", &planned).await;
+        assert_eq!((rows, checksum), expected(&db, "items", "globex").await, "{} slices", planned.len());
     }
+    // Page ranges are exact only in the snapshot they were cut in: another source refuses them.
+    let other = PgSource::new(db.connector.clone());
+    let e = other.open(&request("items", "acme"), &planned[1]).await.err().unwrap();
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("page ranges were cut in snapshot"), "{e}");
 }
 
 #[tokio::test]
@@ -136,21 +157,29 @@ async fn key_slices_by_integer_timestamp_and_date_hold_every_row_exactly_once() 
     for key in ["k", "at", "day", "id"] {
         let source = PgSource::new(db.connector.clone())
             .with_table("items", PgTable { query: None, slice_key: Some(key.into()) });
-        let count = source.slice_count(&request("items", "acme"), 5_000).await.unwrap();
-        assert!((6..=10).contains(&count), "{key}: {count}");
-        let (per_slice, rows, checksum) = export_slices(&source, "items", "acme", count).await;
+        let planned = plan(&source, "items", "acme", 5_000).await;
+        assert!((6..=10).contains(&planned.len()), "{key}: {planned:?}");
+        assert!(planned.iter().all(|b| matches!(b, Bounds::Keys { column, .. } if column == key)), "{planned:?}");
+        let (per_slice, rows, checksum) = export_slices(&source, "items", "acme", &planned).await;
         assert_eq!((rows, checksum), expected(&db, "items", "acme").await, "{key}");
-        assert!(per_slice.iter().filter(|&&n| n > 0).count() as u32 >= count - 1, "{key}: {per_slice:?}");
-        for count in [2, 7] {
-            let (_, rows, checksum) = export_slices(&source, "items", "globex", count).await;
-            assert_eq!((rows, checksum), expected(&db, "items", "globex").await, "{key}, {count} slices");
+        assert!(per_slice.iter().filter(|&&n| n > 0).count() >= planned.len() - 1, "{key}: {per_slice:?}");
+        for target in [15_000, 3_000] {
+            let planned = plan(&source, "items", "globex", target).await;
+            let (_, rows, checksum) = export_slices(&source, "items", "globex", &planned).await;
+            assert_eq!((rows, checksum), expected(&db, "items", "globex").await, "{key}, {} slices", planned.len());
         }
     }
     // A key of another type is refused, naming it.
     let source = PgSource::new(db.connector.clone())
         .with_table("items", PgTable { query: None, slice_key: Some("payload".into()) });
-    let e = source.slice_count(&request("items", "acme"), 5_000).await.err().unwrap().to_string();
+    let e = source.plan(&request("items", "acme"), 5_000).await.err().unwrap().to_string();
     assert!(e.contains("\"payload\"") && e.contains("text") && e.contains("\"items\""), "{e}");
+    // Bounds naming a column that is not the slice key are refused.
+    let keyed =
+        PgSource::new(db.connector.clone()).with_table("items", PgTable { query: None, slice_key: Some("k".into()) });
+    let forged = Bounds::Keys { column: "payload".into(), from: Some(0), to: Some(10), nulls: false, infinity: false };
+    let e = keyed.open(&request("items", "acme"), &forged).await.err().unwrap().to_string();
+    assert!(e.contains("not its slice key or primary key"), "{e}");
 }
 
 #[tokio::test]
@@ -172,9 +201,9 @@ async fn a_query_splits_by_its_slice_key_and_views_or_partitioned_tables_without
         slice_key: Some("id".into()),
     };
     let source = PgSource::new(db.connector.clone()).with_table("recent", query);
-    let count = source.slice_count(&request("recent", "acme"), 4_000).await.unwrap();
-    assert!(count >= 3, "{count}");
-    let (_, rows, checksum) = export_slices(&source, "recent", "acme", count).await;
+    let planned = plan(&source, "recent", "acme", 4_000).await;
+    assert!(planned.len() >= 3, "{planned:?}");
+    let (_, rows, checksum) = export_slices(&source, "recent", "acme", &planned).await;
     db.client
         .batch_execute("CREATE TABLE recent AS SELECT id, tenant_id, payload FROM items WHERE id > 20000")
         .await
@@ -183,15 +212,14 @@ async fn a_query_splits_by_its_slice_key_and_views_or_partitioned_tables_without
 
     let source = PgSource::new(db.connector.clone());
     for table in ["items_view", "parts"] {
-        assert_eq!(source.slice_count(&request(table, "acme"), 1_000).await.unwrap(), 1, "{table}");
-        // Opened with more slices anyway, slice 0 holds everything and the rest nothing.
-        let (per_slice, rows, checksum) = export_slices(&source, table, "acme", 3).await;
-        assert_eq!(per_slice[1..], [0, 0], "{table}");
+        let planned = plan(&source, table, "acme", 1_000).await;
+        assert_eq!(planned, [Bounds::Whole], "{table}");
+        let (_, rows, checksum) = export_slices(&source, table, "acme", &planned).await;
         assert_eq!((rows, checksum), expected(&db, "items", "acme").await, "{table}");
     }
     let keyed =
         PgSource::new(db.connector.clone()).with_table("parts", PgTable { query: None, slice_key: Some("id".into()) });
-    assert!(keyed.slice_count(&request("parts", "acme"), 1_000).await.unwrap() > 10);
+    assert!(plan(&keyed, "parts", "acme", 1_000).await.len() > 10);
 }
 
 #[tokio::test]
@@ -201,7 +229,7 @@ async fn every_slice_reads_the_snapshot_the_planner_exported() {
     let (rows_before, checksum_before) = expected(&db, "items", "acme").await;
     let source = PgSource::new(db.connector.clone());
     // GIVEN a plan made (and its snapshot exported)
-    let count = source.slice_count(&request("items", "acme"), 10_000).await.unwrap();
+    let planned = plan(&source, "items", "acme", 10_000).await;
     assert!(source.snapshot_id().await.unwrap().is_some());
     // WHEN other sessions insert, update (moving rows to new pages) and delete afterwards
     db.client
@@ -213,12 +241,77 @@ async fn every_slice_reads_the_snapshot_the_planner_exported() {
         .await
         .unwrap();
     // THEN the slices still hold exactly the rows as they were when planned
-    let (_, rows, checksum) = export_slices(&source, "items", "acme", count).await;
+    let (_, rows, checksum) = export_slices(&source, "items", "acme", &planned).await;
     assert_eq!((rows, checksum), (rows_before, checksum_before));
-    // and a new source (a new run) sees the changes.
-    let (_, rows, _) = export_slices(&PgSource::new(db.connector.clone()), "items", "acme", count).await;
+    // and a new source (a new run, with its own plan) sees the changes.
+    let fresh = PgSource::new(db.connector.clone());
+    let replanned = plan(&fresh, "items", "acme", 10_000).await;
+    let (_, rows, _) = export_slices(&fresh, "items", "acme", &replanned).await;
     assert_eq!(rows, expected(&db, "items", "acme").await.0);
     assert_ne!(rows, rows_before);
+}
+
+#[tokio::test]
+async fn planned_key_ranges_hold_every_row_once_when_each_slice_reads_its_own_snapshot() {
+    let Some(db) = db("separate").await else { return };
+    items(&db).await;
+    db.client
+        .batch_execute(
+            "ALTER TABLE items ADD PRIMARY KEY (id); CREATE TABLE heap AS SELECT * FROM items; ANALYZE heap;",
+        )
+        .await
+        .unwrap();
+    // A source per step, as deployed: each slice in its own invocation and snapshot.
+    let step = || PgSource::new(db.connector.clone()).with_shared_snapshot(false);
+    // GIVEN a plan: no slice_key, so the primary key cuts the ranges (never page ranges)
+    let planned = plan(&step(), "items", "acme", 8_000).await;
+    assert!(planned.len() >= 4, "{planned:?}");
+    assert!(planned.iter().all(|b| matches!(b, Bounds::Keys { column, .. } if column == "id")), "{planned:?}");
+    let Some(Bounds::Keys { to: Some(end), .. }) = planned.last() else { panic!("{planned:?}") };
+    let planned_max = end - 1;
+    // and a table with neither slice_key nor primary key is one slice
+    assert_eq!(plan(&step(), "heap", "acme", 8_000).await, [Bounds::Whole]);
+
+    // WHEN rows are inserted (inside the planned ranges and above them), deleted, and updated
+    // (every update moves the row to another page) between the plan and each slice's export
+    db.client
+        .batch_execute(
+            "INSERT INTO items (id, tenant_id, payload) SELECT -i, 'acme', 'early' FROM generate_series(1, 300) i;
+             INSERT INTO items (id, tenant_id, payload) SELECT i, 'acme', 'late' FROM generate_series(60001, 61000) i;
+             DELETE FROM items WHERE id % 10 = 2;",
+        )
+        .await
+        .unwrap();
+    let mut slices = Vec::new();
+    for (index, bounds) in planned.iter().enumerate() {
+        db.client
+            .batch_execute(&format!("UPDATE items SET payload = payload || '-{index}' WHERE tenant_id = 'acme'"))
+            .await
+            .unwrap();
+        let fresh = step();
+        slices.push(
+            export_parquet(&fresh, "items", "acme", Some(&["id", "payload"]), bounds, Codec::Zstd).await.unwrap().rows,
+        );
+    }
+    // THEN every row of the planned ranges that exists when its slice is read is exported
+    // exactly once (no id twice: `summarize` checks), and none above the planned maximum
+    let (_, rows, _) = summarize(&slices);
+    let ids: BTreeSet<i64> = slices
+        .iter()
+        .filter(|b| b.num_columns() > 0)
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    let want: BTreeSet<i64> = db
+        .client
+        .query("SELECT id FROM items WHERE tenant_id = 'acme' AND id <= $1", &[&planned_max])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, want.len());
+    assert_eq!(ids, want);
+    assert!(ids.contains(&-300) && !ids.contains(&60_001) && !ids.contains(&2), "inserted below, above, deleted");
 }
 
 #[tokio::test]
@@ -226,12 +319,12 @@ async fn slice_counts_follow_the_estimate_and_the_target() {
     let Some(db) = db("counts").await else { return };
     items(&db).await;
     let source = PgSource::new(db.connector.clone());
-    assert_eq!(source.slice_count(&request("items", "acme"), 1_000_000).await.unwrap(), 1);
-    let small = source.slice_count(&request("items", "acme"), 20_000).await.unwrap();
-    let large = source.slice_count(&request("items", "acme"), 2_000).await.unwrap();
+    assert_eq!(plan(&source, "items", "acme", 1_000_000).await.len(), 1);
+    let small = plan(&source, "items", "acme", 20_000).await.len();
+    let large = plan(&source, "items", "acme", 2_000).await.len();
     assert!((2..=3).contains(&small), "{small}");
     assert!((16..=25).contains(&large), "{large}");
-    assert_eq!(source.slice_count(&request("items", "nobody"), 1_000).await.unwrap(), 1, "a tenant with no rows");
+    assert_eq!(plan(&source, "items", "nobody", 1_000).await.len(), 1, "a tenant with no rows");
     // ctid slices never outnumber the table's pages.
     let pages: i64 = db
         .client
@@ -239,5 +332,5 @@ async fn slice_counts_follow_the_estimate_and_the_target() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(i64::from(source.slice_count(&request("items", "acme"), 1).await.unwrap()), pages);
+    assert_eq!(plan(&source, "items", "acme", 1).await.len() as i64, pages);
 }

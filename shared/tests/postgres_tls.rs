@@ -11,7 +11,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::Int32Type;
 use byob::config::TlsMode;
 use byob::format::Codec;
-use byob::source::Slice;
+use byob::source::Bounds;
 use byob::source::postgres::{Connector, PgSource};
 use postgres_harness::{PgServer, export_parquet};
 
@@ -41,10 +41,11 @@ async fn tls_is_verified_and_used_when_the_server_requires_it() {
         .batch_execute("CREATE TABLE t (id int, tenant_id text); INSERT INTO t VALUES (1, 'acme'), (2, 'x');")
         .await
         .unwrap();
-    let rows = export_parquet(&PgSource::new(required.clone()), "t", "acme", Some(&["id"]), Slice::WHOLE, Codec::Zstd)
-        .await
-        .unwrap()
-        .rows;
+    let rows =
+        export_parquet(&PgSource::new(required.clone()), "t", "acme", Some(&["id"]), &Bounds::Whole, Codec::Zstd)
+            .await
+            .unwrap()
+            .rows;
     assert_eq!(rows.column(0).as_primitive::<Int32Type>().values().to_vec(), [1]);
 
     // WITHOUT the CA the certificate is not trusted, and prefer does not fall back to plain text

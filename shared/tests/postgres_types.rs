@@ -19,7 +19,7 @@ use arrow::datatypes::{
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use byob::format::Codec;
 use byob::source::postgres::{BatchLimits, Connector, PgSource, PgTable};
-use byob::source::{Slice, Source, TableRequest};
+use byob::source::{Bounds, Source, TableRequest};
 use futures::TryStreamExt;
 use postgres_harness::{export_parquet, files_under};
 use tokio_postgres::Client;
@@ -64,7 +64,7 @@ impl Db {
             ))
             .await
             .unwrap();
-        let exported = export_parquet(&self.source(), table, "acme", None, Slice::WHOLE, Codec::Zstd).await.unwrap();
+        let exported = export_parquet(&self.source(), table, "acme", None, &Bounds::Whole, Codec::Zstd).await.unwrap();
         let batch = exported.rows;
         assert_eq!(batch.num_rows(), values.len(), "{table}: one row per value, none of tenant other");
         assert_eq!(exported.result.rows, values.len() as u64);
@@ -208,7 +208,7 @@ async fn nan_in_a_decimal_column_is_an_error_naming_table_and_column() {
         .batch_execute("CREATE TABLE money_like (id int, tenant_id text, amount numeric(10,2)); INSERT INTO money_like VALUES (1, 'acme', 'NaN')")
         .await
         .unwrap();
-    let e = export_parquet(&db.source(), "money_like", "acme", None, Slice::WHOLE, Codec::Gzip)
+    let e = export_parquet(&db.source(), "money_like", "acme", None, &Bounds::Whole, Codec::Gzip)
         .await
         .err()
         .unwrap()
@@ -377,7 +377,7 @@ async fn a_timestamp_beyond_what_arrow_holds_is_an_error_naming_the_column() {
         .await
         .unwrap();
     let e =
-        export_parquet(&db.source(), "far", "acme", None, Slice::WHOLE, Codec::Zstd).await.err().unwrap().to_string();
+        export_parquet(&db.source(), "far", "acme", None, &Bounds::Whole, Codec::Zstd).await.err().unwrap().to_string();
     assert!(e.contains("\"far\"") && e.contains("\"at\"") && e.contains("timestamp"), "{e}");
 }
 
@@ -496,7 +496,12 @@ async fn export_into_folder(source: &PgSource, table: &str) -> (String, Vec<Stri
         encoder: byob::format::EncoderOptions::default(),
         metadata: Default::default(),
     };
-    let task = byob::plan::ExportTask { destination: "d".into(), table: table.into(), slice: Slice::WHOLE };
+    let task = byob::plan::ExportTask {
+        destination: "d".into(),
+        table: table.into(),
+        slice: byob::source::Slice::WHOLE,
+        bounds: Bounds::Whole,
+    };
     let request =
         TableRequest { table: table.into(), tenant: "acme".into(), tenant_column: "tenant_id".into(), columns: None };
     let e = byob::export::export(&task, &request, source, &sink, &spec, &Default::default(), Arc::new(|_| {}))
@@ -523,7 +528,7 @@ async fn unsupported_types_fail_in_open_naming_table_column_and_type() {
             ))
             .await
             .unwrap();
-        let e = db.source().open(&request(&table, "acme", None), Slice::WHOLE).await.err().unwrap().to_string();
+        let e = db.source().open(&request(&table, "acme", None), &Bounds::Whole).await.err().unwrap().to_string();
         assert!(e.contains(&format!("\"{table}\"")) && e.contains(&format!("\"{column}\"")) && e.contains(ty), "{e}");
         let (e, files) = export_into_folder(&db.source(), &table).await;
         assert!(e.contains(ty), "{e}");
@@ -537,7 +542,7 @@ async fn unsupported_types_fail_in_open_naming_table_column_and_type() {
             slice_key: None,
         },
     );
-    let rows = export_parquet(&source, "odd_location", "acme", None, Slice::WHOLE, Codec::Snappy).await.unwrap().rows;
+    let rows = export_parquet(&source, "odd_location", "acme", None, &Bounds::Whole, Codec::Snappy).await.unwrap().rows;
     assert_eq!(strings(&rows, 2), [Some("(1,2)".to_owned())]);
 }
 
@@ -549,7 +554,7 @@ async fn errors_say_whether_a_retry_can_help() {
     let pg = postgres_harness::shared().unwrap();
     db.client.batch_execute("CREATE TABLE odd (id int, tenant_id text, location point)").await.unwrap();
     let open = |source: PgSource, table: &'static str| async move {
-        source.open(&request(table, "acme", None), Slice::WHOLE).await.expect_err("the open fails")
+        source.open(&request(table, "acme", None), &Bounds::Whole).await.expect_err("the open fails")
     };
 
     // Permanent: the same config fails the same way on every retry.
@@ -559,7 +564,7 @@ async fn errors_say_whether_a_retry_can_help() {
     assert!(!unsupported.is_retryable(), "unsupported type: {unsupported}");
     let missing_column = db
         .source()
-        .open(&request("odd", "acme", Some(&["id", "nope"])), Slice::WHOLE)
+        .open(&request("odd", "acme", Some(&["id", "nope"])), &Bounds::Whole)
         .await
         .expect_err("a missing column fails");
     assert!(!missing_column.is_retryable(), "missing column: {missing_column}");
@@ -584,7 +589,7 @@ async fn errors_say_whether_a_retry_can_help() {
         .await
         .unwrap();
     let source = db.source();
-    let mut stream = source.open(&request("big", "acme", None), Slice::WHOLE).await.unwrap();
+    let mut stream = source.open(&request("big", "acme", None), &Bounds::Whole).await.unwrap();
     db.client
         .batch_execute(&format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
@@ -654,7 +659,7 @@ async fn hostile_names_and_tenant_values_cannot_inject() {
             tenant_column: tenant_column.into(),
             columns: Some(vec![value_column.into(), tenant_column.into()]),
         };
-        let stream = db.source().open(&request, Slice::WHOLE).await.unwrap_or_else(|e| panic!("{tenant}: {e}"));
+        let stream = db.source().open(&request, &Bounds::Whole).await.unwrap_or_else(|e| panic!("{tenant}: {e}"));
         assert_eq!(stream.schema.field(0).name(), value_column);
         let batches: Vec<RecordBatch> = stream.batches.try_collect().await.unwrap();
         // THEN each gets exactly its own three rows, and nothing else ran
@@ -669,7 +674,7 @@ async fn hostile_names_and_tenant_values_cannot_inject() {
     let victims: i64 = db.client.query_one("SELECT count(*) FROM victims", &[]).await.unwrap().get(0);
     assert_eq!(victims, 1, "the victim table is untouched");
     // A tenant with a NUL byte cannot be sent at all.
-    let e = db.source().open(&request("victims", "a\0b", None), Slice::WHOLE).await.err().unwrap().to_string();
+    let e = db.source().open(&request("victims", "a\0b", None), &Bounds::Whole).await.err().unwrap().to_string();
     assert!(e.contains("NUL"), "{e}");
 }
 
@@ -688,7 +693,7 @@ async fn batches_are_bounded_by_rows_and_by_bytes() {
         (BatchLimits { max_rows: 1 << 20, max_bytes: 20_000 }, 200),
     ] {
         let source = db.source().with_batch_limits(limits);
-        let stream = source.open(&request("wide", "acme", None), Slice::WHOLE).await.unwrap();
+        let stream = source.open(&request("wide", "acme", None), &Bounds::Whole).await.unwrap();
         let batches: Vec<RecordBatch> = stream.batches.try_collect().await.unwrap();
         assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 10_000);
         assert!(
@@ -710,7 +715,7 @@ async fn columns_are_projected_in_order_and_missing_names_are_errors() {
         )
         .await
         .unwrap();
-    let rows = export_parquet(&db.source(), "people", "acme", Some(&["name", "id"]), Slice::WHOLE, Codec::None)
+    let rows = export_parquet(&db.source(), "people", "acme", Some(&["name", "id"]), &Bounds::Whole, Codec::None)
         .await
         .unwrap()
         .rows;
@@ -720,7 +725,7 @@ async fn columns_are_projected_in_order_and_missing_names_are_errors() {
 
     let e = db
         .source()
-        .open(&request("people", "acme", Some(&["name", "nope"])), Slice::WHOLE)
+        .open(&request("people", "acme", Some(&["name", "nope"])), &Bounds::Whole)
         .await
         .err()
         .unwrap()
@@ -728,24 +733,24 @@ async fn columns_are_projected_in_order_and_missing_names_are_errors() {
     assert!(e.contains("\"people\"") && e.contains("nope"), "{e}");
     let e = db
         .source()
-        .open(&request("people", "acme", Some(&["name", "name"])), Slice::WHOLE)
+        .open(&request("people", "acme", Some(&["name", "name"])), &Bounds::Whole)
         .await
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("twice"), "{e}");
-    let e = db.source().open(&request("ghosts", "acme", None), Slice::WHOLE).await.err().unwrap().to_string();
+    let e = db.source().open(&request("ghosts", "acme", None), &Bounds::Whole).await.err().unwrap().to_string();
     assert!(e.contains("\"ghosts\"") && e.contains("does not exist"), "{e}");
     let e = db
         .source()
-        .open(&request("people", "acme", None), Slice { index: 2, count: 2 })
+        .open(&request("people", "acme", None), &Bounds::Rows { from: 0, to: 2 })
         .await
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("slice 2 of 2"), "{e}");
+    assert!(e.contains("were not planned by a PostgreSQL source"), "{e}");
     let other = db.source().with_schema("elsewhere");
-    let e = other.open(&request("people", "acme", None), Slice::WHOLE).await.err().unwrap().to_string();
+    let e = other.open(&request("people", "acme", None), &Bounds::Whole).await.err().unwrap().to_string();
     assert!(e.contains("\"elsewhere\".\"people\""), "{e}");
     // The location names the server without a password.
     assert!(e.contains(&format!("/{}", db.name)), "{e}");
@@ -772,7 +777,7 @@ async fn a_query_table_reads_its_select_filtered_by_tenant() {
             slice_key: None,
         },
     );
-    let rows = export_parquet(&source, "companies", "acme", None, Slice::WHOLE, Codec::Gzip).await.unwrap().rows;
+    let rows = export_parquet(&source, "companies", "acme", None, &Bounds::Whole, Codec::Gzip).await.unwrap().rows;
     let order = sort_to_indices(rows.column(0), None, None).unwrap();
     let rows = take_record_batch(&rows, &order).unwrap();
     assert_eq!(strings(&rows, 2), [Some("A".to_owned()), Some("B".to_owned())]);
@@ -782,8 +787,8 @@ async fn a_query_table_reads_its_select_filtered_by_tenant() {
         "a column the query passes through keeps its typmod"
     );
     assert_eq!(
-        source.slice_count(&request("companies", "acme", None), 1).await.unwrap(),
-        1,
+        source.plan(&request("companies", "acme", None), 1).await.unwrap(),
+        [Bounds::Whole],
         "a query without slice_key is one slice"
     );
 }

@@ -7,13 +7,18 @@ use byob::format::Format;
 use byob::layout::RunId;
 use byob::plan::{ExportTask, TaskResult};
 use byob::receipt::{FileEntry, Receipt};
-use byob::source::Slice;
+use byob::source::{Bounds, Slice};
 use byob::state::{S3State, StateStore, previous_run};
 use moto::Moto;
 
 fn result(run: &str) -> TaskResult {
     TaskResult {
-        task: ExportTask { destination: "acme".into(), table: "events".into(), slice: Slice { index: 1, count: 3 } },
+        task: ExportTask {
+            destination: "acme".into(),
+            table: "events".into(),
+            slice: Slice { index: 1, count: 3 },
+            bounds: Bounds::Rows { from: 10, to: 20 },
+        },
         folder: format!("{run}/events"),
         schema: vec![],
         files: vec![FileEntry {

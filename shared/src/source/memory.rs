@@ -9,7 +9,7 @@ use arrow::compute::{cast, concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use super::{Slice, Source, TableRequest, TableStream};
+use super::{Bounds, Source, TableRequest, TableStream};
 use crate::{Error, Result};
 
 /// Tables as batches in memory.
@@ -64,17 +64,28 @@ impl MemorySource {
 
 #[async_trait::async_trait]
 impl Source for MemorySource {
-    async fn slice_count(&self, request: &TableRequest, target_rows_per_slice: u64) -> Result<u32> {
+    async fn plan(&self, request: &TableRequest, target_rows_per_slice: u64) -> Result<Vec<Bounds>> {
         let rows = self.tenant_rows(request)?.num_rows() as u64;
-        Ok(u32::try_from(rows.div_ceil(target_rows_per_slice.max(1)).max(1)).unwrap_or(u32::MAX))
+        let count = rows.div_ceil(target_rows_per_slice.max(1)).max(1);
+        if count == 1 {
+            return Ok(vec![Bounds::Whole]);
+        }
+        Ok((0..count).map(|i| Bounds::Rows { from: rows * i / count, to: rows * (i + 1) / count }).collect())
     }
 
-    async fn open(&self, request: &TableRequest, slice: Slice) -> Result<TableStream> {
+    async fn open(&self, request: &TableRequest, bounds: &Bounds) -> Result<TableStream> {
         let rows = self.tenant_rows(request)?;
         let n = rows.num_rows();
-        let count = slice.count.max(1) as usize;
-        let start = n * slice.index as usize / count;
-        let end = n * (slice.index as usize + 1) / count;
+        let (start, end) = match bounds {
+            Bounds::Whole => (0, n),
+            Bounds::Rows { from, to } => {
+                let clamp = |v: u64| usize::try_from(v).unwrap_or(usize::MAX).min(n);
+                (clamp(*from), clamp(*to).max(clamp(*from)))
+            }
+            other => {
+                return Err(self.error(&request.table, format!("bounds {other:?} were not planned by this source")));
+            }
+        };
         let part = rows.slice(start, end - start);
         // Hand out batches of at most 1000 rows, like a real source streams.
         let batches: Vec<Result<RecordBatch>> =
@@ -108,10 +119,12 @@ mod tests {
         let source = MemorySource::new().with_table("t", schema, vec![batch]);
         let request =
             TableRequest { table: "t".into(), tenant: "a".into(), tenant_column: "tenant_id".into(), columns: None };
-        assert_eq!(source.slice_count(&request, 500).await.expect("count"), 4);
+        let planned = source.plan(&request, 500).await.expect("plan");
+        assert_eq!(planned.len(), 4);
+        assert_eq!(planned[0], Bounds::Rows { from: 0, to: 416 });
         let mut ids = Vec::new();
-        for index in 0..3 {
-            let stream = source.open(&request, Slice { index, count: 3 }).await.expect("open");
+        for bounds in &planned {
+            let stream = source.open(&request, bounds).await.expect("open");
             let batches: Vec<RecordBatch> = stream.batches.try_collect().await.expect("rows");
             for b in batches {
                 let col = b.column(1).as_any().downcast_ref::<Int64Array>().expect("ids");

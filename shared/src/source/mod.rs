@@ -64,14 +64,99 @@ pub struct TableRequest {
     pub columns: Option<Vec<String>>,
 }
 
+/// Exactly what one slice reads, fixed when the run is planned and carried by its task, so an
+/// export in another process, minutes later, reads its planned part however the table changed
+/// meanwhile: the slices of a table never overlap and leave no gap.
+///
+/// Each source plans and reads its own kinds; a source refuses bounds it did not plan
+/// (`Whole` excepted, which every source reads).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Bounds {
+    /// Every row of the tenant, as the export finds them: a table planned as one slice.
+    #[default]
+    Whole,
+    /// PostgreSQL: rows whose `column` (an integer, or a date or timestamp as days or
+    /// microseconds since 1970) lies in `[from, to)`, a missing bound open; plus the rows whose
+    /// key is NULL (`nulls`) or `'infinity'` (`infinity`). Cut points are fixed at plan time,
+    /// the last slice's `to` is the largest key the plan saw plus one.
+    Keys {
+        /// The quoted-at-use column name (the configured `slice_key` or the primary key).
+        column: String,
+        /// Inclusive lower bound; `None` for the first slice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<i64>,
+        /// Exclusive upper bound; `None` only when the plan saw no largest key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<i64>,
+        /// Whether this slice also holds the rows whose key is NULL (the first slice does).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        nulls: bool,
+        /// Whether this slice also holds the rows whose key is `'infinity'` (the last does).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        infinity: bool,
+    },
+    /// PostgreSQL: heap pages `[from, to)` (`ctid` ranges), exact only inside the exported
+    /// snapshot they were cut in: an updated row moves to another page. Planned only when
+    /// every slice of the run imports that one snapshot (`byob run`), never across Lambda
+    /// invocations; reading them in another snapshot is refused.
+    Pages {
+        /// First page; `None` for the first slice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<u64>,
+        /// Page after the last; `None` for the last slice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<u64>,
+        /// The id of the exported snapshot the pages were cut in.
+        snapshot: String,
+    },
+    /// Parquet lake: these row groups of these files, listed at plan time (so an export never
+    /// lists the table's folder again).
+    RowGroups {
+        /// The files, in read order, each with the row groups to read.
+        files: Vec<FilePart>,
+    },
+    /// In-memory source: rows `[from, to)` of the tenant's rows.
+    Rows {
+        /// First row.
+        from: u64,
+        /// Row after the last.
+        to: u64,
+    },
+}
+
+impl Bounds {
+    /// Whether these are [`Bounds::Whole`].
+    pub fn is_whole(&self) -> bool {
+        matches!(self, Bounds::Whole)
+    }
+}
+
+/// Some row groups of one Parquet file of a lake table.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePart {
+    /// The file: a local path, or `s3://bucket/key`.
+    pub path: String,
+    /// The file's size in bytes when it was listed (the footer is read from its end without
+    /// asking again; a file whose size changed since is refused, not misread).
+    pub bytes: u64,
+    /// 0-based row groups to read, ascending.
+    pub row_groups: Vec<usize>,
+}
+
 /// A source of tables.
 #[async_trait::async_trait]
 pub trait Source: Send + Sync + Debug {
-    /// How many slices `request` should be split into so that each holds about
-    /// `target_rows_per_slice` rows. Sources that cannot split return 1.
-    async fn slice_count(&self, request: &TableRequest, target_rows_per_slice: u64) -> Result<u32>;
+    /// Plans `request`: the bounds of each of its slices, sized so that each holds about
+    /// `target_rows_per_slice` rows; at least one. Sources that cannot split return
+    /// `[Bounds::Whole]`. Errors that can be found before reading (missing table, missing
+    /// column, unsupported type) are returned here.
+    async fn plan(&self, request: &TableRequest, target_rows_per_slice: u64) -> Result<Vec<Bounds>>;
 
-    /// Opens one slice of a table. Errors that can be found before reading (missing table,
-    /// missing column, unsupported type) are returned here, before anything is written.
-    async fn open(&self, request: &TableRequest, slice: Slice) -> Result<TableStream>;
+    /// Opens the rows of `request` within `bounds` (which [`Source::plan`] returned, in this
+    /// process or another). Errors that can be found before reading (missing table, missing
+    /// column, unsupported type, bounds this source did not plan) are returned here, before
+    /// anything is written.
+    async fn open(&self, request: &TableRequest, bounds: &Bounds) -> Result<TableStream>;
 }

@@ -398,7 +398,7 @@ pub async fn export_parquet(
     table: &str,
     tenant: &str,
     columns: Option<&[&str]>,
-    slice: byob::source::Slice,
+    bounds: &byob::source::Bounds,
     codec: byob::format::Codec,
 ) -> byob::Result<Exported> {
     use std::collections::BTreeMap;
@@ -429,7 +429,12 @@ pub async fn export_parquet(
         tenant_column: "tenant_id".into(),
         columns: columns.map(|c| c.iter().map(|s| s.to_string()).collect()),
     };
-    let task = ExportTask { destination: "d".into(), table: table.into(), slice };
+    let task = ExportTask {
+        destination: "d".into(),
+        table: table.into(),
+        slice: byob::source::Slice::WHOLE,
+        bounds: bounds.clone(),
+    };
     let result =
         export::export(&task, &request, source, &sink, &spec, &Cancel::default(), std::sync::Arc::new(|_| {})).await?;
     let mut batches = Vec::new();

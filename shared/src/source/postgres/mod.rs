@@ -18,21 +18,26 @@
 //! 4. `COPY (SELECT ...) TO STDOUT (FORMAT binary)` streams rows into the decoder
 //!    ([`decode`]), which hands out a batch every `max_rows` rows or `max_bytes` bytes.
 //!
-//! Slices ([`slices`]): by ranges of a configured `slice_key`, else by `ctid` page ranges of
-//! a plain table; the planner's count comes from PostgreSQL's own row estimate for the
-//! tenant (`EXPLAIN`, i.e. `pg_class.reltuples` scaled to the current `pg_relation_size`,
-//! times the tenant's selectivity from `pg_stats`) over `target_rows_per_slice`.
+//! Slices ([`slices`]): planned once, by the dump step, each task carrying its exact bounds:
+//! ranges of a `slice_key` (else of the table's single-column primary key when slices are
+//! read in separate snapshots, as deployed), or `ctid` page ranges of a plain table when
+//! every slice imports one exported snapshot (`byob run`). The planner's count comes from
+//! PostgreSQL's own row estimate for the tenant (`EXPLAIN`, i.e. `pg_class.reltuples` scaled
+//! to the current `pg_relation_size`, times the tenant's selectivity from `pg_stats`) over
+//! `target_rows_per_slice`.
 //!
-//! Consistency: on first use the source opens one more connection, starts a `REPEATABLE
-//! READ` transaction and exports its snapshot (`pg_export_snapshot()`); it keeps that
-//! transaction open for as long as the source lives. Every slice, every table and every
-//! destination read through this source imports it, so a local run (`byob run`, which uses
-//! one source for the whole run) is one consistent snapshot of the database, and cut
-//! points computed inside it are exact. Where the server refuses to export a snapshot
-//! (`with_shared_snapshot(false)`, or e.g. a standby that cannot), each slice reads its own
-//! snapshot: every slice is internally consistent, slices of one table may see different
-//! moments, and a row updated between two slices' reads may appear in both or neither
-//! (for key slices only if its key moved; for ctid slices whenever it was updated).
+//! Consistency: with a shared snapshot (the default, `byob run`), the source opens one more
+//! connection on first use, starts a `REPEATABLE READ` transaction and exports its snapshot
+//! (`pg_export_snapshot()`), kept open for as long as the source lives; every slice, table
+//! and destination read through this source imports it, so a local run is one consistent
+//! snapshot of the database. The deployed steps each open their own source without a shared
+//! snapshot (`with_shared_snapshot(false)`), closed when the step returns: each slice reads
+//! its own snapshot, and the planned key ranges keep slices disjoint: a row whose key is in
+//! a planned range and that exists when its slice is read is exported exactly once; a row
+//! inserted after the plan is in this run only if its key falls inside a planned range (the
+//! last range ends at the largest key at plan time), and a row deleted before its slice is
+//! read is not in it. Each slice is internally consistent; slices of one table may see
+//! different moments.
 //!
 //! This source must never interpolate a value into SQL unquoted, never hold a whole table
 //! in memory, never yield a row whose tenant column differs from the request, and never
@@ -45,9 +50,9 @@ mod slices;
 mod sql;
 mod types;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema};
 use futures::{StreamExt, TryStreamExt, stream};
@@ -59,10 +64,10 @@ pub use connect::Connector;
 use connect::{ConnectSpec, RedactedUrl};
 use decode::BatchDecoder;
 pub use decode::{BatchLimits, DecodeError};
-use slices::{KeyKind, Layout};
+use slices::KeyKind;
 use types::PgColumn;
 
-use super::{BatchStream, Slice, Source, TableRequest, TableStream};
+use super::{BatchStream, Bounds, Source, TableRequest, TableStream};
 use crate::config::{self, TableConfig};
 use crate::pg::pg_message;
 use crate::{Error, Result};
@@ -143,14 +148,10 @@ pub enum PostgresError {
     /// An identifier or value cannot be sent.
     #[error("{0}")]
     Identifier(String),
-    /// The slice does not exist.
-    #[error("slice {index} of {count} does not exist")]
-    InvalidSlice {
-        /// Requested index.
-        index: u32,
-        /// Requested count.
-        count: u32,
-    },
+    /// The planned bounds cannot be read here (not planned by a PostgreSQL source, a key that
+    /// is not the table's slice key, pages cut in another snapshot).
+    #[error("planned bounds: {0}")]
+    Bounds(String),
     /// The COPY stream could not be decoded.
     #[error(transparent)]
     Decode(#[from] DecodeError),
@@ -160,7 +161,7 @@ impl PostgresError {
     /// Whether reading the table again may succeed: a connection or statement that failed
     /// for a transient reason ([`crate::pg::is_transient`]), or a secret that could not be read
     /// for one. Settings, TLS setup, a missing table, an unsupported or repeated column, a bad
-    /// slice key or identifier, a slice that does not exist and undecodable data are
+    /// slice key or identifier, bounds that cannot be read here and undecodable data are
     /// permanent: the same config and data fail the same way.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -173,7 +174,7 @@ impl PostgresError {
             | PostgresError::DuplicateColumn { .. }
             | PostgresError::SliceKey { .. }
             | PostgresError::Identifier(_)
-            | PostgresError::InvalidSlice { .. }
+            | PostgresError::Bounds(_)
             | PostgresError::Decode(_) => false,
         }
     }
@@ -199,7 +200,7 @@ impl PgTable {
 }
 
 /// Reads tables from one PostgreSQL database. Cheap to clone; clones share the connection
-/// settings, the exported snapshot and the slice cut points.
+/// settings and the exported snapshot.
 #[derive(Clone)]
 pub struct PgSource {
     spec: ConnectSpec,
@@ -209,7 +210,6 @@ pub struct PgSource {
     limits: BatchLimits,
     share_snapshot: bool,
     snapshot: Arc<OnceCell<Option<Snapshot>>>,
-    layouts: Arc<Mutex<HashMap<LayoutKey, Layout>>>,
 }
 
 /// The connection that holds the exported snapshot open for the source's lifetime.
@@ -217,8 +217,6 @@ struct Snapshot {
     id: String,
     _holder: Client,
 }
-
-type LayoutKey = (String, String, String, u32);
 
 impl fmt::Debug for PgSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -246,7 +244,6 @@ impl PgSource {
             limits: BatchLimits { max_rows: DEFAULT_BATCH_ROWS, max_bytes: DEFAULT_BATCH_BYTES },
             share_snapshot: true,
             snapshot: Arc::default(),
-            layouts: Arc::default(),
         }
     }
 
@@ -295,7 +292,8 @@ impl PgSource {
         self
     }
 
-    /// Whether every slice imports one exported snapshot (default true).
+    /// Whether every slice imports one exported snapshot (default true: `byob run`). The
+    /// deployed steps, each its own source, say false: then no page slices are planned.
     pub fn with_shared_snapshot(mut self, share: bool) -> PgSource {
         self.share_snapshot = share;
         self
@@ -437,56 +435,132 @@ impl PgSource {
         Ok(matches!(kind.as_str(), "r" | "m").then_some(u64::try_from(pages).unwrap_or(0)))
     }
 
-    /// The cut points of `count` slices, computed once per (table, tenant, count).
-    async fn layout(
+    /// The kind of the key column `quoted` of the read (its type, checked by the server).
+    async fn key_kind(
+        &self,
+        client: &Client,
+        read: &Read,
+        column: &str,
+        quoted: &str,
+    ) -> std::result::Result<KeyKind, PostgresError> {
+        let statement = client
+            .prepare(&format!("SELECT {quoted} FROM {} LIMIT 0", read.from))
+            .await
+            .map_err(|e| describe_error(read, "reading the slice key's type", e))?;
+        let ty = statement.columns().first().map(|c| c.type_().clone());
+        ty.as_ref().and_then(KeyKind::of).ok_or_else(|| PostgresError::SliceKey {
+            column: column.to_owned(),
+            type_name: ty.as_ref().map_or_else(|| "unknown".to_owned(), |t| types::display_type(t, -1)),
+        })
+    }
+
+    /// The table's primary key when it is one column that can cut key ranges.
+    async fn primary_key(
+        &self,
+        client: &Client,
+        read: &Read,
+        relation: &str,
+    ) -> std::result::Result<Option<String>, PostgresError> {
+        let row = client
+            .query_opt(
+                "SELECT a.attname::text FROM pg_index i \
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+                 WHERE i.indrelid = $1::text::regclass AND i.indisprimary AND i.indnkeyatts = 1",
+                &[&relation],
+            )
+            .await
+            .map_err(|e| relation_error(relation, "reading the primary key", e))?;
+        let Some(row) = row else { return Ok(None) };
+        let column: String = row.try_get(0).map_err(|e| query_error("reading the primary key", e))?;
+        let usable = self.key_kind(client, read, &column, &sql::ident(&column)?).await.is_ok();
+        Ok(usable.then_some(column))
+    }
+
+    /// The bounds of `count` slices of the read, cut now.
+    async fn cut(
         &self,
         client: &Client,
         request: &TableRequest,
         read: &Read,
         count: u32,
-    ) -> std::result::Result<Layout, PostgresError> {
-        if count <= 1 {
-            return Ok(Layout::Whole);
-        }
-        let key: LayoutKey = (request.table.clone(), request.tenant.clone(), request.tenant_column.clone(), count);
-        if let Some(layout) = self.layouts.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(layout.clone());
-        }
-        let layout = match (&read.settings.slice_key, &read.relation) {
-            (Some(column), _) => {
-                let quoted = sql::ident(column)?;
-                let statement = client
-                    .prepare(&format!("SELECT {quoted} FROM {} LIMIT 0", read.from))
-                    .await
-                    .map_err(|e| describe_error(read, "reading the slice key's type", e))?;
-                let ty = statement.columns().first().map(|c| c.type_().clone());
-                let kind = ty.as_ref().and_then(KeyKind::of).ok_or_else(|| PostgresError::SliceKey {
-                    column: column.clone(),
-                    type_name: ty.as_ref().map_or_else(|| "unknown".to_owned(), |t| types::display_type(t, -1)),
-                })?;
-                let row = client
-                    .query_one(&kind.min_max_sql(&quoted, &read.from, &read.filter), &[])
-                    .await
-                    .map_err(|e| query_error("reading the slice key's range", e))?;
-                let min: Option<i64> = row.try_get(0).map_err(|e| query_error("reading the slice key's range", e))?;
-                let max: Option<i64> = row.try_get(1).map_err(|e| query_error("reading the slice key's range", e))?;
-                match (min, max) {
-                    (Some(min), Some(max)) => {
-                        let cuts: Option<Vec<String>> =
-                            slices::cuts(min, max, count).into_iter().map(|c| kind.literal(c)).collect();
-                        cuts.map_or(Layout::Whole, |cuts| Layout::Keys { column: quoted, cuts })
-                    }
-                    _ => Layout::Whole,
-                }
-            }
-            (None, Some(relation)) => match self.heap_pages(client, relation).await? {
-                Some(pages) if pages > 0 => Layout::Pages(slices::page_cuts(pages, count)),
-                _ => Layout::Whole,
-            },
-            (None, None) => Layout::Whole,
+    ) -> std::result::Result<Vec<Bounds>, PostgresError> {
+        let key = match (&read.settings.slice_key, &read.relation) {
+            (Some(column), _) => Some(column.clone()),
+            (None, Some(relation)) if !self.share_snapshot => self.primary_key(client, read, relation).await?,
+            _ => None,
         };
-        let mut layouts = self.layouts.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(layouts.entry(key).or_insert(layout).clone())
+        if let Some(column) = key {
+            let quoted = sql::ident(&column)?;
+            let kind = self.key_kind(client, read, &column, &quoted).await?;
+            let row = client
+                .query_one(&kind.min_max_sql(&quoted, &read.from, &read.filter), &[])
+                .await
+                .map_err(|e| query_error("reading the slice key's range", e))?;
+            let min: Option<i64> = row.try_get(0).map_err(|e| query_error("reading the slice key's range", e))?;
+            let max: Option<i64> = row.try_get(1).map_err(|e| query_error("reading the slice key's range", e))?;
+            return Ok(match (min, max) {
+                (Some(min), Some(max)) => {
+                    slices::key_bounds(&column, kind, min, max, count).unwrap_or_else(|| vec![Bounds::Whole])
+                }
+                _ => vec![Bounds::Whole],
+            });
+        }
+        let (Some(relation), Some(snapshot)) = (&read.relation, self.snapshot_inner().await?) else {
+            tracing::warn!(
+                table = %request.table,
+                "the table has no slice_key and no single-column integer or timestamp primary key, and its slices \
+                 would be read in separate snapshots: it exports as one slice; set slice_key to split it"
+            );
+            return Ok(vec![Bounds::Whole]);
+        };
+        Ok(match self.heap_pages(client, relation).await? {
+            Some(pages) if pages > 0 => slices::page_bounds(pages, count, &snapshot),
+            _ => vec![Bounds::Whole],
+        })
+    }
+
+    /// The WHERE condition of planned `bounds`, checked against this source and table.
+    async fn bounds_condition(
+        &self,
+        client: &Client,
+        request: &TableRequest,
+        read: &Read,
+        bounds: &Bounds,
+    ) -> std::result::Result<String, PostgresError> {
+        let key = match bounds {
+            Bounds::Keys { column, .. } => {
+                // The key must be the table's slice key (or, without one, its primary key):
+                // a plan never names another column.
+                let expected = match (&read.settings.slice_key, &read.relation) {
+                    (Some(key), _) => Some(key.clone()),
+                    (None, Some(relation)) => self.primary_key(client, read, relation).await?,
+                    (None, None) => None,
+                };
+                if expected.as_ref() != Some(column) {
+                    return Err(PostgresError::Bounds(format!(
+                        "the plan cut table {:?} by column {column:?}, which is not its slice key or primary key",
+                        request.table
+                    )));
+                }
+                let quoted = sql::ident(column)?;
+                let kind = self.key_kind(client, read, column, &quoted).await?;
+                Some((quoted, kind))
+            }
+            Bounds::Pages { snapshot, .. } => {
+                let ours = self.snapshot_inner().await?;
+                if ours.as_deref() != Some(snapshot.as_str()) {
+                    return Err(PostgresError::Bounds(format!(
+                        "page ranges were cut in snapshot {snapshot}, and this read is in {}: page ranges are exact \
+                         only inside the snapshot they were cut in; plan the run again",
+                        ours.as_deref().unwrap_or("a snapshot of its own")
+                    )));
+                }
+                None
+            }
+            _ => None,
+        };
+        slices::condition(bounds, key.as_ref().map(|(q, k)| (q.as_str(), *k)))
+            .ok_or_else(|| PostgresError::Bounds(format!("{bounds:?} were not planned by a PostgreSQL source")))
     }
 
     /// Names, types and nullability of a prepared statement's columns; unsupported types
@@ -527,16 +601,16 @@ impl PgSource {
         Ok(out)
     }
 
-    async fn slice_count_inner(&self, request: &TableRequest, target: u64) -> std::result::Result<u32, PostgresError> {
+    async fn plan_inner(&self, request: &TableRequest, target: u64) -> std::result::Result<Vec<Bounds>, PostgresError> {
         let client = self.session().await?;
         let read = self.prepare_read(&client, request).await?;
         let limit = match (&read.settings.slice_key, &read.relation) {
             (Some(_), _) => u64::from(slices::MAX_SLICES),
             (None, Some(relation)) => match self.heap_pages(&client, relation).await? {
                 Some(pages) if pages > 1 => pages,
-                _ => return Ok(1),
+                _ => return Ok(vec![Bounds::Whole]),
             },
-            (None, None) => return Ok(1),
+            (None, None) => return Ok(vec![Bounds::Whole]),
         };
         let plan = client
             .query(&format!("EXPLAIN SELECT 1 FROM {} WHERE {}", read.from, read.filter), &[])
@@ -549,23 +623,20 @@ impl PgSource {
             .map_err(|e| query_error("estimating the tenant's rows", e))?
             .unwrap_or_default();
         let count = slices::slice_count(slices::explain_rows(&first)?, target, limit);
-        if count > 1 && self.layout(&client, request, &read, count).await? == Layout::Whole {
-            return Ok(1);
+        if count <= 1 {
+            return Ok(vec![Bounds::Whole]);
         }
-        Ok(count)
+        self.cut(&client, request, &read, count).await
     }
 
     async fn open_inner(
         &self,
         request: &TableRequest,
-        slice: Slice,
+        bounds: &Bounds,
     ) -> std::result::Result<TableStream, PostgresError> {
-        if slice.count == 0 || slice.index >= slice.count {
-            return Err(PostgresError::InvalidSlice { index: slice.index, count: slice.count });
-        }
         let client = self.session().await?;
         let read = self.prepare_read(&client, request).await?;
-        let layout = self.layout(&client, request, &read, slice.count).await?;
+        let condition = self.bounds_condition(&client, request, &read, bounds).await?;
         let select_list = match &request.columns {
             None => "*".to_owned(),
             Some(columns) => {
@@ -580,12 +651,7 @@ impl PgSource {
                 quoted.join(", ")
             }
         };
-        let select = format!(
-            "SELECT {select_list} FROM {} WHERE {} AND {}",
-            read.from,
-            read.filter,
-            layout.condition(slice.index)
-        );
+        let select = format!("SELECT {select_list} FROM {} WHERE {} AND {}", read.from, read.filter, condition);
         let statement =
             client.prepare(&select).await.map_err(|e| describe_error(&read, "resolving the exported columns", e))?;
         let columns = self.describe(&client, statement.columns()).await?;
@@ -685,14 +751,15 @@ async fn connector_from_secret(
 
 #[async_trait::async_trait]
 impl Source for PgSource {
-    /// PostgreSQL's estimate of the tenant's rows over `target_rows_per_slice`, at least 1;
-    /// 1 for views, partitioned tables and queries without a `slice_key`. Makes the cut
-    /// points of that many slices (inside the shared snapshot) for `open` to use.
-    async fn slice_count(&self, request: &TableRequest, target_rows_per_slice: u64) -> Result<u32> {
-        self.slice_count_inner(request, target_rows_per_slice).await.map_err(|e| self.fail(&request.table, e))
+    /// PostgreSQL's estimate of the tenant's rows over `target_rows_per_slice` slices, at
+    /// least 1; one for views, partitioned tables, queries without a `slice_key`, and tables
+    /// that have no key when slices are read in separate snapshots. Each slice's bounds are
+    /// cut now, in the planner's transaction.
+    async fn plan(&self, request: &TableRequest, target_rows_per_slice: u64) -> Result<Vec<Bounds>> {
+        self.plan_inner(request, target_rows_per_slice).await.map_err(|e| self.fail(&request.table, e))
     }
 
-    async fn open(&self, request: &TableRequest, slice: Slice) -> Result<TableStream> {
-        self.open_inner(request, slice).await.map_err(|e| self.fail(&request.table, e))
+    async fn open(&self, request: &TableRequest, bounds: &Bounds) -> Result<TableStream> {
+        self.open_inner(request, bounds).await.map_err(|e| self.fail(&request.table, e))
     }
 }

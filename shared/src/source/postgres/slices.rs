@@ -1,88 +1,104 @@
 //! Slices: how one table's rows (of one tenant) are cut into parts that export on their own.
 //!
-//! A slice is a WHERE condition. With a `slice_key` (an integer, `timestamp`, `timestamptz`
-//! or `date` column) the tenant's key range `[min, max]` is cut into `count` equal-width
-//! ranges: slice 0 is `key < c1 OR key IS NULL`, slice i is `c_i <= key < c_i+1`, the last
-//! is `key >= c_last` (so NULLs, infinities and rows outside the range seen when the cuts
-//! were made still belong to exactly one slice). Without a slice key, a plain table is cut
-//! by heap pages: `ctid` ranges over `pg_relation_size` (a TID range scan since
-//! PostgreSQL 14), the first slice open below and the last open above. Views, partitioned
-//! tables and per-table queries without a slice key are not split.
+//! The dump step plans every slice's exact bounds ([`Bounds`]) and each export task carries
+//! its own, so a slice read minutes later, in another process and another snapshot, reads
+//! exactly its planned part: slices never overlap and leave no gap, however the table changes.
 //!
-//! The cut points are computed once per (table, tenant, count) and kept by the source, so
-//! every slice of one run renders them identically: whatever the data does, each row
-//! satisfies exactly one slice's condition.
+//! With a slice key (the configured `slice_key`, else, when slices are read in separate
+//! snapshots, the table's single-column primary key; an integer, `timestamp`, `timestamptz`
+//! or `date` column) the tenant's key range `[min, max]` seen at plan time is cut into `count`
+//! equal-width ranges: slice 0 is `key < c1 OR key IS NULL` (and -infinity), slice i is
+//! `c_i <= key < c_i+1`, the last `c_last <= key < max + 1` (and +infinity). Rows whose key
+//! is above the planned maximum (written after the plan) are in no slice of this run; the
+//! next run has them. A key must not change once written: an updated key can move a row from
+//! a slice not yet read to one already read, or back.
+//!
+//! Without a key, a plain table is cut by heap pages: `ctid` ranges over
+//! `pg_relation_size` (a TID range scan since PostgreSQL 14). Page ranges are exact only
+//! inside the one snapshot they were cut in (an updated row moves to another page), so they
+//! are planned only when every slice imports the planner's exported snapshot (`byob run`),
+//! and carry its id. Views, partitioned tables and queries without a slice key, and tables
+//! without a usable key read in separate snapshots, are one slice.
 
 use tokio_postgres::types::Type;
 
 use super::PostgresError;
+use crate::source::Bounds;
 
 /// Slices never number more than this, whatever the estimate says.
 pub(crate) const MAX_SLICES: u32 = 10_000;
 
-/// How a table is cut.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Layout {
-    /// Not split: slice 0 holds every row, any other slice none.
-    Whole,
-    /// `ctid` page ranges: `count - 1` ascending cut pages.
-    Pages(Vec<u64>),
-    /// Ranges of the slice key (a quoted column): `count - 1` ascending cuts, as SQL literals.
-    Keys { column: String, cuts: Vec<String> },
-}
-
-impl Layout {
-    /// The WHERE condition of slice `index`.
-    pub(crate) fn condition(&self, index: u32) -> String {
-        let index = index as usize;
-        match self {
-            Layout::Whole => if index == 0 { "TRUE" } else { "FALSE" }.to_owned(),
-            Layout::Pages(cuts) => {
-                let tid = |page: u64| format!("'({page},0)'::tid");
-                range(
-                    index,
-                    cuts.len() + 1,
-                    |i| format!("ctid >= {}", tid(cuts[i - 1])),
-                    |i| format!("ctid < {}", tid(cuts[i])),
-                )
-                .unwrap_or_else(|| "FALSE".to_owned())
+/// The WHERE condition of `bounds`; `column` is the key's quoted name and `kind` its kind
+/// (for key bounds). `None` for bounds PostgreSQL does not plan.
+pub(crate) fn condition(bounds: &Bounds, key: Option<(&str, KeyKind)>) -> Option<String> {
+    match bounds {
+        Bounds::Whole => Some("TRUE".to_owned()),
+        Bounds::Pages { from, to, .. } => {
+            let tid = |page: u64| format!("'({page},0)'::tid");
+            let mut parts = Vec::with_capacity(2);
+            if let Some(from) = from {
+                parts.push(format!("ctid >= {}", tid(*from)));
             }
-            Layout::Keys { column, cuts } => {
-                match range(
-                    index,
-                    cuts.len() + 1,
-                    |i| format!("{column} >= {}", cuts[i - 1]),
-                    |i| format!("{column} < {}", cuts[i]),
-                ) {
-                    // NULL keys compare as neither: they go to the first slice.
-                    Some(cond) if index == 0 && !cuts.is_empty() => format!("({cond} OR {column} IS NULL)"),
-                    Some(cond) => cond,
-                    None => "FALSE".to_owned(),
-                }
+            if let Some(to) = to {
+                parts.push(format!("ctid < {}", tid(*to)));
             }
+            Some(if parts.is_empty() { "TRUE".to_owned() } else { parts.join(" AND ") })
         }
+        Bounds::Keys { from, to, nulls, infinity, .. } => {
+            let (column, kind) = key?;
+            let mut parts = Vec::with_capacity(2);
+            if let Some(from) = from {
+                parts.push(format!("{column} >= {}", kind.literal(*from)?));
+            }
+            if let Some(to) = to {
+                parts.push(format!("{column} < {}", kind.literal(*to)?));
+            }
+            let mut condition = if parts.is_empty() { "TRUE".to_owned() } else { parts.join(" AND ") };
+            if *infinity && kind != KeyKind::Int {
+                condition = format!("({condition} OR {column} = 'infinity')");
+            }
+            if *nulls {
+                condition = format!("({condition} OR {column} IS NULL)");
+            }
+            Some(condition)
+        }
+        Bounds::RowGroups { .. } | Bounds::Rows { .. } => None,
     }
 }
 
-/// `lower(i) AND upper(i)` for slice `i` of `count`, open below for the first and above for
-/// the last; `None` past the last slice.
-fn range(
-    index: usize,
-    count: usize,
-    lower: impl Fn(usize) -> String,
-    upper: impl Fn(usize) -> String,
-) -> Option<String> {
-    if index >= count {
-        return None;
-    }
-    let mut parts = Vec::with_capacity(2);
-    if index > 0 {
-        parts.push(lower(index));
-    }
-    if index + 1 < count {
-        parts.push(upper(index));
-    }
-    Some(if parts.is_empty() { "TRUE".to_owned() } else { parts.join(" AND ") })
+/// The bounds of `count` key slices of `column` over `[min, max]`, or `None` if a cut point
+/// cannot be written as a literal of the key's type.
+pub(crate) fn key_bounds(column: &str, kind: KeyKind, min: i64, max: i64, count: u32) -> Option<Vec<Bounds>> {
+    let cuts = cuts(min, max, count);
+    // The last slice ends after the largest key the plan saw.
+    let end = max.max(min).checked_add(1);
+    let bounds: Vec<Bounds> = (0..count as usize)
+        .map(|i| {
+            let last = i + 1 == count as usize;
+            Bounds::Keys {
+                column: column.to_owned(),
+                from: if i == 0 { None } else { Some(cuts[i - 1]) },
+                to: if last { end } else { Some(cuts[i]) },
+                nulls: i == 0,
+                infinity: last && kind != KeyKind::Int,
+            }
+        })
+        .collect();
+    // Every bound must render.
+    let quoted = "k";
+    bounds.iter().all(|b| condition(b, Some((quoted, kind))).is_some()).then_some(bounds)
+}
+
+/// The bounds of `count` page slices of `pages` heap pages, cut in `snapshot`.
+pub(crate) fn page_bounds(pages: u64, count: u32, snapshot: &str) -> Vec<Bounds> {
+    let cuts = page_cuts(pages, count);
+    (0..count as usize)
+        .map(|i| Bounds::Pages {
+            from: if i == 0 { None } else { Some(cuts[i - 1]) },
+            to: cuts.get(i).copied(),
+            snapshot: snapshot.to_owned(),
+        })
+        .collect()
 }
 
 /// What kind of column a slice key is.
@@ -210,17 +226,25 @@ mod tests {
 
     #[test]
     fn conditions_cover_every_value_once() {
-        let layout = Layout::Keys { column: "\"k\"".into(), cuts: vec!["10".into(), "20".into()] };
-        assert_eq!(layout.condition(0), "(\"k\" < 10 OR \"k\" IS NULL)");
-        assert_eq!(layout.condition(1), "\"k\" >= 10 AND \"k\" < 20");
-        assert_eq!(layout.condition(2), "\"k\" >= 20");
-        assert_eq!(layout.condition(3), "FALSE");
-        let pages = Layout::Pages(vec![7]);
-        assert_eq!(pages.condition(0), "ctid < '(7,0)'::tid");
-        assert_eq!(pages.condition(1), "ctid >= '(7,0)'::tid");
-        assert_eq!(Layout::Whole.condition(0), "TRUE");
-        assert_eq!(Layout::Whole.condition(1), "FALSE");
-        assert_eq!(Layout::Keys { column: "\"k\"".into(), cuts: vec![] }.condition(0), "TRUE");
+        let bounds = key_bounds("\"k\"", KeyKind::Int, 0, 29, 3).unwrap();
+        let key = Some(("\"k\"", KeyKind::Int));
+        let rendered: Vec<String> = bounds.iter().map(|b| condition(b, key).unwrap()).collect();
+        assert_eq!(
+            rendered,
+            ["(\"k\" < 10 OR \"k\" IS NULL)", "\"k\" >= 10 AND \"k\" < 20", "\"k\" >= 20 AND \"k\" < 30"]
+        );
+        let days = key_bounds("\"d\"", KeyKind::Date, 0, 1, 2).unwrap();
+        assert_eq!(
+            condition(&days[1], Some(("\"d\"", KeyKind::Date))).unwrap(),
+            "(\"d\" >= '1970-01-02'::date AND \"d\" < '1970-01-03'::date OR \"d\" = 'infinity')"
+        );
+        let pages = page_bounds(14, 2, "00000003-1");
+        assert_eq!(condition(&pages[0], None).unwrap(), "ctid < '(7,0)'::tid");
+        assert_eq!(condition(&pages[1], None).unwrap(), "ctid >= '(7,0)'::tid");
+        assert_eq!(condition(&Bounds::Whole, None).unwrap(), "TRUE");
+        assert_eq!(condition(&Bounds::Rows { from: 0, to: 1 }, None), None);
+        assert_eq!(condition(&bounds[0], None), None, "key bounds need the key");
+        assert_eq!(key_bounds("\"t\"", KeyKind::Timestamp, i64::MAX - 10, i64::MAX, 2), None);
     }
 
     #[test]

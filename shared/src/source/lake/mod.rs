@@ -1,0 +1,730 @@
+//! The Parquet "lake" source: a table is a folder of Parquet files (`<root>/<table>/*.parquet`)
+//! holding the rows of every tenant.
+//!
+//! Reading one tenant costs what that tenant's rows cost, not what the table costs: row groups
+//! whose min/max statistics of the tenant column exclude the tenant are never fetched, and
+//! inside the remaining row groups a row filter decodes the other columns only for the rows
+//! that belong to the tenant. A table is split into slices along (file, row group) units, so
+//! slices are deterministic, contiguous and together hold every row of the tenant once.
+//!
+//! This source must never load a whole file or table into memory (it streams bounded batches
+//! through Parquet's async reader), never yield a row whose tenant column differs from the
+//! requested tenant, and never start streaming before the errors that can be found up front
+//! (missing folder or column, no files, differing schemas, a tenant value the tenant column
+//! cannot hold) have been reported.
+
+mod store;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::{Array, ArrayRef, Scalar, StringArray};
+use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
+use arrow::compute::kernels::cmp::{eq, gt, lt};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use futures::{StreamExt, TryStreamExt, stream};
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, ArrowReaderMetadata, RowFilter};
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::errors::ParquetError;
+
+pub use store::{FOOTER_PREFETCH, ReadStats};
+use store::{Listed, Stores};
+
+use super::{BatchStream, Bounds, FilePart, Source, TableRequest, TableStream};
+use crate::config::AwsConfig;
+use crate::sink::S3Error;
+use crate::{Error, Result};
+
+/// Rows per batch unless [`LakeSource::with_batch_size`] says otherwise.
+pub const DEFAULT_BATCH_ROWS: usize = 16_384;
+
+/// Where a table path names the tenant's own folder (Hive-style partitions):
+/// `s3://lake/events/tenant_id={tenant}/`.
+pub const TENANT_PLACEHOLDER: &str = "{tenant}";
+
+/// Why a lake table could not be read. Carried as the `source` of [`Error::Source`], whose
+/// `table` and `location` name the table and the folder or file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LakeError {
+    /// The table's folder (or file) does not exist.
+    #[error("table folder does not exist")]
+    MissingTable,
+    /// The table's folder holds no `*.parquet` file.
+    #[error("no .parquet file in the table folder")]
+    NoFiles,
+    /// A requested column, or the tenant column, is not in the table.
+    #[error("column {column:?} is not in the table (columns: {available})")]
+    MissingColumn {
+        /// The column asked for.
+        column: String,
+        /// The table's columns, comma separated.
+        available: String,
+    },
+    /// A column was requested twice.
+    #[error("column {column:?} is requested twice")]
+    DuplicateColumn {
+        /// The repeated column.
+        column: String,
+    },
+    /// The files of one table do not share one schema.
+    #[error("{file} has a different schema than {first}: {difference}")]
+    SchemaMismatch {
+        /// The file that differs.
+        file: String,
+        /// The first file of the folder, whose schema is the table's.
+        first: String,
+        /// What differs.
+        difference: String,
+    },
+    /// The tenant value cannot be compared with the tenant column.
+    #[error("tenant {tenant:?} cannot be matched against tenant column {column:?} of type {data_type}: {reason}")]
+    Tenant {
+        /// The requested tenant.
+        tenant: String,
+        /// The tenant column.
+        column: String,
+        /// Its type.
+        data_type: String,
+        /// Why the tenant cannot be matched.
+        reason: String,
+    },
+    /// The tenant cannot name a folder of a tenant-partitioned table path.
+    #[error(
+        "tenant {tenant:?} cannot be put into the table path {path:?}: a tenant in a path must be non-empty, not \".\" or \"..\", and hold no '/' or '\\'"
+    )]
+    TenantPath {
+        /// The tenant.
+        tenant: String,
+        /// The table path with its `{tenant}` placeholder.
+        path: String,
+    },
+    /// The planned bounds cannot be read: not planned by a lake source, a file outside the
+    /// table's folder, or a row group the file does not have.
+    #[error("planned bounds: {0}")]
+    Bounds(String),
+    /// A file's size differs from the size listed when the run was planned: it was rewritten.
+    #[error("the file changed since the run was planned ({listed} bytes listed, {now} now); plan the run again")]
+    Changed {
+        /// Size at plan time.
+        listed: u64,
+        /// Size now.
+        now: u64,
+    },
+    /// Listing the folder or opening a file failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// An S3 request failed (after the SDK's retries).
+    #[error(
+        "{operation} on s3://{bucket}/{key}: {message}{hint}",
+        operation = .0.operation, bucket = .0.bucket, key = .0.key, message = .0.message,
+        hint = if .0.code.as_deref() == Some("AccessDenied") || .0.status == Some(403) {
+            "; our execution role needs s3:ListBucket and s3:GetObject on the lake's prefix (template parameters SourceBucketArn and SourcePrefix)"
+        } else { "" }
+    )]
+    S3(Box<S3Error>),
+    /// The Parquet reader failed (corrupt file, unsupported encoding, ...).
+    #[error(transparent)]
+    Parquet(ParquetError),
+    /// An Arrow kernel failed.
+    #[error(transparent)]
+    Arrow(#[from] ArrowError),
+}
+
+impl From<ParquetError> for LakeError {
+    /// A storage error raised inside the Parquet reader comes back out as itself.
+    fn from(error: ParquetError) -> Self {
+        match error {
+            ParquetError::External(inner) => match inner.downcast::<LakeError>() {
+                Ok(lake) => *lake,
+                Err(other) => LakeError::Parquet(ParquetError::External(other)),
+            },
+            other => LakeError::Parquet(other),
+        }
+    }
+}
+
+impl LakeError {
+    /// Whether reading the table again may succeed: an S3 request that failed for a
+    /// transient reason (throttling, a timeout, a server error) or an I/O error other than a
+    /// missing file, a refused permission or invalid data (a storage hiccup). A missing table,
+    /// column or file, mismatched schemas, a tenant that cannot match, bounds that cannot be
+    /// read, a file changed since the plan, and a Parquet or Arrow failure (a corrupt file)
+    /// fail the same way every time.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LakeError::Io(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::InvalidData
+                    | std::io::ErrorKind::InvalidInput
+            ),
+            LakeError::S3(e) => e.retryable,
+            LakeError::MissingTable
+            | LakeError::NoFiles
+            | LakeError::MissingColumn { .. }
+            | LakeError::DuplicateColumn { .. }
+            | LakeError::SchemaMismatch { .. }
+            | LakeError::Tenant { .. }
+            | LakeError::TenantPath { .. }
+            | LakeError::Bounds(_)
+            | LakeError::Changed { .. }
+            | LakeError::Parquet(_)
+            | LakeError::Arrow(_) => false,
+        }
+    }
+}
+
+/// A Parquet lake: one folder of Parquet files per table, rows of all tenants mixed (ideally
+/// clustered by tenant, so statistics let whole row groups be skipped), or one folder per
+/// tenant (`{tenant}` in the table's path), in local folders or S3 prefixes.
+#[derive(Debug, Clone)]
+pub struct LakeSource {
+    root: String,
+    tables: BTreeMap<String, String>,
+    batch_rows: usize,
+    row_groups_read: Arc<AtomicU64>,
+    stores: Arc<Stores>,
+    every_row: bool,
+}
+
+impl LakeSource {
+    /// A lake whose table `t` is the folder `<root>/<t>`; `root` is a local folder or an
+    /// `s3://bucket/prefix` (read with the default credential chain; see [`LakeSource::with_aws`]).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LakeSource {
+            root: root.into().display().to_string(),
+            tables: BTreeMap::new(),
+            batch_rows: DEFAULT_BATCH_ROWS,
+            row_groups_read: Arc::default(),
+            stores: Arc::new(Stores::new(AwsConfig::default())),
+            every_row: false,
+        }
+    }
+
+    /// Reads every row of a table, whatever its tenant column holds (or without one): what
+    /// `byob export` does with a Parquet file of any origin. Never for a dump.
+    pub fn every_row(mut self) -> Self {
+        self.every_row = true;
+        self
+    }
+
+    /// Reads `table` from `path` instead of `<root>/<table>`: a folder (or S3 prefix) of
+    /// Parquet files, or a single Parquet file. A `{tenant}` in the path is replaced by the
+    /// requested tenant, so a tenant's export reads only its own folder.
+    pub fn with_table_path(mut self, table: &str, path: impl Into<PathBuf>) -> Self {
+        self.tables.insert(table.to_string(), path.into().display().to_string());
+        self
+    }
+
+    /// Reads S3 through `aws` (region, endpoint) instead of the SDK's defaults.
+    pub fn with_aws(mut self, aws: &AwsConfig) -> Self {
+        self.stores = Arc::new(Stores::new(aws.clone()));
+        self
+    }
+
+    /// Yields batches of at most `rows` rows (at least 1; default [`DEFAULT_BATCH_ROWS`]).
+    pub fn with_batch_size(mut self, rows: usize) -> Self {
+        self.batch_rows = rows.max(1);
+        self
+    }
+
+    /// Where `table` is read from, `{tenant}` not yet replaced.
+    pub fn table_path(&self, table: &str) -> String {
+        self.tables.get(table).cloned().unwrap_or_else(|| join(&self.root, table))
+    }
+
+    /// How many row groups this source (and its clones) has started to read since it was
+    /// made: the measure of how much statistics-based skipping saved.
+    pub fn row_groups_read(&self) -> u64 {
+        self.row_groups_read.load(Ordering::Relaxed)
+    }
+
+    /// Requests and bytes this source (and its clones) has read so far.
+    pub fn read_stats(&self) -> ReadStats {
+        self.stores.counters.snapshot()
+    }
+
+    /// Where the tenant's rows of `table` are: the table path with `{tenant}` replaced, and
+    /// whether it was (then the folder holds only that tenant's rows).
+    fn location(&self, request: &TableRequest) -> std::result::Result<(String, bool), LakeError> {
+        let path = self.table_path(&request.table);
+        if !path.contains(TENANT_PLACEHOLDER) {
+            return Ok((path, false));
+        }
+        let tenant = &request.tenant;
+        if tenant.is_empty() || tenant == "." || tenant == ".." || tenant.contains(['/', '\\', '\0']) {
+            return Err(LakeError::TenantPath { tenant: tenant.clone(), path });
+        }
+        Ok((path.replace(TENANT_PLACEHOLDER, tenant), true))
+    }
+
+    /// Lists the table's files, checks their schemas and the tenant column, and finds the
+    /// (file, row group) units that may hold the tenant's rows.
+    async fn scan(&self, request: &TableRequest) -> Result<Scan> {
+        let (location, partitioned) =
+            self.location(request).map_err(|e| self.fail(request, &self.table_path(&request.table), e))?;
+        let fail = |at: &str, e: LakeError| source_error(&request.table, at, e);
+        let listed = self.stores.list(&location).await.map_err(|e| fail(&location, e))?;
+        if listed.is_empty() {
+            return Err(fail(&location, LakeError::NoFiles));
+        }
+        let files = self.footers(listed).await.map_err(|(at, e)| fail(&at, e))?;
+        let table = Table::check(request, &files, partitioned, self.every_row).map_err(|(at, e)| fail(&at, e))?;
+
+        let mut units = Vec::new();
+        for (file_index, file) in files.iter().enumerate() {
+            let row_groups = file.metadata.metadata().row_groups();
+            let may_hold = match table.tenant_index {
+                None => vec![true; row_groups.len()],
+                Some(_) => may_hold_tenant(file, &request.tenant_column, &table.tenant).unwrap_or_else(|e| {
+                    // Statistics only save work; without them every row group is read and filtered.
+                    tracing::debug!(file = %file.listed.path, error = %e, "tenant column statistics unusable");
+                    vec![true; row_groups.len()]
+                }),
+            };
+            for (row_group, meta) in row_groups.iter().enumerate() {
+                let rows = u64::try_from(meta.num_rows()).unwrap_or(0);
+                if rows > 0 && may_hold[row_group] {
+                    units.push(Unit { file: file_index, row_group, rows });
+                }
+            }
+        }
+        Ok(Scan { location, files, table, units })
+    }
+
+    /// Each file's footer, read concurrently (a few at a time).
+    async fn footers(&self, listed: Vec<Listed>) -> std::result::Result<Vec<LakeFile>, (String, LakeError)> {
+        stream::iter(listed)
+            .map(|listed| {
+                let stores = self.stores.clone();
+                async move {
+                    match stores.metadata(&listed).await {
+                        Ok(metadata) => Ok(LakeFile { listed, metadata }),
+                        Err(e) => Err((listed.path, e)),
+                    }
+                }
+            })
+            .buffered(8)
+            .try_collect()
+            .await
+    }
+
+    fn fail(&self, request: &TableRequest, at: &str, e: LakeError) -> Error {
+        source_error(&request.table, at, e)
+    }
+
+    /// The planned parts' files, checked: inside the table's location, row groups they have.
+    async fn planned(
+        &self,
+        request: &TableRequest,
+        parts: &[FilePart],
+    ) -> Result<(String, Vec<LakeFile>, Table, Vec<(usize, Vec<usize>)>)> {
+        let (location, partitioned) =
+            self.location(request).map_err(|e| self.fail(request, &self.table_path(&request.table), e))?;
+        let fail = |at: &str, e: LakeError| source_error(&request.table, at, e);
+        if parts.is_empty() {
+            return Err(fail(&location, LakeError::Bounds("no file listed".into())));
+        }
+        let folder = if location.ends_with('/') { location.clone() } else { format!("{location}/") };
+        let mut listed = Vec::with_capacity(parts.len());
+        for part in parts {
+            let inside = part.path == location
+                || part.path.strip_prefix(&folder).is_some_and(|name| !name.is_empty() && !name.contains('/'));
+            if !inside {
+                return Err(fail(
+                    &part.path,
+                    LakeError::Bounds(format!("the file is not in the table's folder {location}")),
+                ));
+            }
+            listed.push(Listed { path: part.path.clone(), bytes: part.bytes });
+        }
+        let files = self.footers(listed).await.map_err(|(at, e)| fail(&at, e))?;
+        let table = Table::check(request, &files, partitioned, self.every_row).map_err(|(at, e)| fail(&at, e))?;
+        let mut groups = Vec::with_capacity(parts.len());
+        for (index, (part, file)) in parts.iter().zip(&files).enumerate() {
+            let have = file.metadata.metadata().num_row_groups();
+            let ascending = part.row_groups.windows(2).all(|w| w[0] < w[1]);
+            if !ascending || part.row_groups.last().is_some_and(|&last| last >= have) {
+                let e = LakeError::Bounds(format!(
+                    "row groups {:?} are not ascending row groups of a file that has {have}",
+                    part.row_groups
+                ));
+                return Err(fail(&part.path, e));
+            }
+            if !part.row_groups.is_empty() {
+                groups.push((index, part.row_groups.clone()));
+            }
+        }
+        Ok((location, files, table, groups))
+    }
+}
+
+/// `root/name`, for local paths and S3 prefixes alike.
+fn join(root: &str, name: &str) -> String {
+    if root.is_empty() {
+        name.to_owned()
+    } else if root.ends_with('/') {
+        format!("{root}{name}")
+    } else {
+        format!("{root}/{name}")
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for LakeSource {
+    /// Estimates the tenant's rows as the rows of the row groups that may hold it, and splits
+    /// them into `ceil(rows / target)` slices of contiguous row groups, at most one per such
+    /// row group, at least 1. Every slice lists its files with their sizes, so exports never
+    /// list the folder again.
+    async fn plan(&self, request: &TableRequest, target_rows_per_slice: u64) -> Result<Vec<Bounds>> {
+        let scan = self.scan(request).await?;
+        let rows: u64 = scan.units.iter().map(|u| u.rows).sum();
+        let wanted = rows.div_ceil(target_rows_per_slice.max(1));
+        let count = usize::try_from(wanted.min(scan.units.len() as u64).max(1)).unwrap_or(1);
+        let total = scan.units.len();
+        Ok((0..count)
+            .map(|index| {
+                let units = &scan.units[total * index / count..total * (index + 1) / count];
+                let mut files: Vec<FilePart> = Vec::new();
+                for unit in units {
+                    let file = &scan.files[unit.file].listed;
+                    match files.last_mut() {
+                        Some(part) if part.path == file.path => part.row_groups.push(unit.row_group),
+                        _ => files.push(FilePart {
+                            path: file.path.clone(),
+                            bytes: file.bytes,
+                            row_groups: vec![unit.row_group],
+                        }),
+                    }
+                }
+                if files.is_empty() {
+                    // No row group may hold the tenant: the first file still gives the schema.
+                    let first = &scan.files[0].listed;
+                    files.push(FilePart { path: first.path.clone(), bytes: first.bytes, row_groups: Vec::new() });
+                }
+                Bounds::RowGroups { files }
+            })
+            .collect())
+    }
+
+    async fn open(&self, request: &TableRequest, bounds: &Bounds) -> Result<TableStream> {
+        let (location, files, table, groups) = match bounds {
+            Bounds::Whole => {
+                let scan = self.scan(request).await?;
+                let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+                for unit in &scan.units {
+                    match groups.last_mut() {
+                        Some((file, row_groups)) if *file == unit.file => row_groups.push(unit.row_group),
+                        _ => groups.push((unit.file, vec![unit.row_group])),
+                    }
+                }
+                (scan.location, scan.files, scan.table, groups)
+            }
+            Bounds::RowGroups { files } => self.planned(request, files).await?,
+            other => {
+                let e = LakeError::Bounds(format!("{other:?} were not planned by a Parquet lake source"));
+                return Err(self.fail(request, &self.table_path(&request.table), e));
+            }
+        };
+        let fail = |e: LakeError| source_error(&request.table, &location, e);
+
+        // Output columns, in the requested order.
+        let wanted: Vec<usize> = match &request.columns {
+            None => (0..table.schema.fields().len()).collect(),
+            Some(columns) => {
+                let mut indices = Vec::with_capacity(columns.len());
+                for column in columns {
+                    let index = column_index(&table.schema, column).map_err(fail)?;
+                    if indices.contains(&index) {
+                        return Err(fail(LakeError::DuplicateColumn { column: column.clone() }));
+                    }
+                    indices.push(index);
+                }
+                indices
+            }
+        };
+        let schema = Arc::new(table.schema.project(&wanted).map_err(|e| fail(e.into()))?);
+        // The reader yields projected columns in file order; `reorder` puts them in ours.
+        let mut read: Vec<usize> = wanted.clone();
+        read.sort_unstable();
+        let reorder: Vec<usize> = wanted.iter().filter_map(|i| read.binary_search(i).ok()).collect();
+
+        let plan = Arc::new(ReadPlan {
+            table: request.table.clone(),
+            schema: schema.clone(),
+            read,
+            reorder,
+            tenant_index: table.tenant_index,
+            tenant: table.tenant,
+            batch_rows: self.batch_rows,
+            row_groups_read: self.row_groups_read.clone(),
+            stores: self.stores.clone(),
+        });
+        let batches: BatchStream = stream::iter(groups)
+            .then(move |(file, row_groups)| {
+                let plan = plan.clone();
+                let file = files[file].clone();
+                async move { plan.open_file(file, row_groups).await }
+            })
+            .try_flatten()
+            .boxed();
+        Ok(TableStream { schema, batches })
+    }
+}
+
+/// What a table's files say, checked against the request.
+struct Table {
+    schema: SchemaRef,
+    /// The tenant column's position; `None` when the files of a tenant's own folder
+    /// (`{tenant}` in the path) do not hold it: every row is the tenant's.
+    tenant_index: Option<usize>,
+    /// The tenant as a one-element array of the tenant column's type (a string when absent).
+    tenant: ArrayRef,
+}
+
+impl Table {
+    /// The schema every file shares, and the tenant column in it.
+    fn check(
+        request: &TableRequest,
+        files: &[LakeFile],
+        partitioned: bool,
+        every_row: bool,
+    ) -> std::result::Result<Table, (String, LakeError)> {
+        let first = &files[0];
+        let schema = first.metadata.schema().clone();
+        for file in &files[1..] {
+            if let Some(difference) = schema_difference(&schema, file.metadata.schema()) {
+                let e = LakeError::SchemaMismatch {
+                    file: file.listed.path.clone(),
+                    first: first.listed.path.clone(),
+                    difference,
+                };
+                return Err((file.listed.path.clone(), e));
+            }
+        }
+        let at = first.listed.path.clone();
+        let tenant_index = match column_index(&schema, &request.tenant_column) {
+            _ if every_row => None,
+            Ok(index) => Some(index),
+            Err(_) if partitioned => None,
+            Err(e) => return Err((at, e)),
+        };
+        let tenant_type = tenant_index.map_or(&DataType::Utf8, |i| schema.field(i).data_type());
+        let tenant = tenant_value(&request.tenant, &request.tenant_column, tenant_type).map_err(|e| (at, e))?;
+        Ok(Table { schema, tenant_index, tenant })
+    }
+}
+
+/// What `scan` found: the table's files, schema, tenant column, and candidate units.
+struct Scan {
+    location: String,
+    files: Vec<LakeFile>,
+    table: Table,
+    /// Row groups that may hold the tenant, in file then row-group order.
+    units: Vec<Unit>,
+}
+
+#[derive(Clone)]
+struct LakeFile {
+    listed: Listed,
+    metadata: ArrowReaderMetadata,
+}
+
+/// One row group that may hold the tenant's rows: the unit slices are cut from.
+struct Unit {
+    file: usize,
+    row_group: usize,
+    rows: u64,
+}
+
+/// Everything the stream of one slice needs, shared by its files.
+struct ReadPlan {
+    table: String,
+    schema: SchemaRef,
+    /// Root columns to read (sorted).
+    read: Vec<usize>,
+    /// Position in the read batch of each output column.
+    reorder: Vec<usize>,
+    tenant_index: Option<usize>,
+    tenant: ArrayRef,
+    batch_rows: usize,
+    row_groups_read: Arc<AtomicU64>,
+    stores: Arc<Stores>,
+}
+
+impl ReadPlan {
+    /// Opens `row_groups` of one file as a stream of the tenant's rows in the output schema.
+    async fn open_file(self: Arc<Self>, file: LakeFile, row_groups: Vec<usize>) -> Result<BatchStream> {
+        let path = file.listed.path.clone();
+        let fail = |e: LakeError| source_error(&self.table, &path, e);
+        let reader = self.stores.reader(&file.listed).await.map_err(fail)?;
+        let parquet_schema = file.metadata.parquet_schema();
+        let projection = ProjectionMask::roots(parquet_schema, self.read.iter().copied());
+        self.row_groups_read.fetch_add(row_groups.len() as u64, Ordering::Relaxed);
+        let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, file.metadata.clone())
+            .with_row_groups(row_groups)
+            .with_projection(projection)
+            .with_batch_size(self.batch_rows);
+        if let Some(tenant_index) = self.tenant_index {
+            let tenant = self.tenant.clone();
+            let predicate = ArrowPredicateFn::new(
+                ProjectionMask::roots(parquet_schema, [tenant_index]),
+                move |batch: RecordBatch| eq(batch.column(0), &Scalar::new(tenant.clone())),
+            );
+            builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+        }
+        let reader = builder.build().map_err(|e| fail(e.into()))?;
+        let plan = self.clone();
+        Ok(reader
+            .map(move |batch| {
+                let batch = batch.map_err(|e| source_error(&plan.table, &path, e.into()))?;
+                plan.arrange(batch).map_err(|e| source_error(&plan.table, &path, e.into()))
+            })
+            .boxed())
+    }
+
+    /// Puts a read batch's columns into the requested order, under the output schema.
+    fn arrange(&self, batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
+        let columns = self.reorder.iter().map(|&i| batch.column(i).clone()).collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
+    }
+}
+
+fn source_error(table: &str, location: &str, error: LakeError) -> Error {
+    Error::Source { table: table.to_string(), location: location.to_owned(), source: Box::new(error) }
+}
+
+fn column_index(schema: &SchemaRef, column: &str) -> Result<usize, LakeError> {
+    schema.index_of(column).map_err(|_| LakeError::MissingColumn {
+        column: column.to_string(),
+        available: schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// `None` if both schemas have the same fields (names, types, nullability), else what differs.
+fn schema_difference(first: &SchemaRef, other: &SchemaRef) -> Option<String> {
+    if first.fields() == other.fields() {
+        return None;
+    }
+    for (a, b) in first.fields().iter().zip(other.fields().iter()) {
+        if a != b {
+            return Some(format!(
+                "column {:?} {}{} vs {:?} {}{}",
+                a.name(),
+                a.data_type(),
+                if a.is_nullable() { " (nullable)" } else { "" },
+                b.name(),
+                b.data_type(),
+                if b.is_nullable() { " (nullable)" } else { "" },
+            ));
+        }
+    }
+    Some(format!("{} columns vs {}", first.fields().len(), other.fields().len()))
+}
+
+/// The tenant as a one-element array of the tenant column's type, so it can be compared with
+/// the column's values and statistics.
+fn tenant_value(tenant: &str, column: &str, data_type: &DataType) -> Result<ArrayRef, LakeError> {
+    let unsupported = |reason: String| LakeError::Tenant {
+        tenant: tenant.to_string(),
+        column: column.to_string(),
+        data_type: data_type.to_string(),
+        reason,
+    };
+    if !(matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) || data_type.is_integer()) {
+        return Err(unsupported("tenant columns must be strings or integers".into()));
+    }
+    let text: ArrayRef = Arc::new(StringArray::from(vec![tenant]));
+    let options = CastOptions { safe: false, ..CastOptions::default() };
+    let value = cast_with_options(&text, data_type, &options).map_err(|e| unsupported(e.to_string()))?;
+    if value.null_count() > 0 {
+        return Err(unsupported("the value does not fit the column type".into()));
+    }
+    Ok(value)
+}
+
+/// For each row group of `file`: may it hold rows whose tenant column equals `tenant`? A row
+/// group without statistics may.
+fn may_hold_tenant(file: &LakeFile, column: &str, tenant: &ArrayRef) -> Result<Vec<bool>, LakeError> {
+    let metadata = file.metadata.metadata();
+    let converter =
+        StatisticsConverter::try_new(column, file.metadata.schema(), metadata.file_metadata().schema_descr())?
+            .with_column_orders(metadata.file_metadata().column_orders().map(|orders| orders.as_slice()));
+    let mins = converter.row_group_mins(metadata.row_groups())?;
+    let maxes = converter.row_group_maxes(metadata.row_groups())?;
+    let tenant = Scalar::new(tenant.clone());
+    let below = lt(&maxes, &tenant)?;
+    let above = gt(&mins, &tenant)?;
+    Ok((0..metadata.num_row_groups())
+        .map(|i| {
+            let excluded = (below.is_valid(i) && below.value(i)) || (above.is_valid(i) && above.value(i));
+            !excluded
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, Int64Array};
+    use arrow::datatypes::{Field, Schema};
+
+    #[test]
+    fn tenant_values_take_the_tenant_column_type() {
+        for data_type in [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View] {
+            let value = tenant_value("acme", "tenant_id", &data_type).unwrap();
+            assert_eq!(value.data_type(), &data_type);
+            assert_eq!(value.len(), 1);
+        }
+        let value = tenant_value("42", "tenant_id", &DataType::Int64).unwrap();
+        assert_eq!(value.as_any().downcast_ref::<Int64Array>().unwrap().value(0), 42);
+        let value = tenant_value("-7", "tenant_id", &DataType::Int32).unwrap();
+        assert_eq!(value.as_any().downcast_ref::<Int32Array>().unwrap().value(0), -7);
+    }
+
+    #[test]
+    fn tenant_values_the_column_cannot_hold_are_clear_errors() {
+        for (tenant, data_type) in [
+            ("acme", DataType::Int64),
+            ("300", DataType::UInt8),
+            ("-1", DataType::UInt32),
+            ("1.5", DataType::Int32),
+            ("acme", DataType::Float64),
+            ("acme", DataType::Boolean),
+        ] {
+            let error = tenant_value(tenant, "tenant_id", &data_type).unwrap_err().to_string();
+            assert!(error.contains("tenant_id") && error.contains(tenant), "{error}");
+        }
+    }
+
+    #[test]
+    fn schema_differences_name_the_column() {
+        let a = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("n", DataType::Int32, true),
+        ]));
+        let b = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let c = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
+        assert_eq!(schema_difference(&a, &a.clone()), None);
+        assert!(schema_difference(&a, &b).unwrap().contains("\"n\" Int32 (nullable) vs \"n\" Int64"));
+        assert_eq!(schema_difference(&a, &c).unwrap(), "2 columns vs 1");
+    }
+
+    #[test]
+    fn missing_columns_list_what_is_there() {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false)]));
+        let error = column_index(&schema, "nope").unwrap_err().to_string();
+        assert_eq!(error, "column \"nope\" is not in the table (columns: id)");
+    }
+}
