@@ -137,7 +137,7 @@ async fn a_warm_container_holds_no_connection_between_steps() {
     generate::generate(&options, &|_, _| {}).unwrap();
     let db = pg.database("warm").await;
     load_lake(&pg.connector(&db), "public", &lake, &TABLES, &|_, _| {}).await.unwrap();
-    let config = config(dir.path(), &format!("[source]\ntype = \"postgres\"\nurl = \"{}\"\n", pg.url(&db)), "warm");
+    config(dir.path(), &format!("[source]\ntype = \"postgres\"\nurl = \"{}\"\n", pg.url(&db)), "warm");
     // Steps read in separate snapshots: a table splits only along a key (here a slice_key).
     let path = dir.path().join("warm.toml");
     let text = std::fs::read_to_string(&path).unwrap();

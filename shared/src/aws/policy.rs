@@ -13,9 +13,12 @@
 //!   key across the parts of a multipart upload).
 //! - Our **writer role's policy**: `sts:AssumeRole` on exactly the customer roles of the
 //!   configured S3 destinations; and our **execution role's policy**: `sts:AssumeRole` on the
-//!   writer role.
+//!   writer role, plus, when the source is a Parquet lake in S3, `s3:ListBucket` on the lake's
+//!   bucket limited to its prefixes (`s3:prefix`) and `s3:GetObject` on the objects under them
+//!   ([`lake_read_statements`]).
 //!
-//! This module must never grant a read, list, head or delete: nothing byob does needs one.
+//! This module must never grant a read, list, head or delete on a customer's bucket: nothing
+//! byob does there needs one. The only reads it grants are our own role's, on our own lake.
 
 use serde_json::{Value, json};
 
@@ -80,7 +83,7 @@ pub fn for_destination(config: &Config, id: &str) -> Result<DestinationPolicies,
         customer_trust_policy: trust_policy(&writer, &external_id),
         customer_permission_policy: permission_policy(destination, config.aws.region.as_deref())?,
         writer_role_policy: assume_role_policy("ByobAssumeCustomerRoles", &customer_roles),
-        execution_role_policy: assume_role_policy("ByobAssumeWriterRole", std::slice::from_ref(&writer)),
+        execution_role_policy: execution_role_policy(config, &writer),
         customer_role_arn: role_arn,
         writer_role_arn: writer,
     })
@@ -109,6 +112,66 @@ pub fn assume_role_policy(sid: &str, roles: &[String]) -> Value {
         "Version": "2012-10-17",
         "Statement": [{"Sid": sid, "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": roles}]
     })
+}
+
+/// Our execution role's policy: assume the writer role; read the lake when it is in S3.
+fn execution_role_policy(config: &Config, writer: &str) -> Value {
+    let mut policy = assume_role_policy("ByobAssumeWriterRole", &[writer.to_owned()]);
+    let partition = writer.split(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("aws");
+    if let Some(statements) = policy["Statement"].as_array_mut() {
+        statements.extend(lake_read_statements(config, partition));
+    }
+    policy
+}
+
+/// What reading a Parquet lake in S3 needs, and nothing more: `s3:ListBucket` on each lake
+/// bucket with an `s3:prefix` condition naming the lake's prefixes, and `s3:GetObject` on the
+/// objects under them. A prefix ends where a table path's `{tenant}` begins. None when the
+/// source is not a lake in S3.
+pub fn lake_read_statements(config: &Config, partition: &str) -> Vec<Value> {
+    let crate::config::SourceConfig::Parquet(lake) = &config.source else { return Vec::new() };
+    let root = lake.path.display().to_string();
+    let mut locations = vec![root.clone()];
+    for table in &config.tables {
+        match &table.path {
+            Some(path) => locations.push(path.display().to_string()),
+            None => locations.push(format!("{}/{}", root.trim_end_matches('/'), table.name)),
+        }
+    }
+    // bucket -> object patterns: `prefix/*` for a folder, the key itself for one file, and
+    // `...tenant_id=*` where a `{tenant}` folder begins.
+    let mut buckets: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+    for location in locations {
+        let Some(rest) = location.strip_prefix("s3://") else { continue };
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        let pattern = match key.split_once("{tenant}") {
+            Some((before, _)) => format!("{before}*"),
+            None if key.ends_with(".parquet") => key.to_owned(),
+            None if key.is_empty() => "*".to_owned(),
+            None => format!("{}/*", key.trim_end_matches('/')),
+        };
+        buckets.entry(bucket.to_owned()).or_default().push(pattern);
+    }
+    let mut statements = Vec::new();
+    for (bucket, mut patterns) in buckets {
+        patterns.sort();
+        patterns.dedup();
+        // A pattern another `.../*` pattern already covers is dropped.
+        let covered =
+            |p: &String| patterns.iter().any(|q| q != p && q.ends_with('*') && p.starts_with(q.trim_end_matches('*')));
+        let kept: Vec<String> = patterns.iter().filter(|p| !covered(p)).cloned().collect();
+        let objects: Vec<String> = kept.iter().map(|p| format!("arn:{partition}:s3:::{bucket}/{p}")).collect();
+        let sid = |what: &str| format!("ByobLake{what}{}", bucket.replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+        statements.push(json!({
+            "Sid": sid("List"),
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": format!("arn:{partition}:s3:::{bucket}"),
+            "Condition": {"StringLike": {"s3:prefix": kept}}
+        }));
+        statements.push(json!({"Sid": sid("Read"), "Effect": "Allow", "Action": "s3:GetObject", "Resource": objects}));
+    }
+    statements
 }
 
 /// The objects byob writes: `arn:<partition>:s3:::<bucket>/<prefix>/*`.
@@ -197,6 +260,34 @@ mod tests {
 
     fn actions(policy: &Value) -> Vec<String> {
         policy["Statement"][0]["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect()
+    }
+
+    #[test]
+    fn the_lake_is_read_only_under_its_prefixes() {
+        let text = "[source]\ntype = \"parquet\"\npath = \"s3://platform-lake/lake\"\n\n\
+                    [[tables]]\nname = \"events\"\npath = \"s3://platform-lake/by-tenant/events/tenant_id={tenant}/\"\n\n\
+                    [[tables]]\nname = \"companies\"\n\n\
+                    [[tables]]\nname = \"ads\"\npath = \"s3://ads-archive/2024/ads.parquet\"\n\n\
+                    [[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"out\"\n";
+        let config = Config::from_toml_str(text, std::path::Path::new("/tmp")).unwrap();
+        let statements = lake_read_statements(&config, "aws");
+        assert_eq!(
+            Value::Array(statements),
+            json!([
+                {"Sid": "ByobLakeListadsarchive", "Effect": "Allow", "Action": "s3:ListBucket",
+                 "Resource": "arn:aws:s3:::ads-archive", "Condition": {"StringLike": {"s3:prefix": ["2024/ads.parquet"]}}},
+                {"Sid": "ByobLakeReadadsarchive", "Effect": "Allow", "Action": "s3:GetObject",
+                 "Resource": ["arn:aws:s3:::ads-archive/2024/ads.parquet"]},
+                {"Sid": "ByobLakeListplatformlake", "Effect": "Allow", "Action": "s3:ListBucket",
+                 "Resource": "arn:aws:s3:::platform-lake",
+                 "Condition": {"StringLike": {"s3:prefix": ["by-tenant/events/tenant_id=*", "lake/*"]}}},
+                {"Sid": "ByobLakeReadplatformlake", "Effect": "Allow", "Action": "s3:GetObject",
+                 "Resource": ["arn:aws:s3:::platform-lake/by-tenant/events/tenant_id=*", "arn:aws:s3:::platform-lake/lake/*"]},
+            ])
+        );
+        // A local lake needs nothing.
+        let local = Config::from_toml_str(&text.replace("s3://", "/data/"), std::path::Path::new("/tmp")).unwrap();
+        assert!(lake_read_statements(&local, "aws").is_empty());
     }
 
     #[test]

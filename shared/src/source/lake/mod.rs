@@ -229,6 +229,12 @@ impl LakeSource {
         self
     }
 
+    /// Reads S3 through `client` (its credentials, region and endpoint).
+    pub fn with_s3(mut self, client: aws_sdk_s3::Client) -> Self {
+        self.stores = Arc::new(Stores::with_client(client));
+        self
+    }
+
     /// Yields batches of at most `rows` rows (at least 1; default [`DEFAULT_BATCH_ROWS`]).
     pub fn with_batch_size(mut self, rows: usize) -> Self {
         self.batch_rows = rows.max(1);

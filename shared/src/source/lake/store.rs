@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::ParquetError;
@@ -23,6 +23,12 @@ use tokio::sync::OnceCell;
 use super::LakeError;
 use crate::config::AwsConfig;
 use crate::sink::S3Error;
+
+/// Column chunks closer than this are fetched in one ranged GET (the gap is read and thrown
+/// away): a request costs more than a megabyte of transfer inside a region.
+pub const COALESCE_GAP: u64 = 1024 * 1024;
+/// Ranged GETs of one file in flight at once.
+const GETS_IN_FLIGHT: usize = 8;
 
 /// Bytes read from a file's end in the first request for its footer: enough for the metadata
 /// of most files (a few row groups of tens of columns), so one GET usually reads it all.
@@ -82,6 +88,10 @@ pub(crate) struct Stores {
 impl Stores {
     pub(crate) fn new(aws: AwsConfig) -> Self {
         Stores { aws, s3: OnceCell::new(), counters: Counters::default() }
+    }
+
+    pub(crate) fn with_client(client: aws_sdk_s3::Client) -> Self {
+        Stores { aws: AwsConfig::default(), s3: OnceCell::new_with(Some(client)), counters: Counters::default() }
     }
 
     async fn s3(&self) -> &aws_sdk_s3::Client {
@@ -278,41 +288,71 @@ struct S3File {
     stores: Arc<Stores>,
 }
 
+impl S3File {
+    /// One ranged GET, its size checked.
+    async fn get(&self, range: Range<u64>) -> parquet::errors::Result<Bytes> {
+        if range.end > self.size || range.start >= range.end {
+            return Err(ParquetError::General(format!(
+                "s3://{}/{}: bytes {}..{} are outside the {} bytes listed",
+                self.bucket, self.key, range.start, range.end, self.size
+            )));
+        }
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await
+            .map_err(|e| external(storage("GetObject", &self.bucket, &self.key, e)))?;
+        let bytes = object.body.collect().await.map_err(|e| {
+            external(LakeError::S3(Box::new(S3Error {
+                operation: "GetObject",
+                bucket: self.bucket.clone(),
+                key: self.key.clone(),
+                code: None,
+                status: None,
+                retryable: true,
+                message: format!("reading the body: {e}"),
+            })))
+        })?;
+        let bytes = bytes.into_bytes();
+        if bytes.len() as u64 != range.end - range.start {
+            return Err(external(LakeError::Changed { listed: self.size, now: bytes.len() as u64 }));
+        }
+        self.stores.counters.got(bytes.len());
+        Ok(bytes)
+    }
+}
+
 impl AsyncFileReader for S3File {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        self.get(range).boxed()
+    }
+
+    /// The column chunks of a row group, in as few GETs as [`COALESCE_GAP`] allows, a few at
+    /// once.
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         async move {
-            if range.end > self.size || range.start >= range.end {
-                return Err(ParquetError::General(format!(
-                    "s3://{}/{}: bytes {}..{} are outside the {} bytes listed",
-                    self.bucket, self.key, range.start, range.end, self.size
-                )));
-            }
-            let object = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .range(format!("bytes={}-{}", range.start, range.end - 1))
-                .send()
-                .await
-                .map_err(|e| external(storage("GetObject", &self.bucket, &self.key, e)))?;
-            let bytes = object.body.collect().await.map_err(|e| {
-                external(LakeError::S3(Box::new(S3Error {
-                    operation: "GetObject",
-                    bucket: self.bucket.clone(),
-                    key: self.key.clone(),
-                    code: None,
-                    status: None,
-                    retryable: true,
-                    message: format!("reading the body: {e}"),
-                })))
-            })?;
-            let bytes = bytes.into_bytes();
-            if bytes.len() as u64 != range.end - range.start {
-                return Err(external(LakeError::Changed { listed: self.size, now: bytes.len() as u64 }));
-            }
-            self.stores.counters.got(bytes.len());
-            Ok(bytes)
+            let merged = coalesce(&ranges, COALESCE_GAP);
+            let this = &*self;
+            let fetched: Vec<Bytes> = futures::stream::iter(merged.iter().cloned().map(|r| this.get(r)))
+                .buffered(GETS_IN_FLIGHT)
+                .try_collect()
+                .await?;
+            Ok(ranges
+                .iter()
+                .map(|range| {
+                    if range.start >= range.end {
+                        return Bytes::new();
+                    }
+                    // The merged range holding this one (merged ranges are sorted, disjoint).
+                    let i = merged.partition_point(|m| m.end < range.end);
+                    let start = (range.start - merged[i].start) as usize;
+                    fetched[i].slice(start..start + (range.end - range.start) as usize)
+                })
+                .collect())
         }
         .boxed()
     }
@@ -332,7 +372,34 @@ impl AsyncFileReader for S3File {
     }
 }
 
+/// `ranges` merged where they overlap or lie less than `gap` apart, sorted.
+fn coalesce(ranges: &[Range<u64>], gap: u64) -> Vec<Range<u64>> {
+    let mut sorted: Vec<Range<u64>> = ranges.iter().filter(|r| r.start < r.end).cloned().collect();
+    sorted.sort_by_key(|r| r.start);
+    let mut merged: Vec<Range<u64>> = Vec::with_capacity(sorted.len());
+    for range in sorted {
+        match merged.last_mut() {
+            Some(last) if range.start <= last.end.saturating_add(gap) => last.end = last.end.max(range.end),
+            _ => merged.push(range),
+        }
+    }
+    merged
+}
+
 /// A lake error carried through the Parquet reader, recovered by [`LakeError::from`].
 fn external(error: LakeError) -> ParquetError {
     ParquetError::External(Box::new(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::coalesce;
+
+    #[test]
+    fn near_ranges_merge_and_far_ones_do_not() {
+        assert_eq!(coalesce(&[0..10, 12..20, 100..110], 5), [0..20, 100..110]);
+        assert_eq!(coalesce(&[100..110, 0..10, 5..50], 0), [0..50, 100..110]);
+        assert_eq!(coalesce(&[0..10, 10..10, 20..30], 10), vec![0..30]);
+        assert!(coalesce(&[], 10).is_empty());
+    }
 }
