@@ -7,7 +7,7 @@ Each check is a promise README makes: the writer role never assumes a role of ou
 account; CloudWatch alarms can publish to the failure topic (not encrypted with the
 AWS-managed SNS key, whose policy cannot grant CloudWatch); the loader's dump bucket is
 TLS-only and aborts incomplete uploads; the loader is scoped to its bucket, prefix and owner;
-every Retry of the state machine can match what its Task raises.
+the functions that read a lake read only under its prefix; every Retry of the state machine can match what its Task raises.
 """
 import sys
 
@@ -71,6 +71,25 @@ env = resources["LoadFunction"]["Properties"]["Environment"]["Variables"]
 for name in ["BYOB_LOAD_BUCKET", "BYOB_LOAD_PREFIX", "BYOB_LOAD_BUCKET_OWNER"]:
     check(name in env, f"LoadFunction must set {name}")
 
+# The lake: listed and read under SourcePrefix only, never the whole bucket by default.
+for role in ["DumpFunctionRole", "ExportFunctionRole"]:
+    lake = [
+        s["Fn::If"][1]
+        for p in resources[role]["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+        if "Fn::If" in s and s["Fn::If"][0] == "HasSourceBucket"
+    ]
+    by_sid = {s["Sid"]: s for s in lake}
+    check(set(by_sid) == {"ListLake", "ReadLake"}, f"{role}: lake statements {sorted(by_sid)}")
+    if set(by_sid) == {"ListLake", "ReadLake"}:
+        check(by_sid["ListLake"]["Action"] == "s3:ListBucket", f"{role}: ListLake lists only")
+        check(
+            "SourcePrefix" in str(by_sid["ListLake"].get("Condition", {}).get("StringLike", {}).get("s3:prefix")),
+            f"{role}: ListLake must be limited by s3:prefix to SourcePrefix",
+        )
+        check(by_sid["ReadLake"]["Action"] == "s3:GetObject", f"{role}: ReadLake reads only")
+        check("${SourcePrefix}" in str(by_sid["ReadLake"]["Resource"]), f"{role}: ReadLake must be under SourcePrefix")
+
 # The state machine: every Retry can match what its Task raises. States.Timeout needs the Task's
 # own TimeoutSeconds; a Lambda that runs into its timeout raises Sandbox.Timedout.
 definition = resources["DumpStateMachine"]["Properties"]["Definition"]
@@ -98,4 +117,4 @@ check("Sandbox.Timedout" in export_errors, "ExportTask must say what a timed-out
 
 if failures:
     sys.exit(f"{len(failures)} template check(s) failed")
-print("template: writer role, failure topic key, dump bucket, loader scope and retries checked")
+print("template: writer role, failure topic key, dump bucket, loader scope, lake scope and retries checked")

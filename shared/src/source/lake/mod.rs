@@ -1,11 +1,14 @@
 //! The Parquet "lake" source: a table is a folder of Parquet files (`<root>/<table>/*.parquet`)
-//! holding the rows of every tenant.
+//! holding the rows of every tenant, or one folder per tenant (`{tenant}` in the table's
+//! path), in a local folder or an `s3://bucket/prefix` of our own account ([`store`]).
 //!
 //! Reading one tenant costs what that tenant's rows cost, not what the table costs: row groups
 //! whose min/max statistics of the tenant column exclude the tenant are never fetched, and
 //! inside the remaining row groups a row filter decodes the other columns only for the rows
-//! that belong to the tenant. A table is split into slices along (file, row group) units, so
-//! slices are deterministic, contiguous and together hold every row of the tenant once.
+//! that belong to the tenant. A table is planned once ([`Source::plan`]): listed, each file's
+//! footer read, and cut into slices of contiguous (file, row group) units; each slice's bounds
+//! name its files (with their sizes) and row groups, so an export reads exactly those, never
+//! lists, and the slices together hold every row of the tenant once.
 //!
 //! This source must never load a whole file or table into memory (it streams bounded batches
 //! through Parquet's async reader), never yield a row whose tenant column differs from the
