@@ -115,6 +115,46 @@ for name, task in found.items():
 export_errors = {e for r in found.get("ExportTask", {}).get("Retry", []) for e in r["ErrorEquals"]}
 check("Sandbox.Timedout" in export_errors, "ExportTask must say what a timed-out export does (Sandbox.Timedout)")
 
+# The definition as CloudFormation hands it to Step Functions: SAM serializes it to JSON and
+# DefinitionSubstitutions replaces each ${Name} as text (here with the parameters' defaults and
+# a placeholder ARN). Every MaxConcurrency must then be an integer, and no ${...} may be left.
+import json
+import re
+
+params = template["Parameters"]
+substitutions = resources["DumpStateMachine"]["Properties"]["DefinitionSubstitutions"]
+values = {}
+for name, value in substitutions.items():
+    if isinstance(value, dict) and "Ref" in value and value["Ref"] in params:
+        values[name] = str(params[value["Ref"]].get("Default", ""))
+    else:
+        values[name] = f"arn:aws:lambda:eu-west-1:111122223333:function:{name}"
+text = re.sub(r"\$\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), json.dumps(definition))
+left = sorted(set(re.findall(r"[$][{]\w+[}]", text)))
+check(not left, f"unsubstituted placeholders: {left}")
+substituted = json.loads(text)
+
+
+def maps(states):
+    for name, state in states.items():
+        if state.get("Type") == "Map":
+            yield name, state
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            yield from maps(processor["States"])
+
+
+for name, state in maps(substituted["States"]):
+    if "MaxConcurrency" in state:
+        check(isinstance(state["MaxConcurrency"], int), f"{name}: MaxConcurrency is {state['MaxConcurrency']!r}, not an integer")
+    check("MaxConcurrency" in state or "MaxConcurrencyPath" in state, f"{name}: no concurrency limit")
+plan = substituted["States"]["Plan"]["ResultSelector"]
+for field in ["destination_concurrency.$", "export_concurrency.$"]:
+    check(
+        re.fullmatch(r"States\.MathAdd\(\d+, 0\)", plan.get(field, "")) is not None,
+        f"Plan must turn {field} into a number: {plan.get(field)!r}",
+    )
+
 if failures:
     sys.exit(f"{len(failures)} template check(s) failed")
-print("template: writer role, failure topic key, dump bucket, loader scope, lake scope and retries checked")
+print("template: writer role, failure topic key, dump bucket, loader scope, lake scope, retries and concurrency checked")

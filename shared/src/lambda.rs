@@ -55,11 +55,16 @@ where
 /// uploaded now; export and finalize run with the config the plan pinned, reading it again
 /// only when theirs differs, and fail `NonRetryable` naming both when it still does.
 ///
+/// Nothing is read at start-up: the first invocation reads the config and builds the
+/// workflow, so an S3 hiccup there is that invocation's `Retryable` error, which Step
+/// Functions retries, not a failed init (`Runtime.ExitError`, which no Retry can tell from a
+/// broken deployment).
+///
 /// `BYOB_CONFIG` is the config's path in the package or an `s3://bucket/key` of our own
 /// account; the state store is the config's `[state] path`, which must be an `s3://` URL.
 pub struct Workflows {
     location: String,
-    current: tokio::sync::Mutex<Arc<Workflow>>,
+    current: tokio::sync::Mutex<Option<Arc<Workflow>>>,
 }
 
 impl std::fmt::Debug for Workflows {
@@ -69,17 +74,20 @@ impl std::fmt::Debug for Workflows {
 }
 
 impl Workflows {
-    /// Reads `BYOB_CONFIG` and builds the first workflow (a container that cannot read its
-    /// config, or whose state is not in S3, fails its start-up).
-    pub async fn from_env() -> Result<Workflows, Error> {
+    /// Reads `BYOB_CONFIG` (a function without it fails its start-up: a deployment error no
+    /// retry fixes). The config itself is read by the first invocation.
+    pub fn from_env() -> Result<Workflows, Error> {
         let location = std::env::var("BYOB_CONFIG").map_err(|_| {
             crate::config::ConfigErrors::file(
                 "BYOB_CONFIG is not set: point it at the config (a path or s3://bucket/key)",
             )
         })?;
-        let config = state::load_config(&location).await?;
-        let workflow = build(config).await?;
-        Ok(Workflows { location, current: tokio::sync::Mutex::new(Arc::new(workflow)) })
+        Ok(Workflows::at(location))
+    }
+
+    /// Workflows over the config at `location`, read on first use.
+    pub fn at(location: impl Into<String>) -> Workflows {
+        Workflows { location: location.into(), current: tokio::sync::Mutex::new(None) }
     }
 
     /// The workflow over the config as it is now (read again at every call; rebuilt when it
@@ -88,11 +96,17 @@ impl Workflows {
         let config = state::load_config(&self.location).await?;
         let mut current = self.current.lock().await;
         let sha256 = config.sha256();
-        if sha256 != current.config_sha256() {
-            tracing::info!(config_sha256 = %sha256, was = %current.config_sha256(), "the config changed");
-            *current = Arc::new(build(config).await?);
+        match current.as_ref() {
+            Some(workflow) if workflow.config_sha256() == sha256 => Ok(workflow.clone()),
+            was => {
+                if let Some(was) = was {
+                    tracing::info!(config_sha256 = %sha256, was = %was.config_sha256(), "the config changed");
+                }
+                let workflow = Arc::new(build(config).await?);
+                *current = Some(workflow.clone());
+                Ok(workflow)
+            }
         }
-        Ok(current.clone())
     }
 
     /// The workflow over the config run `run` was planned with (`planned`, its sha256): this
@@ -100,7 +114,9 @@ impl Workflows {
     /// must then match. Without a pin (a hand-made event), this container's.
     pub async fn pinned(&self, run: crate::layout::RunId, planned: Option<&str>) -> Result<Arc<Workflow>, Error> {
         let current = self.current.lock().await.clone();
-        if current.check_config(run, planned).is_ok() {
+        if let Some(current) = current
+            && current.check_config(run, planned).is_ok()
+        {
             return Ok(current);
         }
         let latest = self.latest().await?;
@@ -133,6 +149,27 @@ fn deployed_state(config: &crate::config::Config) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Start-up reads nothing: a config that cannot be read now is the first invocation's
+    /// error (with its verdict), and the next invocation reads it again.
+    #[tokio::test]
+    async fn the_config_is_read_by_the_first_invocation_not_at_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("byob.toml");
+        let workflows = Workflows::at(path.display().to_string());
+        let e = workflows.latest().await.unwrap_err();
+        assert!(e.to_string().contains("byob.toml"), "{e}");
+        std::fs::write(
+            &path,
+            "[source]\ntype = \"parquet\"\npath = \"lake\"\n[[tables]]\nname = \"events\"\n\
+             [[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"out\"\n[state]\npath = \"s3://byob-state/\"\n",
+        )
+        .unwrap();
+        let first = workflows.latest().await.unwrap();
+        let run = "2024-01-01T00:00".parse().unwrap();
+        let again = workflows.pinned(run, Some(first.config_sha256())).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "a pinned step reuses the container's workflow");
+    }
 
     #[test]
     fn a_deployed_config_must_keep_its_state_in_s3() {

@@ -7,7 +7,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 fn main() -> Result<(), lambda_runtime::Error> {
     byob::lambda::start(async {
-        let workflows = Workflows::from_env().await?;
+        let workflows = Workflows::from_env()?;
         lambda_runtime::run(service_fn(|event: LambdaEvent<DumpInput>| {
             let workflows = &workflows;
             async move {

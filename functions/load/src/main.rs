@@ -8,8 +8,17 @@ use lambda_runtime::{LambdaEvent, service_fn};
 fn main() -> Result<(), lambda_runtime::Error> {
     byob::lambda::start(async {
         let loader = Loader::from_env().await;
-        let target = load::target_from_env().await?;
-        lambda_runtime::run(service_fn(|event| handler(&loader, &target, event))).await
+        // The target (and its secret) is read by the first invocation, so a transient failure
+        // there is that invocation's Retryable error, not a failed start-up.
+        let target = tokio::sync::OnceCell::new();
+        lambda_runtime::run(service_fn(|event| {
+            let (loader, target) = (&loader, &target);
+            async move {
+                let target = target.get_or_try_init(load::target_from_env).await.map_err(byob::Error::from)?;
+                handler(loader, target, event).await
+            }
+        }))
+        .await
     })
 }
 
