@@ -68,8 +68,9 @@ check(
 
 # The loader: scoped to its bucket, prefix and owner.
 env = resources["LoadFunction"]["Properties"]["Environment"]["Variables"]
-for name in ["BYOB_LOAD_BUCKET", "BYOB_LOAD_PREFIX", "BYOB_LOAD_BUCKET_OWNER"]:
+for name in ["BYOB_LOAD_BUCKET", "BYOB_LOAD_PREFIX", "BYOB_LOAD_BUCKET_OWNER", "BYOB_LOAD_TLS"]:
     check(name in env, f"LoadFunction must set {name}")
+check(template["Parameters"]["LoaderTls"]["Default"] == "require", "the loader must default to verified TLS")
 
 # The lake: listed and read under SourcePrefix only, never the whole bucket by default.
 for role in ["DumpFunctionRole", "ExportFunctionRole"]:

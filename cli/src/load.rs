@@ -46,16 +46,19 @@ pub(crate) async fn load(
     secret: Option<&str>,
     schema: Option<&str>,
     tables: Vec<String>,
+    tls: &byob::load::TargetTls,
 ) -> anyhow::Result<ExitCode> {
     let location = ReceiptLocation::parse(receipt)?;
     let target: Box<dyn Target> = match (target, secret) {
         (_, Some(secret)) => {
             let base = byob::aws::sdk_config(&byob::config::AwsConfig::default()).await;
-            Box::new(PostgresTarget::from_secret(&base, secret).await?.with_schema(schema.unwrap_or("public")))
+            Box::new(
+                PostgresTarget::from_secret_with(&base, secret, tls).await?.with_schema(schema.unwrap_or("public")),
+            )
         }
         (Some(target), None) => match TargetSpec::parse(target)? {
             TargetSpec::Postgres(url) => {
-                Box::new(PostgresTarget::from_url(url)?.with_schema(schema.unwrap_or("public")))
+                Box::new(PostgresTarget::from_url_with(url, tls)?.with_schema(schema.unwrap_or("public")))
             }
             #[cfg(feature = "duckdb")]
             TargetSpec::DuckDb(path) => Box::new(DuckDbTarget::new(path).with_schema(schema.unwrap_or("main"))),

@@ -129,6 +129,14 @@ enum Command {
         /// created or touched.
         #[arg(long, value_delimiter = ',')]
         tables: Vec<String>,
+        /// PostgreSQL TLS: disable, prefer or require [default: the URL's or the secret's
+        /// sslmode, else require; the certificate chain and host name are always verified when
+        /// TLS is used].
+        #[arg(long, env = "BYOB_LOAD_TLS", value_parser = ["disable", "prefer", "require", "verify-ca", "verify-full"])]
+        tls: Option<String>,
+        /// Extra trusted roots for PostgreSQL TLS (PEM), e.g. Amazon RDS's global bundle.
+        #[arg(long, env = "BYOB_LOAD_CA_FILE")]
+        ca_file: Option<std::path::PathBuf>,
     },
     /// Export one Parquet file or folder of any origin (every row, no tenant filter) as a dump
     /// into a local folder: the same planner, encoders, receipt and file layout as `byob run`.
@@ -175,8 +183,9 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Demo { dir, scale, load_postgres } => demo::demo(&dir, scale, load_postgres.as_deref()).await,
-        Command::Load { receipt, target, secret, schema, tables } => {
-            load::load(&receipt, target.as_deref(), secret.as_deref(), schema.as_deref(), tables).await
+        Command::Load { receipt, target, secret, schema, tables, tls, ca_file } => {
+            let tls = byob::load::TargetTls { mode: tls.as_deref().and_then(byob::load::parse_tls_mode), ca_file };
+            load::load(&receipt, target.as_deref(), secret.as_deref(), schema.as_deref(), tables, &tls).await
         }
         Command::Generate { out, scale, seed, postgres, schema } => {
             demo::generate_into(out.as_deref(), scale, seed, postgres.as_deref(), &schema).await?;

@@ -372,3 +372,37 @@ async fn infinite_dates_and_timestamps_load_back_as_infinities() {
         ]
     );
 }
+
+/// The loader's connection is verified TLS unless the URL (or the secret, or BYOB_LOAD_TLS)
+/// says otherwise: against a server without TLS it fails before touching anything, for good,
+/// saying how to allow plain text on a trusted network.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_is_required_unless_the_url_says_otherwise() {
+    use byob::config::TlsMode;
+    use byob::load::TargetTls;
+
+    let Some((plain, url)) = target("load_tls").await else { return };
+    assert_eq!(plain.tls_mode(), TlsMode::Disable, "the URL says sslmode=disable");
+    let without = url.replace("?sslmode=disable", "");
+    assert!(!without.contains("sslmode"), "{without}");
+    let strict = PostgresTarget::from_url(&without).unwrap();
+    assert_eq!(strict.tls_mode(), TlsMode::Require);
+    let overridden = TargetTls { mode: Some(TlsMode::Prefer), ca_file: None };
+    assert_eq!(PostgresTarget::from_url_with(&url, &overridden).unwrap().tls_mode(), TlsMode::Prefer);
+
+    let dir = tempfile::tempdir().unwrap();
+    Dump::new(RUN1, None).table("companies", companies(0, 10, false), 1).write_local(dir.path(), "p");
+    let e = Loader::local().load(&root_receipt(dir.path(), "p"), &strict).await.unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    let message = e.to_string();
+    assert!(message.contains("does not offer TLS") && message.contains("sslmode=disable"), "{message}");
+    let client = postgres_harness::client(&url).await;
+    let tables: i64 = client
+        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "nothing created");
+    // The same URL with sslmode=disable loads.
+    Loader::local().load(&root_receipt(dir.path(), "p"), &plain).await.unwrap();
+}

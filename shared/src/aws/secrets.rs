@@ -64,6 +64,10 @@ pub struct Secret {
     pub dbname: Option<String>,
     /// `engine`, e.g. `postgres`, when present.
     pub engine: Option<String>,
+    /// `sslmode` (byob's addition to the RDS format): `disable`, `prefer` or `require`
+    /// (`verify-ca` and `verify-full` mean `require`: byob verifies every certificate), when
+    /// present.
+    pub sslmode: Option<crate::config::TlsMode>,
 }
 
 impl fmt::Display for Secret {
@@ -119,6 +123,17 @@ impl Secret {
             port,
             dbname: string("dbname", false)?,
             engine: string("engine", false)?,
+            sslmode: match string("sslmode", false)?.as_deref() {
+                None => None,
+                Some("disable") => Some(crate::config::TlsMode::Disable),
+                Some("prefer") => Some(crate::config::TlsMode::Prefer),
+                Some("require" | "verify-ca" | "verify-full") => Some(crate::config::TlsMode::Require),
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "field \"sslmode\" is {other:?}; use disable, prefer, require, verify-ca or verify-full"
+                    )));
+                }
+            },
         })
     }
 }
@@ -162,6 +177,16 @@ mod tests {
     use super::*;
 
     const SECRET: &str = r#"{"engine":"postgres","host":"db.internal","port":5432,"username":"byob","password":"hunter2-s3cr3t","dbname":"platform","dbInstanceIdentifier":"x"}"#;
+
+    #[test]
+    fn sslmode_is_read_when_present() {
+        let with = |mode: &str| Secret::parse("s", &SECRET.replacen('{', &format!("{{\"sslmode\":\"{mode}\","), 1));
+        assert_eq!(Secret::parse("s", SECRET).unwrap().sslmode, None);
+        assert_eq!(with("disable").unwrap().sslmode, Some(crate::config::TlsMode::Disable));
+        assert_eq!(with("verify-full").unwrap().sslmode, Some(crate::config::TlsMode::Require));
+        let e = with("sometimes").unwrap_err().to_string();
+        assert!(e.contains("sslmode") && e.contains("verify-full"), "{e}");
+    }
 
     #[test]
     fn parses_the_rds_format_and_never_shows_the_password() {

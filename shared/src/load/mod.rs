@@ -35,7 +35,7 @@ use crate::receipt::Receipt;
 
 #[cfg(feature = "duckdb")]
 pub use self::duckdb::DuckDbTarget;
-pub use postgres::PostgresTarget;
+pub use postgres::{PostgresTarget, TargetTls, parse_tls_mode};
 
 /// Why a receipt was not loaded. Every variant names the receipt, key or table; none carries
 /// a password or a connection URL.
@@ -649,15 +649,17 @@ pub async fn handle_event(
 
 /// The deployed loader's target, from the environment: `BYOB_LOAD_SECRET` (a Secrets Manager
 /// secret in the RDS format, read with the function's role) or `BYOB_LOAD_URL` (a
-/// `postgres://` URL), and `BYOB_LOAD_SCHEMA` (default `public`).
+/// `postgres://` URL), `BYOB_LOAD_SCHEMA` (default `public`), and its TLS
+/// ([`TargetTls::from_env`]: verified TLS unless said otherwise).
 pub async fn target_from_env() -> Result<PostgresTarget, LoadError> {
+    let tls = TargetTls::from_env()?;
     let target =
         match (std::env::var("BYOB_LOAD_SECRET").ok().filter(|s| !s.is_empty()), std::env::var("BYOB_LOAD_URL")) {
             (Some(secret), _) => {
                 let base = crate::aws::sdk_config(&crate::config::AwsConfig::default()).await;
-                PostgresTarget::from_secret(&base, &secret).await?
+                PostgresTarget::from_secret_with(&base, &secret, &tls).await?
             }
-            (None, Ok(url)) if !url.is_empty() => PostgresTarget::from_url(&url)?,
+            (None, Ok(url)) if !url.is_empty() => PostgresTarget::from_url_with(&url, &tls)?,
             _ => {
                 return Err(LoadError::Target {
                     target: "postgres".into(),

@@ -17,6 +17,7 @@
 //! A crash anywhere before the commit leaves the live tables untouched; the next delivery
 //! of the receipt starts over (staging tables are recreated).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -31,6 +32,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 use super::{LoadError, LoadOutcome, LoadReport, ReceiptInfo, Target, VerifiedReceipt, read};
+use crate::config::TlsMode;
 use crate::pg::pg_message;
 use crate::receipt::TableReceipt;
 use crate::schema::{ColumnSchema, parse_type_name};
@@ -49,6 +51,47 @@ pub const MANAGED_TABLE: &str = "byob_managed_tables";
 /// Bytes of COPY data sent to the server at once.
 const CHUNK_BYTES: usize = 1024 * 1024;
 
+/// How the loader secures its connection to the warehouse. The default is TLS required, the
+/// server's certificate chain and host name verified (libpq's `verify-full`; byob verifies
+/// whenever TLS is used) against the system's roots plus `ca_file`. Amazon RDS and Aurora
+/// certificates chain to Amazon's RDS CAs, which are not in the system's roots: give their
+/// bundle (<https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem>) as `ca_file`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TargetTls {
+    /// Overrides the URL's or the secret's `sslmode`; `None`: theirs, else `require`.
+    pub mode: Option<TlsMode>,
+    /// Extra trusted roots (PEM).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl TargetTls {
+    /// From `BYOB_LOAD_TLS` (`disable`, `prefer`, `require`) and `BYOB_LOAD_CA_FILE` (a PEM
+    /// file, e.g. the RDS bundle packaged with the function), each when set.
+    pub fn from_env() -> Result<TargetTls, LoadError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let mode = match var("BYOB_LOAD_TLS").as_deref() {
+            None => None,
+            Some(text) => Some(parse_tls_mode(text).ok_or_else(|| LoadError::Target {
+                target: "postgres".into(),
+                reason: format!("BYOB_LOAD_TLS is {text:?}; use disable, prefer or require"),
+                retryable: false,
+            })?),
+        };
+        Ok(TargetTls { mode, ca_file: var("BYOB_LOAD_CA_FILE").map(PathBuf::from) })
+    }
+}
+
+/// `disable`, `prefer`, `require` (and libpq's `verify-ca` / `verify-full`, which byob's
+/// `require` already is).
+pub fn parse_tls_mode(text: &str) -> Option<TlsMode> {
+    match text {
+        "disable" => Some(TlsMode::Disable),
+        "prefer" => Some(TlsMode::Prefer),
+        "require" | "verify-ca" | "verify-full" => Some(TlsMode::Require),
+        _ => None,
+    }
+}
+
 /// Loads receipts into one PostgreSQL database and schema.
 #[derive(Clone, Debug)]
 pub struct PostgresTarget {
@@ -63,27 +106,48 @@ impl PostgresTarget {
         PostgresTarget { connector, schema: "public".into(), fail_before_swap: false }
     }
 
-    /// From a `postgres://` URL (`sslmode` honoured; the URL never appears in an error).
+    /// From a `postgres://` URL, with verified TLS unless the URL says `sslmode` (the URL
+    /// never appears in an error).
     pub fn from_url(url: &str) -> Result<PostgresTarget, LoadError> {
-        Connector::from_url(url, None, None).map(PostgresTarget::new).map_err(|e| LoadError::Target {
+        PostgresTarget::from_url_with(url, &TargetTls::default())
+    }
+
+    /// From a `postgres://` URL, TLS as `tls` says.
+    pub fn from_url_with(url: &str, tls: &TargetTls) -> Result<PostgresTarget, LoadError> {
+        let mode = tls.mode.or(if url.contains("sslmode=") { None } else { Some(TlsMode::Require) });
+        Connector::from_url(url, mode, tls.ca_file.as_deref()).map(PostgresTarget::new).map_err(|e| LoadError::Target {
             target: "postgres".into(),
             reason: e.to_string(),
             retryable: false,
         })
     }
 
-    /// From an AWS Secrets Manager secret in the RDS format, read with `config`.
+    /// From an AWS Secrets Manager secret in the RDS format, read with `config`, with
+    /// verified TLS unless the secret says `sslmode`.
     pub async fn from_secret(config: &aws_config::SdkConfig, secret_id: &str) -> Result<PostgresTarget, LoadError> {
+        PostgresTarget::from_secret_with(config, secret_id, &TargetTls::default()).await
+    }
+
+    /// From an AWS Secrets Manager secret, TLS as `tls` says.
+    pub async fn from_secret_with(
+        config: &aws_config::SdkConfig,
+        secret_id: &str,
+        tls: &TargetTls,
+    ) -> Result<PostgresTarget, LoadError> {
         let secret = crate::aws::secrets::read_with(config, secret_id).await.map_err(|e| LoadError::Target {
             target: format!("secret {secret_id:?}"),
             retryable: e.is_retryable(),
             reason: e.to_string(),
         })?;
-        Connector::from_secret(&secret, None, None).map(PostgresTarget::new).map_err(|e| LoadError::Target {
-            target: format!("secret {secret_id:?}"),
-            reason: e.to_string(),
-            retryable: false,
+        let mode = tls.mode.or(secret.sslmode).unwrap_or(TlsMode::Require);
+        Connector::from_secret(&secret, Some(mode), tls.ca_file.as_deref()).map(PostgresTarget::new).map_err(|e| {
+            LoadError::Target { target: format!("secret {secret_id:?}"), reason: e.to_string(), retryable: false }
         })
+    }
+
+    /// The TLS mode the target's connections use.
+    pub fn tls_mode(&self) -> TlsMode {
+        self.connector.tls_mode()
     }
 
     /// Loads into `schema` (created if missing) instead of `public`.
@@ -112,8 +176,8 @@ impl PostgresTarget {
     async fn connect(&self) -> Result<Client, LoadError> {
         self.connector.connect().await.map_err(|e| LoadError::Target {
             target: self.connector.name().to_owned(),
+            retryable: e.is_retryable(),
             reason: e.to_string(),
-            retryable: true,
         })
     }
 

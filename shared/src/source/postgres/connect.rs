@@ -62,8 +62,8 @@ impl Connector {
 
     /// Settings from an AWS Secrets Manager secret in the RDS format (`username`,
     /// `password`, `host`, `port`, `dbname`, `engine`), as [`crate::aws::secrets`] reads it:
-    /// `port` defaults to 5432 and `dbname` to the user name, as libpq does; TLS defaults to
-    /// `prefer`.
+    /// `port` defaults to 5432 and `dbname` to the user name, as libpq does; TLS is `tls`, else
+    /// the secret's `sslmode`, else `prefer`.
     pub fn from_secret(
         secret: &crate::aws::Secret,
         tls: Option<TlsMode>,
@@ -82,7 +82,7 @@ impl Connector {
             .port(secret.port.unwrap_or(5432))
             .dbname(secret.dbname.as_deref().unwrap_or(&secret.username))
             .ssl_mode(SslMode::Prefer);
-        Self::from_config(config, tls, ca_file)
+        Self::from_config(config, tls.or(secret.sslmode), ca_file)
     }
 
     fn from_config(
@@ -116,6 +116,15 @@ impl Connector {
         &self.name
     }
 
+    /// The TLS mode connections use.
+    pub fn tls_mode(&self) -> TlsMode {
+        match self.config.get_ssl_mode() {
+            SslMode::Disable => TlsMode::Disable,
+            SslMode::Require => TlsMode::Require,
+            _ => TlsMode::Prefer,
+        }
+    }
+
     /// Opens a connection. Its background task runs on the current Tokio runtime and ends
     /// when the returned client is dropped.
     pub async fn connect(&self) -> Result<Client, PostgresError> {
@@ -133,7 +142,20 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (client, connection) = connected.map_err(PostgresError::Connect)?;
+    let (client, connection) = connected.map_err(|e| {
+        let plain_server =
+            std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("does not support TLS"));
+        if plain_server {
+            PostgresError::Tls(
+                "the server does not offer TLS, and TLS is required: enable TLS on the server, or, for a server on a \
+                 trusted network only, say sslmode=disable (in the URL or the secret; BYOB_LOAD_TLS=disable or \
+                 --tls disable for the loader, tls = \"disable\" for a source)"
+                    .to_owned(),
+            )
+        } else {
+            PostgresError::Connect(e)
+        }
+    })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "postgres connection ended with an error");
