@@ -53,13 +53,15 @@ pub(crate) async fn load(
         (_, Some(secret)) => {
             let base = byob::aws::sdk_config(&byob::config::AwsConfig::default()).await;
             Box::new(
-                PostgresTarget::from_secret_with(&base, secret, tls).await?.with_schema(schema.unwrap_or("public")),
+                PostgresTarget::from_secret_with(&base, secret, tls)
+                    .await?
+                    .with_schema(schema.unwrap_or(byob::load::DEFAULT_SCHEMA)),
             )
         }
         (Some(target), None) => match TargetSpec::parse(target)? {
-            TargetSpec::Postgres(url) => {
-                Box::new(PostgresTarget::from_url_with(url, tls)?.with_schema(schema.unwrap_or("public")))
-            }
+            TargetSpec::Postgres(url) => Box::new(
+                PostgresTarget::from_url_with(url, tls)?.with_schema(schema.unwrap_or(byob::load::DEFAULT_SCHEMA)),
+            ),
             #[cfg(feature = "duckdb")]
             TargetSpec::DuckDb(path) => Box::new(DuckDbTarget::new(path).with_schema(schema.unwrap_or("main"))),
             #[cfg(not(feature = "duckdb"))]

@@ -121,8 +121,8 @@ enum Command {
         /// Or: an AWS Secrets Manager secret (name or ARN) in the RDS format.
         #[arg(long)]
         secret: Option<String>,
-        /// The schema the tables are loaded into (created if missing) [default: public for
-        /// PostgreSQL, main for DuckDB].
+        /// The schema the tables are loaded into (created if missing) [default: byob for
+        /// PostgreSQL, so no table of public is ever touched; main for DuckDB].
         #[arg(long)]
         schema: Option<String>,
         /// Load only these tables (comma separated): a receipt's other tables are never read,

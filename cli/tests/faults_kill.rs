@@ -341,7 +341,8 @@ async fn a_loader_killed_during_copy_and_redelivered_loads_exactly_once() {
     let (db, clean_db) = (server.database("killed_load").await, server.database("clean_load").await);
     let (url, clean_url) = (server.url(&db), server.url(&clean_db));
     let client = postgres_harness::client(&url).await;
-    let load = |url: &str| byob(&["load", "--receipt", &receipt_arg, "--target", url], dir.path());
+    let load =
+        |url: &str| byob(&["load", "--receipt", &receipt_arg, "--target", url, "--schema", "public"], dir.path());
 
     // WHEN the loader is killed while PostgreSQL runs its COPY into staging
     let mut child = load(&url).spawn().expect("spawn load");

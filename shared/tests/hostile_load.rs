@@ -250,7 +250,7 @@ async fn receipts_in_s3_that_point_outside_are_refused_before_any_file_is_read()
         s3.put_object().bucket(bucket).key(key).body(b"PAR1".to_vec().into()).send().await.unwrap();
     }
     let loader = Loader::with_s3(s3.clone());
-    let target = PostgresTarget::from_url(&url).unwrap();
+    let target = PostgresTarget::from_url(&url).unwrap().with_schema("public");
     for (n, bad) in [
         "s3://other-bucket/p/2023-03-14T04:03/companies/x",
         "../../secret/x",

@@ -15,7 +15,7 @@ async fn target(prefix: &str) -> Option<(PostgresTarget, String)> {
     let server = postgres_harness::shared()?;
     let db = server.database(prefix).await;
     let url = server.url(&db);
-    Some((PostgresTarget::from_url(&url).unwrap(), url))
+    Some((PostgresTarget::from_url(&url).unwrap().with_schema("public"), url))
 }
 
 fn loaded(outcome: &LoadOutcome) -> &byob::load::LoadReport {
@@ -405,4 +405,27 @@ async fn tls_is_required_unless_the_url_says_otherwise() {
     assert_eq!(tables, 0, "nothing created");
     // The same URL with sslmode=disable loads.
     Loader::local().load(&root_receipt(dir.path(), "p"), &plain).await.unwrap();
+}
+
+/// By default the loader fills a schema of its own, `byob`: a default load never touches a
+/// table of `public`, even one named like a dumped table.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_schema_is_the_loaders_own() {
+    let Some((_, url)) = target("load_default_schema").await else { return };
+    let client = postgres_harness::client(&url).await;
+    client
+        .batch_execute("CREATE TABLE public.companies (note text); INSERT INTO public.companies VALUES ('ours')")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    Dump::new(RUN1, None).table("companies", companies(0, 25, false), 1).write_local(dir.path(), "p");
+    let target = PostgresTarget::from_url(&url).unwrap();
+    assert_eq!(byob::load::DEFAULT_SCHEMA, "byob");
+    let outcome = Loader::local().load(&root_receipt(dir.path(), "p"), &target).await.unwrap();
+    assert_eq!(loaded(&outcome).rows, 25);
+    let loaded_rows: i64 = client.query_one("SELECT count(*) FROM byob.companies", &[]).await.unwrap().get(0);
+    assert_eq!(loaded_rows, 25);
+    let ours: Vec<String> =
+        client.query("SELECT note FROM public.companies", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(ours, ["ours"], "public.companies untouched");
 }

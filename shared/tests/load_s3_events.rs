@@ -153,7 +153,10 @@ async fn a_tampered_object_in_the_bucket_loads_nothing() {
     let key = format!("{PREFIX}/{}", dump.files[1].0);
     s3.put_object().bucket(BUCKET).key(&key).body(b"not parquet".to_vec().into()).send().await.unwrap();
     let location = load::ReceiptLocation::S3 { bucket: BUCKET.into(), key: format!("{PREFIX}/receipt.json") };
-    let err = Loader::with_s3(s3.clone()).load(&location, &PostgresTarget::from_url(&url).unwrap()).await.unwrap_err();
+    let err = Loader::with_s3(s3.clone())
+        .load(&location, &PostgresTarget::from_url(&url).unwrap().with_schema("public"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, load::LoadError::Tampered { .. }), "{err}");
     assert!(err.to_string().contains(&dump.files[1].0) && err.to_string().contains("s3://acme-data/"), "{err}");
     let client = postgres_harness::client(&url).await;
@@ -180,7 +183,7 @@ async fn a_scoped_loader_reads_only_its_bucket_and_prefix_and_names_the_owner() 
     let scope =
         load::Scope { bucket: BUCKET.into(), prefix: format!("{PREFIX}/"), expected_owner: Some(moto::ACCOUNT.into()) };
     let loader = Loader::with_s3(s3.clone()).within(scope);
-    let target = PostgresTarget::from_url(&url).unwrap();
+    let target = PostgresTarget::from_url(&url).unwrap().with_schema("public");
 
     // WHEN notifications name another bucket, and another prefix of the same bucket
     moto.start_recording();
@@ -269,7 +272,7 @@ async fn a_multipart_receipt_emits_two_events_and_loads_once() {
     assert!(!events.is_empty());
     // WHEN every event is handled THEN the receipt loads once
     let loader = Loader::with_s3(s3.clone());
-    let target = PostgresTarget::from_url(&url).unwrap();
+    let target = PostgresTarget::from_url(&url).unwrap().with_schema("public");
     let mut outcomes = Vec::new();
     for event in &events {
         outcomes.extend(load::handle_event(&loader, &target, event).await.unwrap());

@@ -35,7 +35,7 @@ use crate::receipt::Receipt;
 
 #[cfg(feature = "duckdb")]
 pub use self::duckdb::DuckDbTarget;
-pub use postgres::{PostgresTarget, TargetTls, parse_tls_mode};
+pub use postgres::{DEFAULT_SCHEMA, PostgresTarget, TargetTls, parse_tls_mode};
 
 /// Why a receipt was not loaded. Every variant names the receipt, key or table; none carries
 /// a password or a connection URL.
@@ -649,7 +649,7 @@ pub async fn handle_event(
 
 /// The deployed loader's target, from the environment: `BYOB_LOAD_SECRET` (a Secrets Manager
 /// secret in the RDS format, read with the function's role) or `BYOB_LOAD_URL` (a
-/// `postgres://` URL), `BYOB_LOAD_SCHEMA` (default `public`), and its TLS
+/// `postgres://` URL), `BYOB_LOAD_SCHEMA` (default [`DEFAULT_SCHEMA`]), and its TLS
 /// ([`TargetTls::from_env`]: verified TLS unless said otherwise).
 pub async fn target_from_env() -> Result<PostgresTarget, LoadError> {
     let tls = TargetTls::from_env()?;

@@ -38,6 +38,10 @@ use crate::receipt::TableReceipt;
 use crate::schema::{ColumnSchema, parse_type_name};
 use crate::source::postgres::Connector;
 
+/// The schema the loader fills unless told otherwise: its own, so a default load never
+/// touches the tables of `public` (or any other schema the warehouse already uses).
+pub const DEFAULT_SCHEMA: &str = "byob";
+
 /// The advisory lock every byob loader of a database takes (`pg_advisory_lock`).
 pub const LOCK_KEY: i64 = 0x6279_6f62_6c6f_6164; // "byobload"
 /// The schema staging tables live in.
@@ -101,9 +105,9 @@ pub struct PostgresTarget {
 }
 
 impl PostgresTarget {
-    /// Loads into `public` of the database `connector` reaches.
+    /// Loads into [`DEFAULT_SCHEMA`] of the database `connector` reaches.
     pub fn new(connector: Connector) -> PostgresTarget {
-        PostgresTarget { connector, schema: "public".into(), fail_before_swap: false }
+        PostgresTarget { connector, schema: DEFAULT_SCHEMA.into(), fail_before_swap: false }
     }
 
     /// From a `postgres://` URL, with verified TLS unless the URL says `sslmode` (the URL
@@ -150,7 +154,7 @@ impl PostgresTarget {
         self.connector.tls_mode()
     }
 
-    /// Loads into `schema` (created if missing) instead of `public`.
+    /// Loads into `schema` (created if missing) instead of [`DEFAULT_SCHEMA`].
     pub fn with_schema(mut self, schema: &str) -> PostgresTarget {
         self.schema = schema.to_owned();
         self
