@@ -239,6 +239,15 @@ impl StateStore for NoState {
     async fn get_result(&self, _pointer: &str) -> byob::Result<TaskResult> {
         Err(byob::Error::Plan("byob export keeps no task results".into()))
     }
+    async fn find_result(&self, _run: RunId, _task: &byob::plan::ExportTask) -> byob::Result<Option<TaskResult>> {
+        Ok(None)
+    }
+    async fn put_document(&self, _key: &str, _body: Vec<u8>) -> byob::Result<byob::state::Stored> {
+        Err(byob::Error::Plan("byob export keeps no state".into()))
+    }
+    async fn get_document(&self, key: &str) -> byob::Result<Vec<u8>> {
+        Err(byob::Error::Plan(format!("byob export keeps no state ({key})")))
+    }
 }
 
 #[cfg(test)]

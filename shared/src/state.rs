@@ -24,6 +24,28 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn put_result(&self, run: RunId, result: &crate::plan::TaskResult) -> Result<String>;
     /// Reads a result stored by [`StateStore::put_result`].
     async fn get_result(&self, pointer: &str) -> Result<crate::plan::TaskResult>;
+    /// The result of `task` of `run`, read from the key [`StateStore::put_result`] writes it
+    /// to, or `None` when none is stored.
+    async fn find_result(&self, run: RunId, task: &crate::plan::ExportTask) -> Result<Option<crate::plan::TaskResult>>;
+    /// Stores a document of ours (a plan's parts, a run's summary) under `key`, relative to
+    /// the state's root, and says where it is.
+    async fn put_document(&self, key: &str, body: Vec<u8>) -> Result<Stored>;
+    /// The state bucket's name; empty for a local state folder.
+    fn bucket(&self) -> &str {
+        ""
+    }
+    /// Reads a document: `key` as [`Stored::key`] gave it (in the state bucket, or relative to
+    /// the state folder). A missing document is an error naming it.
+    async fn get_document(&self, key: &str) -> Result<Vec<u8>>;
+}
+
+/// Where a document was stored: what a Step Functions `ItemReader` needs to read it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stored {
+    /// The state bucket; empty for a local state folder.
+    pub bucket: String,
+    /// The object's key in the bucket (or the path relative to the state folder).
+    pub key: String,
 }
 
 /// The latest finished run strictly before `run`: the receipt's `previous_run`.
@@ -95,14 +117,42 @@ impl StateStore for LocalState {
 
     /// `pointer` is relative to the state folder (so fixtures and state machines can carry it).
     async fn get_result(&self, pointer: &str) -> Result<crate::plan::TaskResult> {
-        let relative = std::path::Path::new(pointer);
-        let inside = relative.components().all(|c| matches!(c, std::path::Component::Normal(_)));
-        if pointer.is_empty() || !inside {
-            return Err(Error::Receipt(format!("task result {pointer:?} is not a path inside the state folder")));
-        }
-        let path = self.root.join(relative);
-        let bytes = tokio::fs::read(&path).await.map_err(|e| Error::io(&path, e))?;
+        let bytes = self.get_document(pointer).await?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Receipt(format!("task result {pointer:?}: {e}")))
+    }
+
+    async fn find_result(&self, run: RunId, task: &crate::plan::ExportTask) -> Result<Option<crate::plan::TaskResult>> {
+        let key = result_key(run, task);
+        match tokio::fs::metadata(self.root.join(&key)).await {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            _ => self.get_result(&key).await.map(Some),
+        }
+    }
+
+    async fn put_document(&self, key: &str, body: Vec<u8>) -> Result<Stored> {
+        let path = self.inside(key)?;
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io(dir, e))?;
+        }
+        tokio::fs::write(&path, body).await.map_err(|e| Error::io(&path, e))?;
+        Ok(Stored { bucket: String::new(), key: key.to_owned() })
+    }
+
+    async fn get_document(&self, key: &str) -> Result<Vec<u8>> {
+        let path = self.inside(key)?;
+        tokio::fs::read(&path).await.map_err(|e| Error::io(&path, e))
+    }
+}
+
+impl LocalState {
+    /// `key` as a path inside the state folder (no `..`, not absolute).
+    fn inside(&self, key: &str) -> Result<PathBuf> {
+        let relative = std::path::Path::new(key);
+        let inside = relative.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        if key.is_empty() || !inside {
+            return Err(Error::Receipt(format!("{key:?} is not a path inside the state folder")));
+        }
+        Ok(self.root.join(relative))
     }
 }
 
@@ -190,6 +240,35 @@ impl StateStore for S3State {
         let key = pointer.strip_prefix(&format!("s3://{}/", self.bucket)).ok_or_else(|| {
             Error::Receipt(format!("task result {pointer:?} is not in state bucket {:?}", self.bucket))
         })?;
+        let bytes = self.get_document(key).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Receipt(format!("task result {pointer:?}: {e}")))
+    }
+
+    async fn find_result(&self, run: RunId, task: &crate::plan::ExportTask) -> Result<Option<crate::plan::TaskResult>> {
+        let key = self.key(&result_key(run, task));
+        match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+            Ok(object) => {
+                let bytes = object.body.collect().await.map_err(|e| body_error(&self.bucket, &key, e))?.into_bytes();
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| Error::Receipt(format!("task result s3://{}/{key}: {e}", self.bucket)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(self.error("GetObject", &key, e)),
+        }
+    }
+
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn put_document(&self, key: &str, body: Vec<u8>) -> Result<Stored> {
+        let key = self.key(key);
+        self.put_json(&key, body).await?;
+        Ok(Stored { bucket: self.bucket.clone(), key })
+    }
+
+    async fn get_document(&self, key: &str) -> Result<Vec<u8>> {
         let object = self
             .client
             .get_object()
@@ -198,8 +277,7 @@ impl StateStore for S3State {
             .send()
             .await
             .map_err(|e| self.error("GetObject", key, e))?;
-        let bytes = object.body.collect().await.map_err(|e| body_error(&self.bucket, key, e))?.into_bytes();
-        serde_json::from_slice(&bytes).map_err(|e| Error::Receipt(format!("task result {pointer:?}: {e}")))
+        Ok(object.body.collect().await.map_err(|e| body_error(&self.bucket, key, e))?.into_bytes().to_vec())
     }
 }
 

@@ -1,18 +1,25 @@
-//! The deployed workflow's three steps, as plain functions over serde types: what the dump,
+//! The deployed workflow's steps, as plain functions over serde types: what the dump,
 //! export and finalize Lambda functions call, with exactly the JSON Step Functions passes
 //! between them.
 //!
 //! ```text
 //! EventBridge Scheduler {"scheduled_time": "<aws.scheduler.scheduled-time>"}
-//!   -> dump(DumpInput) -> Plan {run, config, destinations: [{destination, tasks: [ExportTask]}]}
-//!   -> Map over destinations -> Map over tasks: export(ExportInput{run, config, task}) -> ExportOutput
-//!   -> finalize(FinalizeInput{run, config, destination, tasks, results: [ExportOutput]}) -> FinalizeOutput
+//!   -> dump(DumpEvent) -> StoredPlan {run, config, bucket, destinations: <key>, counts}
+//!        the plan itself is in our state bucket: plans/<run>/<execution>/destinations.json
+//!        ([{destination, tasks: <key>, task_count}]) and one tasks/<destination>.json each
+//!   -> Distributed Map over destinations.json (a child execution per destination)
+//!        -> Distributed Map over its tasks.json (a child execution per task):
+//!             export(ExportInput{run, config, task}) -> ExportOutput (full result in our state)
+//!        -> finalize(FinalizeInput{run, config, destination, tasks: <key>})  (results read from state)
+//!      ResultWriter: every destination's outcome in outcomes/<run>/...
+//!   -> summarize(SummarizeInput{run, outcomes}) -> RunSummary (also summaries/<run>.json)
 //! ```
 //!
-//! Results that grow with the data (file lists) are written to our own state store and only a
-//! pointer travels through the state machine, whose payloads are capped at 256 KB. Nothing here
-//! may depend on process memory surviving between steps: each step may run in a different
-//! Lambda container, and any step may be retried.
+//! Nothing that grows with the number of destinations or tasks travels through the state
+//! machine, whose payloads are capped at 256 KB and whose executions at 25,000 history events:
+//! plans, results and outcomes stay in our state bucket, and each destination and each task is
+//! its own child execution. Nothing here may depend on process memory surviving between steps:
+//! each step may run in a different Lambda container, and any step may be retried.
 //!
 //! One run, one config: the plan records the config's sha256 (`config`), the state machine
 //! passes it to every export and finalize, and a step whose config differs fails
@@ -72,6 +79,134 @@ impl DumpInput {
     }
 }
 
+/// What the state machine's `Plan` state sends the dump function: the schedule's (or a manual)
+/// input, and the execution's name, which keeps each execution's plan apart in our state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DumpStep {
+    /// The execution's input.
+    pub input: DumpInput,
+    /// `$$.Execution.Name`.
+    pub execution: String,
+}
+
+/// What the dump function accepts: the state machine's [`DumpStep`], or a bare [`DumpInput`]
+/// (a manual invocation, `cargo lambda invoke`), planned as execution `direct`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DumpEvent {
+    /// From the state machine.
+    Step(DumpStep),
+    /// By hand.
+    Direct(DumpInput),
+}
+
+impl DumpEvent {
+    /// As a step (a direct input is execution `direct`).
+    pub fn into_step(self) -> DumpStep {
+        match self {
+            DumpEvent::Step(step) => step,
+            DumpEvent::Direct(input) => DumpStep { input, execution: "direct".into() },
+        }
+    }
+}
+
+/// Where the dump step stored the plan: small, whatever the number of destinations and tasks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredPlan {
+    /// The run id.
+    pub run: RunId,
+    /// The sha256 of the config the run was planned with ([`Plan::config`]).
+    pub config: String,
+    /// Our state bucket (empty for a local state folder).
+    pub bucket: String,
+    /// The key of the destinations document: a JSON array of [`DestinationItem`], what the
+    /// destinations' Distributed Map reads (`ItemReader`).
+    pub destinations: String,
+    /// How many destinations it lists.
+    pub destination_count: usize,
+    /// How many export tasks they have together.
+    pub task_count: usize,
+}
+
+/// One destination of a stored plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationItem {
+    /// The destination id.
+    pub destination: String,
+    /// The key of its tasks document: a JSON array of [`ExportTask`] (the exports' `ItemReader`).
+    pub tasks: String,
+    /// How many tasks it lists.
+    pub task_count: usize,
+}
+
+/// A destination's tasks: listed, or the key of the document listing them (deployed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Tasks {
+    /// The tasks themselves.
+    Listed(Vec<ExportTask>),
+    /// The key of a stored tasks document ([`DestinationItem::tasks`]).
+    Stored(String),
+}
+
+/// Where a Distributed Map's `ResultWriter` put its results (`ResultWriterDetails`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultWriterDetails {
+    /// The bucket (our state bucket).
+    #[serde(rename = "Bucket")]
+    pub bucket: String,
+    /// The key of its `manifest.json`.
+    #[serde(rename = "Key")]
+    pub key: String,
+}
+
+/// Input of the summary step: the run and where the destinations' outcomes were written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummarizeInput {
+    /// The run id.
+    pub run: RunId,
+    /// The destinations' Distributed Map's `ResultWriterDetails`.
+    pub outcomes: ResultWriterDetails,
+}
+
+/// How a run ended, per destination: the execution's output, and `summaries/<run>.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run id.
+    pub run: RunId,
+    /// Destinations the run covered.
+    pub destinations: usize,
+    /// Destinations that got their receipt.
+    pub ok: usize,
+    /// Destinations that did not.
+    pub failed: usize,
+    /// Rows delivered over the destinations that got their receipt.
+    pub rows: u64,
+    /// The first [`MAX_LISTED_FAILURES`] failures, by destination id.
+    pub failures: Vec<DestinationFailure>,
+    /// Where the summary is stored: its key in our state bucket (in the stored document itself,
+    /// relative to the state's root).
+    pub summary: String,
+}
+
+/// How many failures a [`RunSummary`] lists (all are counted).
+pub const MAX_LISTED_FAILURES: usize = 100;
+
+/// One destination that got no receipt, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationFailure {
+    /// The destination id.
+    pub destination: String,
+    /// The error (`errorType`: `Retryable`, `NonRetryable`, `States.Timeout`, ...).
+    pub error: String,
+    /// What went wrong (the error's message), cut to 1,000 characters.
+    pub cause: String,
+}
+
 /// Input of one export step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,10 +249,12 @@ pub struct FinalizeInput {
     pub config: Option<String>,
     /// The destination id.
     pub destination: String,
-    /// Every task the plan gave this destination.
-    pub tasks: Vec<ExportTask>,
-    /// The output of every export task.
-    pub results: Vec<ExportOutput>,
+    /// Every task the plan gave this destination, or (deployed) the key of their document.
+    pub tasks: Tasks,
+    /// The output of every export task; absent (deployed), each task's result is read from the
+    /// key its export stored it under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<ExportOutput>>,
 }
 
 /// Output of the finalize step.
@@ -222,6 +359,43 @@ impl Workflow {
         Ok(plan)
     }
 
+    /// The deployed dump step: plans the run and stores the plan in our state, one document
+    /// per destination's tasks and one listing the destinations, under
+    /// `plans/<run>/<execution>/`; returns only where they are.
+    pub async fn dump_stored(&self, step: &DumpStep) -> Result<StoredPlan> {
+        let plan = self.dump(&step.input).await?;
+        let execution: String = step
+            .execution
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .take(80)
+            .collect();
+        let base = format!(
+            "plans/{}/{}",
+            plan.run.to_string().replace(':', "_"),
+            if execution.is_empty() { "manual" } else { &execution }
+        );
+        let mut items = Vec::with_capacity(plan.destinations.len());
+        for destination in &plan.destinations {
+            let key = format!("{base}/tasks/{}.json", destination.destination);
+            let stored = self.state.put_document(&key, to_json(&destination.tasks)?).await?;
+            items.push(DestinationItem {
+                destination: destination.destination.clone(),
+                tasks: stored.key,
+                task_count: destination.tasks.len(),
+            });
+        }
+        let stored = self.state.put_document(&format!("{base}/destinations.json"), to_json(&items)?).await?;
+        Ok(StoredPlan {
+            run: plan.run,
+            config: plan.config.clone(),
+            bucket: stored.bucket,
+            destinations: stored.key,
+            destination_count: items.len(),
+            task_count: items.iter().map(|i| i.task_count).sum(),
+        })
+    }
+
     /// The export step: runs one task and stores its full result in our state.
     pub async fn export(&self, input: &ExportInput) -> Result<ExportOutput> {
         self.check_config(input.run, input.config.as_deref())?;
@@ -250,18 +424,50 @@ impl Workflow {
     pub async fn finalize(&self, input: &FinalizeInput) -> Result<FinalizeOutput> {
         self.check_config(input.run, input.config.as_deref())?;
         let destination = self.destination(&input.destination)?;
-        let mut results: Vec<TaskResult> = Vec::with_capacity(input.results.len());
-        for output in &input.results {
-            let result = self.state.get_result(&output.result).await?;
-            if result.task != output.task || result.rows != output.rows {
-                return Err(Error::Incomplete {
-                    destination: input.destination.clone(),
-                    reason: format!("stored result {:?} does not match the task's output", output.result),
-                });
+        let incomplete = |reason: String| Error::Incomplete { destination: input.destination.clone(), reason };
+        let tasks: Vec<ExportTask> = match &input.tasks {
+            Tasks::Listed(tasks) => tasks.clone(),
+            Tasks::Stored(key) => {
+                let bytes = self.state.get_document(key).await?;
+                serde_json::from_slice(&bytes).map_err(|e| incomplete(format!("tasks document {key:?}: {e}")))?
             }
-            results.push(result);
+        };
+        if let Some(task) = tasks.iter().find(|t| t.destination != input.destination) {
+            return Err(incomplete(format!("the task list names destination {:?}", task.destination)));
         }
-        let plan = plan::DestinationPlan { destination: input.destination.clone(), tasks: input.tasks.clone() };
+        let mut results: Vec<TaskResult> = Vec::with_capacity(tasks.len());
+        match &input.results {
+            Some(outputs) => {
+                for output in outputs {
+                    let result = self.state.get_result(&output.result).await?;
+                    if result.task != output.task || result.rows != output.rows {
+                        return Err(incomplete(format!(
+                            "stored result {:?} does not match the task's output",
+                            output.result
+                        )));
+                    }
+                    results.push(result);
+                }
+            }
+            None => {
+                for task in &tasks {
+                    let result = self.state.find_result(input.run, task).await?.ok_or_else(|| {
+                        incomplete(format!(
+                            "table {:?} slice {} of {} has no stored result",
+                            task.table, task.slice.index, task.slice.count
+                        ))
+                    })?;
+                    if &result.task != task {
+                        return Err(incomplete(format!(
+                            "the stored result of table {:?} slice {} of {} is another plan's (its bounds differ)",
+                            task.table, task.slice.index, task.slice.count
+                        )));
+                    }
+                    results.push(result);
+                }
+            }
+        }
+        let plan = plan::DestinationPlan { destination: input.destination.clone(), tasks };
         let spec = export_spec(&self.config, destination, input.run)?;
         let sink = self.sink(&input.destination, input.run).await?;
         let (receipt, written) = finalize::finalize(
@@ -284,6 +490,79 @@ impl Workflow {
             tables: receipt.tables.len(),
         })
     }
+
+    /// The summary step: reads every destination's outcome where the destinations' Distributed
+    /// Map wrote them, counts, and stores the summary as `summaries/<run>.json`.
+    pub async fn summarize(&self, input: &SummarizeInput) -> Result<RunSummary> {
+        let outcomes = &input.outcomes;
+        if outcomes.bucket != self.state.bucket() {
+            return Err(Error::Plan(format!(
+                "the outcomes are in bucket {:?}, not in our state bucket {:?}",
+                outcomes.bucket,
+                self.state.bucket()
+            )));
+        }
+        let bad = |what: &str, e: serde_json::Error| Error::Receipt(format!("{what}: {e}"));
+        let manifest: serde_json::Value = serde_json::from_slice(&self.state.get_document(&outcomes.key).await?)
+            .map_err(|e| bad(&outcomes.key, e))?;
+        let mut summary = RunSummary {
+            run: input.run,
+            destinations: 0,
+            ok: 0,
+            failed: 0,
+            rows: 0,
+            failures: Vec::new(),
+            summary: String::new(),
+        };
+        let mut failures = Vec::new();
+        let files = &manifest["ResultFiles"];
+        for status in ["SUCCEEDED", "FAILED", "PENDING"] {
+            for file in files[status].as_array().into_iter().flatten() {
+                let Some(key) = file["Key"].as_str() else { continue };
+                let entries: Vec<serde_json::Value> =
+                    serde_json::from_slice(&self.state.get_document(key).await?).map_err(|e| bad(key, e))?;
+                for entry in entries {
+                    summary.destinations += 1;
+                    let parse = |field: &str| {
+                        entry[field].as_str().and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+                    };
+                    let output = parse("Output").unwrap_or_default();
+                    let destination = output["destination"]
+                        .as_str()
+                        .map(str::to_owned)
+                        .or_else(|| parse("Input").and_then(|i| i["destination"].as_str().map(str::to_owned)))
+                        .unwrap_or_else(|| "?".to_owned());
+                    if status == "SUCCEEDED" && output["ok"].as_bool() == Some(true) {
+                        summary.ok += 1;
+                        summary.rows += output["rows"].as_u64().unwrap_or(0);
+                        continue;
+                    }
+                    summary.failed += 1;
+                    let (error, cause) = if status == "SUCCEEDED" {
+                        (output["error"]["Error"].as_str(), output["error"]["Cause"].as_str())
+                    } else {
+                        (entry["Error"].as_str(), entry["Cause"].as_str())
+                    };
+                    let error = error.map_or_else(|| status.to_owned(), str::to_owned);
+                    let cause: String = cause.unwrap_or("").chars().take(1000).collect();
+                    failures.push(DestinationFailure { destination, error, cause });
+                }
+            }
+        }
+        failures.sort_by(|a, b| a.destination.cmp(&b.destination));
+        failures.truncate(MAX_LISTED_FAILURES);
+        summary.failures = failures;
+        let key = format!("summaries/{}.json", input.run.to_string().replace(':', "_"));
+        summary.summary = key.clone();
+        let body = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Receipt(format!("summary: {e}")))?;
+        summary.summary = self.state.put_document(&key, body).await?.key;
+        tracing::info!(run = %input.run, ok = summary.ok, failed = summary.failed, "run summarized");
+        Ok(summary)
+    }
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Receipt(format!("plan document: {e}")))
 }
 
 /// Test support (feature `testing`): a workflow over a tiny generated lake with two local

@@ -32,7 +32,7 @@ use byob::receipt::Receipt;
 use byob::run::{self, RunOptions, Silent};
 use byob::source::lake::LakeSource;
 use byob::source::{Bounds, Source, TableRequest};
-use byob::workflow::{DumpInput, ExportInput, FinalizeInput, Workflow};
+use byob::workflow::{DestinationItem, DumpInput, DumpStep, ExportInput, FinalizeInput, Tasks, Workflow};
 use futures::TryStreamExt;
 use moto::Moto;
 use serde_json::json;
@@ -257,19 +257,29 @@ async fn child_runs_the_dump_from_the_s3_lake() {
         let state = Arc::new(byob::state::LocalState::new(config.state.path.clone()));
         Workflow::new(config, state)
     };
-    let plan = step().dump(&DumpInput { run: Some(RUN.parse().unwrap()), ..DumpInput::default() }).await.unwrap();
-    for destination in &plan.destinations {
-        let mut results = Vec::new();
-        for task in &destination.tasks {
-            let input = ExportInput { run: plan.run, config: Some(plan.config.clone()), task: task.clone() };
-            results.push(step().export(&input).await.unwrap());
+    // As deployed: the plan stored in our state, each task read from its document, each
+    // destination finalized from the stored tasks and results.
+    let step_input = DumpStep {
+        input: DumpInput { run: Some(RUN.parse().unwrap()), ..DumpInput::default() },
+        execution: "e1".into(),
+    };
+    let plan = step().dump_stored(&step_input).await.unwrap();
+    let state = dir.join("state-from-s3-steps");
+    let read = |key: &str| std::fs::read(state.join(key)).unwrap();
+    let items: Vec<DestinationItem> = serde_json::from_slice(&read(&plan.destinations)).unwrap();
+    assert_eq!(items.len(), 2);
+    for item in &items {
+        let tasks: Vec<byob::plan::ExportTask> = serde_json::from_slice(&read(&item.tasks)).unwrap();
+        for task in tasks {
+            let input = ExportInput { run: plan.run, config: Some(plan.config.clone()), task };
+            step().export(&input).await.unwrap();
         }
         let input = FinalizeInput {
             run: plan.run,
             config: Some(plan.config.clone()),
-            destination: destination.destination.clone(),
-            tasks: destination.tasks.clone(),
-            results,
+            destination: item.destination.clone(),
+            tasks: Tasks::Stored(item.tasks.clone()),
+            results: None,
         };
         step().finalize(&input).await.unwrap();
     }

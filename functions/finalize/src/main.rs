@@ -1,17 +1,46 @@
-//! The finalize function: one destination's tasks and export outputs in; its receipts written.
+//! The finalize function: one destination's tasks in, its receipts written; and, once every
+//! destination ended, the run's summary.
 
 use byob::lambda::{HandlerError, Workflows};
-use byob::workflow::{FinalizeInput, FinalizeOutput, Workflow};
+use byob::workflow::{FinalizeInput, FinalizeOutput, RunSummary, SummarizeInput, Workflow};
 use lambda_runtime::{LambdaEvent, service_fn};
+use serde::{Deserialize, Serialize};
+
+/// The two steps this function serves.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Step {
+    /// The state machine's `Summarize` state.
+    Summarize(SummarizeInput),
+    /// A destination's `Finalize` state.
+    Finalize(FinalizeInput),
+}
+
+/// What each step returns.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Done {
+    Summarize(RunSummary),
+    Finalize(FinalizeOutput),
+}
 
 fn main() -> Result<(), lambda_runtime::Error> {
     byob::lambda::start(async {
         let workflows = Workflows::from_env()?;
-        lambda_runtime::run(service_fn(|event: LambdaEvent<FinalizeInput>| {
+        lambda_runtime::run(service_fn(|event: LambdaEvent<Step>| {
             let workflows = &workflows;
             async move {
-                let workflow = workflows.pinned(event.payload.run, event.payload.config.as_deref()).await?;
-                handler(&workflow, event).await
+                let (run, config) = match &event.payload {
+                    Step::Finalize(input) => (input.run, input.config.as_deref()),
+                    Step::Summarize(input) => (input.run, None),
+                };
+                let workflow = workflows.pinned(run, config).await?;
+                match event.payload {
+                    Step::Finalize(input) => {
+                        Ok(Done::Finalize(handler(&workflow, LambdaEvent::new(input, event.context)).await?))
+                    }
+                    Step::Summarize(input) => Ok::<_, HandlerError>(Done::Summarize(workflow.summarize(&input).await?)),
+                }
             }
         }))
         .await
@@ -25,9 +54,17 @@ async fn handler(workflow: &Workflow, event: LambdaEvent<FinalizeInput>) -> Resu
 
 #[cfg(test)]
 mod tests {
-    use byob::workflow::ExportInput;
+    use byob::plan::ExportTask;
+    use byob::workflow::{ExportInput, Tasks};
 
     use super::*;
+
+    fn listed(input: &FinalizeInput) -> Vec<ExportTask> {
+        match &input.tasks {
+            Tasks::Listed(tasks) => tasks.clone(),
+            Tasks::Stored(key) => panic!("the fixture lists its tasks, not {key}"),
+        }
+    }
 
     fn fixture() -> FinalizeInput {
         let path = format!("{}/../../events/finalize.json", env!("CARGO_MANIFEST_DIR"));
@@ -39,10 +76,11 @@ mod tests {
         let (dir, workflow) = byob::workflow::testing::workflow();
         let mut input = fixture();
         // GIVEN the export the fixture points at has run
-        let task = input.tasks[0].clone();
+        let task = listed(&input)[0].clone();
         let out = workflow.export(&ExportInput { run: input.run, config: None, task }).await.expect("export");
-        assert_eq!(out.result, input.results[0].result, "the fixture's pointer is where export stores results");
-        input.results[0] = out;
+        let results = input.results.as_mut().expect("the fixture has results");
+        assert_eq!(out.result, results[0].result, "the fixture's pointer is where export stores results");
+        results[0] = out;
         // WHEN finalize runs
         let done =
             handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default())).await.expect("finalize");
@@ -57,9 +95,12 @@ mod tests {
         let (dir, workflow) = byob::workflow::testing::workflow();
         let mut input = fixture();
         // The plan has a task whose result never came back.
-        input.tasks.push(byob::plan::ExportTask { table: "events".into(), ..input.tasks[0].clone() });
-        let task = input.tasks[0].clone();
-        input.results[0] = workflow.export(&ExportInput { run: input.run, config: None, task }).await.expect("export");
+        let mut tasks = listed(&input);
+        tasks.push(ExportTask { table: "events".into(), ..tasks[0].clone() });
+        input.tasks = Tasks::Listed(tasks.clone());
+        let task = tasks[0].clone();
+        input.results.as_mut().expect("results")[0] =
+            workflow.export(&ExportInput { run: input.run, config: None, task }).await.expect("export");
         let err = handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default()))
             .await
             .expect_err("incomplete");
@@ -73,10 +114,10 @@ mod tests {
     async fn a_result_that_does_not_match_its_output_is_refused() {
         let (_dir, workflow) = byob::workflow::testing::workflow();
         let mut input = fixture();
-        let task = input.tasks[0].clone();
+        let task = listed(&input)[0].clone();
         let mut out = workflow.export(&ExportInput { run: input.run, config: None, task }).await.expect("export");
         out.rows += 1;
-        input.results[0] = out;
+        input.results.as_mut().expect("results")[0] = out;
         let err = handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default()))
             .await
             .expect_err("mismatch");

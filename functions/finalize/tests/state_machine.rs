@@ -9,7 +9,7 @@ use std::sync::Arc;
 use byob::plan::PlanFilter;
 use byob::receipt::Receipt;
 use byob::run::{self, RunOptions, Silent};
-use byob::workflow::{DumpInput, ExportInput, FinalizeInput, testing};
+use byob::workflow::{DumpEvent, DumpInput, ExportInput, FinalizeInput, testing};
 use futures::future::join_all;
 use serde_json::{Value, json};
 
@@ -32,21 +32,32 @@ fn objects(root: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_state_machine_writes_what_byob_run_writes() {
-    // GIVEN the scheduler's event for 04:00
+    // GIVEN the scheduler's event for 04:00, as the Plan state passes it
     let (dir, workflow) = testing::workflow();
-    let event: DumpInput = serde_json::from_value(json!({"scheduled_time": "2023-03-14T04:00:12Z"})).expect("event");
+    let event: DumpEvent =
+        serde_json::from_value(json!({"input": {"scheduled_time": "2023-03-14T04:00:12Z"}, "execution": "3f2a-run"}))
+            .expect("event");
 
-    // WHEN the dump step plans, each destination's tasks export concurrently, and finalize runs
-    let plan: Value = serde_json::to_value(workflow.dump(&event).await.expect("dump")).expect("plan JSON");
-    let run = plan["run"].clone();
-    // The plan pins the config: Plan's ResultSelector keeps "config", every ItemSelector and the
-    // finalize Payload pass "config.$": "$.config".
-    let config = plan["config"].clone();
+    // WHEN the dump step stores the plan, the destinations' Distributed Map reads its items, each
+    // destination's tasks export concurrently (its own Distributed Map), and finalize runs
+    let stored: Value =
+        serde_json::to_value(workflow.dump_stored(&event.into_step()).await.expect("dump")).expect("JSON");
+    let (run, config) = (stored["run"].clone(), stored["config"].clone());
     assert_eq!(config.as_str(), Some(workflow.config_sha256()), "the plan records the config's sha256");
+    assert!(stored.to_string().len() < 1024, "Plan's output does not grow with the plan: {stored}");
+    let state = dir.path().join("state");
+    let read = |key: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(state.join(key)).expect("document")).expect("JSON")
+    };
+    // ItemReader {Bucket.$: $.bucket, Key.$: $.destinations}
+    let items = read(stored["destinations"].as_str().expect("key"));
     let mut finalized = Vec::new();
-    for destination in plan["destinations"].as_array().expect("destinations") {
-        // Map over tasks: ItemSelector {"run.$": "$.run", "config.$": "$.config", "task.$": "$$.Map.Item.Value"}
-        let inputs: Vec<ExportInput> = destination["tasks"]
+    for item in items.as_array().expect("destinations") {
+        // Child: ItemSelector {run.$, config.$, bucket.$, export_concurrency.$, destination.$, tasks.$}
+        // Its Export map: ItemReader {Bucket.$: $.bucket, Key.$: $.tasks};
+        // ItemSelector {"run.$": "$.run", "config.$": "$.config", "task.$": "$$.Map.Item.Value"}
+        let tasks = read(item["tasks"].as_str().expect("key"));
+        let inputs: Vec<ExportInput> = tasks
             .as_array()
             .expect("tasks")
             .iter()
@@ -54,20 +65,17 @@ async fn the_state_machine_writes_what_byob_run_writes() {
                 serde_json::from_value(json!({"run": run, "config": config, "task": task})).expect("export input")
             })
             .collect();
-        let outputs = join_all(inputs.iter().map(|i| workflow.export(i))).await;
-        let results: Vec<Value> =
-            outputs.into_iter().map(|o| serde_json::to_value(o.expect("export")).expect("JSON")).collect();
-        // Finalize: {"run", "config", "destination", "tasks", "results"}
+        for output in join_all(inputs.iter().map(|i| workflow.export(i))).await {
+            output.expect("export");
+        }
+        // Finalize: {"run", "config", "destination", "tasks"}: results are read from our state
         let input: FinalizeInput = serde_json::from_value(json!({
             "run": run,
             "config": config,
-            "destination": destination["destination"],
-            "tasks": destination["tasks"],
-            "results": results,
+            "destination": item["destination"],
+            "tasks": item["tasks"],
         }))
         .expect("finalize input");
-        let payload = serde_json::to_vec(&input).expect("payload");
-        assert!(payload.len() < 256 * 1024, "the finalize input fits Step Functions' payload limit");
         finalized.push(workflow.finalize(&input).await.expect("finalize"));
     }
     assert_eq!(finalized.len(), 2);
@@ -131,4 +139,113 @@ async fn a_config_changed_during_the_run_fails_the_steps_that_would_mix_them() {
     assert!(objects(&dir.path().join("buckets")).is_empty(), "nothing written");
     // AND the unchanged config runs the same task
     planned_with.export(&input).await.expect("the planned config exports");
+}
+
+/// The summary step reads the destinations' outcomes where the Distributed Map's ResultWriter
+/// put them (its manifest, then each result file, in Step Functions' documented format): a
+/// finalized destination, one whose child caught its failure (DestinationFailed), and a child
+/// execution that failed outright. It counts them, lists the failures and stores the summary.
+#[tokio::test]
+async fn the_summary_counts_every_destinations_outcome() {
+    use byob::workflow::{ResultWriterDetails, SummarizeInput};
+
+    let (dir, workflow) = testing::workflow();
+    let state = dir.path().join("state");
+    let prefix = "outcomes/2023-03-14T04_00/0b1c";
+    std::fs::create_dir_all(state.join(prefix)).expect("mkdir");
+    let child = |destination: &str, output: Value| {
+        json!({
+            "ExecutionArn": format!("arn:aws:states:eu-west-1:111122223333:execution:byob-dump:{destination}"),
+            "Input": json!({"destination": destination, "run": "2023-03-14T04:00"}).to_string(),
+            "InputDetails": {"Included": true},
+            "Name": destination,
+            "Output": output.to_string(),
+            "OutputDetails": {"Included": true},
+            "Status": "SUCCEEDED",
+        })
+    };
+    let succeeded = json!([
+        child("acme", json!({"destination": "acme", "ok": true, "rows": 120})),
+        child(
+            "globex",
+            json!({"destination": "globex", "ok": false,
+            "error": {"Error": "NonRetryable", "Cause": "writing \"dump/x\" to s3://globex: AccessDenied"}})
+        ),
+    ]);
+    let failed = json!([{
+        "ExecutionArn": "arn:aws:states:eu-west-1:111122223333:execution:byob-dump:initech",
+        "Input": json!({"destination": "initech"}).to_string(),
+        "Status": "FAILED",
+        "Error": "States.Timeout",
+        "Cause": "the child execution timed out",
+    }]);
+    std::fs::write(state.join(prefix).join("SUCCEEDED_0.json"), succeeded.to_string()).expect("write");
+    std::fs::write(state.join(prefix).join("FAILED_0.json"), failed.to_string()).expect("write");
+    let manifest = json!({
+        "DestinationBucket": "",
+        "MapRunArn": "arn:aws:states:eu-west-1:111122223333:mapRun:byob-dump/Destinations:0b1c",
+        "ResultFiles": {
+            "FAILED": [{"Key": format!("{prefix}/FAILED_0.json"), "Size": 1}],
+            "PENDING": [],
+            "SUCCEEDED": [{"Key": format!("{prefix}/SUCCEEDED_0.json"), "Size": 1}],
+        }
+    });
+    std::fs::write(state.join(prefix).join("manifest.json"), manifest.to_string()).expect("write");
+
+    let input = SummarizeInput {
+        run: "2023-03-14T04:00".parse().expect("run"),
+        outcomes: ResultWriterDetails { bucket: String::new(), key: format!("{prefix}/manifest.json") },
+    };
+    let summary = workflow.summarize(&input).await.expect("summary");
+    assert_eq!((summary.destinations, summary.ok, summary.failed, summary.rows), (3, 1, 2, 120));
+    let failures: Vec<(&str, &str)> =
+        summary.failures.iter().map(|f| (f.destination.as_str(), f.error.as_str())).collect();
+    assert_eq!(failures, [("globex", "NonRetryable"), ("initech", "States.Timeout")]);
+    assert!(summary.failures[0].cause.contains("AccessDenied"));
+    let stored: Value =
+        serde_json::from_slice(&std::fs::read(state.join(&summary.summary)).expect("stored summary")).expect("JSON");
+    assert_eq!(stored["failed"], 2);
+    // Outcomes in any other bucket than our state's are refused.
+    let elsewhere =
+        SummarizeInput { outcomes: ResultWriterDetails { bucket: "other".into(), ..input.outcomes }, ..input };
+    assert!(workflow.summarize(&elsewhere).await.is_err());
+}
+
+/// Deployed, finalize reads each task's result from the key its export stored it under: a task
+/// without one (its export never ran) and a tasks document of another destination are refused,
+/// and nothing is written.
+#[tokio::test]
+async fn a_stored_plan_is_finalized_only_when_every_task_stored_its_result() {
+    let (dir, workflow) = testing::workflow();
+    let event =
+        DumpEvent::Direct(DumpInput { run: Some("2023-03-14T04:00".parse().expect("run")), ..DumpInput::default() });
+    let plan = workflow.dump_stored(&event.into_step()).await.expect("dump");
+    let state = dir.path().join("state");
+    let items: Vec<byob::workflow::DestinationItem> =
+        serde_json::from_slice(&std::fs::read(state.join(&plan.destinations)).expect("items")).expect("JSON");
+    let (acme, globex) = (&items[0], &items[1]);
+    let tasks: Vec<byob::plan::ExportTask> =
+        serde_json::from_slice(&std::fs::read(state.join(&acme.tasks)).expect("tasks")).expect("JSON");
+    // All but the last task exported.
+    for task in &tasks[..tasks.len() - 1] {
+        workflow.export(&ExportInput { run: plan.run, config: None, task: task.clone() }).await.expect("export");
+    }
+    let finalize = |destination: &str, tasks: &str| FinalizeInput {
+        run: plan.run,
+        config: Some(plan.config.clone()),
+        destination: destination.into(),
+        tasks: byob::workflow::Tasks::Stored(tasks.into()),
+        results: None,
+    };
+    let e = workflow.finalize(&finalize("acme", &acme.tasks)).await.expect_err("a result is missing");
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("has no stored result"), "{e}");
+    let e = workflow.finalize(&finalize("acme", &globex.tasks)).await.expect_err("another destination's tasks");
+    assert!(e.to_string().contains("names destination \"globex\""), "{e}");
+    assert!(objects(&dir.path().join("buckets/acme")).keys().all(|k| !k.ends_with("receipt.json")), "no receipt");
+    // Once the last export ran, the destination finalizes.
+    let last = tasks.last().expect("a task").clone();
+    workflow.export(&ExportInput { run: plan.run, config: None, task: last }).await.expect("export");
+    workflow.finalize(&finalize("acme", &acme.tasks)).await.expect("finalize");
+    assert!(dir.path().join("buckets/acme/dump/receipt.json").exists());
 }
