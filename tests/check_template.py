@@ -70,7 +70,7 @@ check(
 env = resources["LoadFunction"]["Properties"]["Environment"]["Variables"]
 for name in ["BYOB_LOAD_BUCKET", "BYOB_LOAD_PREFIX", "BYOB_LOAD_BUCKET_OWNER", "BYOB_LOAD_TLS"]:
     check(name in env, f"LoadFunction must set {name}")
-check(template["Parameters"]["LoaderTls"]["Default"] == "require", "the loader must default to verified TLS")
+check(template["Parameters"].get("LoaderTls", {}).get("Default") == "require", "the loader must default to verified TLS")
 
 # The lake: listed and read under SourcePrefix only, never the whole bucket by default.
 for role in ["DumpFunctionRole", "ExportFunctionRole"]:
@@ -155,6 +155,55 @@ for field in ["destination_concurrency.$", "export_concurrency.$"]:
         re.fullmatch(r"States\.MathAdd\(\d+, 0\)", plan.get(field, "")) is not None,
         f"Plan must turn {field} into a number: {plan.get(field)!r}",
     )
+
+# Scale: nothing that grows with destinations or tasks may pass through one execution. Every
+# Map is DISTRIBUTED (each item a child execution with its own 25,000-event history), reads its
+# items from S3 (ItemReader, not an array in the state, which is capped at 256 KB) and writes its
+# children's outputs to S3 (ResultWriter). Each execution's worst-case history is then a constant,
+# counted here per state: a Task 5 events plus 2 per retry, a Map 6, anything else 2, plus the
+# execution's own start and end.
+def task_events(state):
+    retries = sum(r.get("MaxAttempts", 3) for r in state.get("Retry", []))
+    return 5 + 2 * retries
+
+
+def execution_events(states, name, out):
+    total = 2
+    for state_name, state in states.items():
+        kind = state.get("Type")
+        if kind == "Task":
+            total += task_events(state)
+        elif kind == "Map":
+            total += 6
+            processor = state.get("ItemProcessor") or state.get("Iterator") or {}
+            mode = processor.get("ProcessorConfig", {}).get("Mode", "INLINE")
+            check(mode == "DISTRIBUTED", f"{state_name}: an INLINE Map runs every item inside one execution's history")
+            check("ItemReader" in state, f"{state_name}: items must come from S3 (ItemReader), not the state")
+            check("ResultWriter" in state, f"{state_name}: the children's outputs must go to S3 (ResultWriter)")
+            execution_events(processor.get("States", {}), f"{name} > {state_name}", out)
+        else:
+            total += 2
+    out[name] = total
+
+
+# Lambda concurrency: the defaults keep every export of every destination inside the export
+# function's reserved concurrency.
+defaults = {k: int(params[k]["Default"]) for k in ["DestinationConcurrency", "ExportConcurrency", "ExportFunctionConcurrency"]}
+check(
+    defaults["DestinationConcurrency"] * defaults["ExportConcurrency"] <= defaults["ExportFunctionConcurrency"],
+    f"default concurrency exceeds the export function's reserved concurrency: {defaults}",
+)
+export_function = resources["ExportFunction"]["Properties"]
+check(
+    export_function.get("ReservedConcurrentExecutions") == {"Ref": "ExportFunctionConcurrency"},
+    "ExportFunction must reserve ExportFunctionConcurrency",
+)
+
+histories = {}
+execution_events(substituted["States"], "execution", histories)
+for name, events in histories.items():
+    check(events < 1000, f"{name}: up to {events} history events (limit 25,000; keep a wide margin)")
+print("history events per execution (worst case):", ", ".join(f"{k}: {v}" for k, v in histories.items()))
 
 if failures:
     sys.exit(f"{len(failures)} template check(s) failed")

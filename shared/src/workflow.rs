@@ -364,36 +364,7 @@ impl Workflow {
     /// `plans/<run>/<execution>/`; returns only where they are.
     pub async fn dump_stored(&self, step: &DumpStep) -> Result<StoredPlan> {
         let plan = self.dump(&step.input).await?;
-        let execution: String = step
-            .execution
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-            .take(80)
-            .collect();
-        let base = format!(
-            "plans/{}/{}",
-            plan.run.to_string().replace(':', "_"),
-            if execution.is_empty() { "manual" } else { &execution }
-        );
-        let mut items = Vec::with_capacity(plan.destinations.len());
-        for destination in &plan.destinations {
-            let key = format!("{base}/tasks/{}.json", destination.destination);
-            let stored = self.state.put_document(&key, to_json(&destination.tasks)?).await?;
-            items.push(DestinationItem {
-                destination: destination.destination.clone(),
-                tasks: stored.key,
-                task_count: destination.tasks.len(),
-            });
-        }
-        let stored = self.state.put_document(&format!("{base}/destinations.json"), to_json(&items)?).await?;
-        Ok(StoredPlan {
-            run: plan.run,
-            config: plan.config.clone(),
-            bucket: stored.bucket,
-            destinations: stored.key,
-            destination_count: items.len(),
-            task_count: items.iter().map(|i| i.task_count).sum(),
-        })
+        store_plan(self.state.as_ref(), &plan, &step.execution).await
     }
 
     /// The export step: runs one task and stores its full result in our state.
@@ -559,6 +530,38 @@ impl Workflow {
         tracing::info!(run = %input.run, ok = summary.ok, failed = summary.failed, "run summarized");
         Ok(summary)
     }
+}
+
+/// Stores `plan` in `state` as the state machine reads it: one document per destination's tasks
+/// and one listing the destinations, under `plans/<run>/<execution>/` (the execution's name,
+/// reduced to `[A-Za-z0-9_-]`, at most 80 characters); returns where they are.
+pub async fn store_plan(state: &dyn StateStore, plan: &Plan, execution: &str) -> Result<StoredPlan> {
+    let execution: String = execution
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .take(80)
+        .collect();
+    let run = plan.run.to_string().replace(':', "_");
+    let base = format!("plans/{run}/{}", if execution.is_empty() { "manual" } else { &execution });
+    let mut items = Vec::with_capacity(plan.destinations.len());
+    for destination in &plan.destinations {
+        let key = format!("{base}/tasks/{}.json", destination.destination);
+        let stored = state.put_document(&key, to_json(&destination.tasks)?).await?;
+        items.push(DestinationItem {
+            destination: destination.destination.clone(),
+            tasks: stored.key,
+            task_count: destination.tasks.len(),
+        });
+    }
+    let stored = state.put_document(&format!("{base}/destinations.json"), to_json(&items)?).await?;
+    Ok(StoredPlan {
+        run: plan.run,
+        config: plan.config.clone(),
+        bucket: stored.bucket,
+        destinations: stored.key,
+        destination_count: items.len(),
+        task_count: items.iter().map(|i| i.task_count).sum(),
+    })
 }
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {

@@ -65,6 +65,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_schedulers_event_invoked_directly_plans_the_scheduled_minute() {
+        let (dir, workflow) = byob::workflow::testing::workflow();
+        let event = fixture("dump-scheduled.json");
+        assert!(matches!(event.payload, DumpEvent::Direct(_)));
+        let plan = handler(&workflow, event).await.expect("plan");
+        assert_eq!(plan.run.to_string(), "2023-03-14T04:00");
+        assert_eq!(stored(dir.path(), &plan).len(), 2);
+    }
+
+    #[tokio::test]
     async fn a_manual_event_plans_only_what_it_names() {
         let (dir, workflow) = byob::workflow::testing::workflow();
         let plan = handler(&workflow, fixture("dump-manual.json")).await.expect("plan");

@@ -394,33 +394,8 @@ impl Source for LakeSource {
     /// list the folder again.
     async fn plan(&self, request: &TableRequest, target_rows_per_slice: u64) -> Result<Vec<Bounds>> {
         let scan = self.scan(request).await?;
-        let rows: u64 = scan.units.iter().map(|u| u.rows).sum();
-        let wanted = rows.div_ceil(target_rows_per_slice.max(1));
-        let count = usize::try_from(wanted.min(scan.units.len() as u64).max(1)).unwrap_or(1);
-        let total = scan.units.len();
-        Ok((0..count)
-            .map(|index| {
-                let units = &scan.units[total * index / count..total * (index + 1) / count];
-                let mut files: Vec<FilePart> = Vec::new();
-                for unit in units {
-                    let file = &scan.files[unit.file].listed;
-                    match files.last_mut() {
-                        Some(part) if part.path == file.path => part.row_groups.push(unit.row_group),
-                        _ => files.push(FilePart {
-                            path: file.path.clone(),
-                            bytes: file.bytes,
-                            row_groups: vec![unit.row_group],
-                        }),
-                    }
-                }
-                if files.is_empty() {
-                    // No row group may hold the tenant: the first file still gives the schema.
-                    let first = &scan.files[0].listed;
-                    files.push(FilePart { path: first.path.clone(), bytes: first.bytes, row_groups: Vec::new() });
-                }
-                Bounds::RowGroups { files }
-            })
-            .collect())
+        let listed: Vec<&Listed> = scan.files.iter().map(|f| &f.listed).collect();
+        Ok(cut(&scan.units, &listed, target_rows_per_slice))
     }
 
     async fn open(&self, request: &TableRequest, bounds: &Bounds) -> Result<TableStream> {
@@ -485,6 +460,50 @@ impl Source for LakeSource {
             .try_flatten()
             .boxed();
         Ok(TableStream { schema, batches })
+    }
+}
+
+/// The most a slice's bounds may weigh as JSON: each export task carries its bounds through Step
+/// Functions, whose payloads are capped at 256 KB; a slice listing more files is cut again.
+pub const MAX_BOUNDS_BYTES: usize = 64 * 1024;
+
+/// Cuts `units` (row groups that may hold the tenant, in file order) into slices of about
+/// `target` rows: `ceil(rows / target)` contiguous runs, at most one per unit, at least one,
+/// and more when a slice's bounds would weigh over [`MAX_BOUNDS_BYTES`] (a slice over very
+/// many small files). A slice of no unit still names the first file, for the schema.
+fn cut(units: &[Unit], files: &[&Listed], target: u64) -> Vec<Bounds> {
+    let rows: u64 = units.iter().map(|u| u.rows).sum();
+    let most = units.len().max(1);
+    let mut count = usize::try_from(rows.div_ceil(target.max(1))).unwrap_or(usize::MAX).clamp(1, most);
+    loop {
+        let slices: Vec<Bounds> = (0..count)
+            .map(|index| {
+                let run = &units[units.len() * index / count..units.len() * (index + 1) / count];
+                let mut parts: Vec<FilePart> = Vec::new();
+                for unit in run {
+                    let file = files[unit.file];
+                    match parts.last_mut() {
+                        Some(part) if part.path == file.path => part.row_groups.push(unit.row_group),
+                        _ => parts.push(FilePart {
+                            path: file.path.clone(),
+                            bytes: file.bytes,
+                            row_groups: vec![unit.row_group],
+                        }),
+                    }
+                }
+                if parts.is_empty()
+                    && let Some(first) = files.first()
+                {
+                    parts.push(FilePart { path: first.path.clone(), bytes: first.bytes, row_groups: Vec::new() });
+                }
+                Bounds::RowGroups { files: parts }
+            })
+            .collect();
+        let heaviest = slices.iter().map(|b| serde_json::to_vec(b).map_or(usize::MAX, |j| j.len())).max();
+        if count >= most || heaviest.is_none_or(|bytes| bytes <= MAX_BOUNDS_BYTES) {
+            return slices;
+        }
+        count = (count * 2).min(most);
     }
 }
 
@@ -728,6 +747,46 @@ mod tests {
         assert_eq!(schema_difference(&a, &a.clone()), None);
         assert!(schema_difference(&a, &b).unwrap().contains("\"n\" Int32 (nullable) vs \"n\" Int64"));
         assert_eq!(schema_difference(&a, &c).unwrap(), "2 columns vs 1");
+    }
+
+    /// A 1 TB table: 8,000 files of 128 MB, each 8 row groups of 78,125 rows (5 billion rows).
+    fn terabyte() -> (Vec<Unit>, Vec<Listed>) {
+        let files: Vec<Listed> = (0..8_000)
+            .map(|i| Listed {
+                path: format!("s3://platform-lake/lake/events/year=2024/month=05/part-{i:05}-7c1e9a52-3f0b-4d8e-9a61-1f2e3d4c5b6a.zstd.parquet"),
+                bytes: 128 << 20,
+            })
+            .collect();
+        let units =
+            (0..8_000).flat_map(|file| (0..8).map(move |row_group| Unit { file, row_group, rows: 78_125 })).collect();
+        (units, files)
+    }
+
+    #[test]
+    fn a_terabyte_table_cuts_into_slices_of_the_target_rows_whose_bounds_fit_a_task() {
+        let (units, files) = terabyte();
+        let listed: Vec<&Listed> = files.iter().collect();
+        // The default target: 5,000,000 rows per slice -> 1,000 slices of 64 row groups (8 files).
+        let slices = cut(&units, &listed, 5_000_000);
+        assert_eq!(slices.len(), 1_000);
+        let mut seen = 0;
+        for bounds in &slices {
+            let Bounds::RowGroups { files } = bounds else { panic!("{bounds:?}") };
+            assert_eq!(files.iter().map(|f| f.row_groups.len()).sum::<usize>(), 64);
+            seen += files.iter().map(|f| f.row_groups.len()).sum::<usize>();
+            assert!(serde_json::to_vec(bounds).unwrap().len() < 2_000);
+        }
+        assert_eq!(seen, units.len(), "every row group in exactly one slice");
+        // One slice for the whole terabyte would list 8,000 files (over 1 MB of bounds): the
+        // cut goes on until every slice's bounds fit.
+        let slices = cut(&units, &listed, u64::MAX);
+        assert!(slices.len() > 1);
+        assert!(slices.iter().all(|b| serde_json::to_vec(b).unwrap().len() <= MAX_BOUNDS_BYTES));
+        // A tenant with no row group still gets one slice naming a file (the schema).
+        let empty = cut(&[], &listed, 5_000_000);
+        assert!(
+            matches!(&empty[..], [Bounds::RowGroups { files }] if files.len() == 1 && files[0].row_groups.is_empty())
+        );
     }
 
     #[test]
