@@ -34,6 +34,11 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn bucket(&self) -> &str {
         ""
     }
+    /// A stored key ([`Stored::key`]) as [`StateStore::put_document`] takes it: relative to
+    /// the state's root.
+    fn relative(&self, stored: &str) -> String {
+        stored.to_owned()
+    }
     /// Reads a document: `key` as [`Stored::key`] gave it (in the state bucket, or relative to
     /// the state folder). A missing document is an error naming it.
     async fn get_document(&self, key: &str) -> Result<Vec<u8>>;
@@ -260,6 +265,13 @@ impl StateStore for S3State {
 
     fn bucket(&self) -> &str {
         &self.bucket
+    }
+
+    fn relative(&self, stored: &str) -> String {
+        if self.prefix.is_empty() {
+            return stored.to_owned();
+        }
+        stored.strip_prefix(&format!("{}/", self.prefix)).unwrap_or(stored).to_owned()
     }
 
     async fn put_document(&self, key: &str, body: Vec<u8>) -> Result<Stored> {

@@ -152,25 +152,53 @@ pub enum Tasks {
     Stored(String),
 }
 
-/// Where a Distributed Map's `ResultWriter` put its results (`ResultWriterDetails`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResultWriterDetails {
-    /// The bucket (our state bucket).
-    #[serde(rename = "Bucket")]
-    pub bucket: String,
-    /// The key of its `manifest.json`.
-    #[serde(rename = "Key")]
-    pub key: String,
-}
-
-/// Input of the summary step: the run and where the destinations' outcomes were written.
+/// Input of the summary step: the run and its stored destinations document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SummarizeInput {
     /// The run id.
     pub run: RunId,
-    /// The destinations' Distributed Map's `ResultWriterDetails`.
-    pub outcomes: ResultWriterDetails,
+    /// The key of the run's destinations document ([`StoredPlan::destinations`]).
+    pub destinations: String,
+}
+
+/// A destination that failed, as its child execution's `Catch` hands it to the failure step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureInput {
+    /// The run id.
+    pub run: RunId,
+    /// The destination id.
+    pub destination: String,
+    /// The key of its tasks document ([`DestinationItem::tasks`]).
+    pub tasks: String,
+    /// What the failed state raised: `{"Error": ..., "Cause": ...}`.
+    pub error: serde_json::Value,
+}
+
+/// How one destination of a stored plan ended, stored beside its plan
+/// (`plans/<run>/<execution>/outcomes/<destination>.json`) by finalize or the failure step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The destination id.
+    pub destination: String,
+    /// Whether it got its receipt.
+    pub ok: bool,
+    /// Rows delivered.
+    #[serde(default)]
+    pub rows: u64,
+    /// The error, when it failed (`Retryable`, `NonRetryable`, `States.Timeout`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What went wrong, cut to 1,000 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+/// Where a destination's outcome is stored: beside its tasks document.
+fn outcome_key(tasks_key: &str, destination: &str) -> String {
+    let base = tasks_key.rsplit_once("/tasks/").map_or("", |(base, _)| base);
+    crate::layout::join(base, &format!("outcomes/{destination}.json"))
 }
 
 /// How a run ended, per destination: the execution's output, and `summaries/<run>.json`.
@@ -452,6 +480,16 @@ impl Workflow {
         )
         .await?;
         tracing::info!(destination = %input.destination, run = %input.run, rows = receipt.row_count(), "finalized");
+        if let Tasks::Stored(key) = &input.tasks {
+            let outcome = Outcome {
+                destination: input.destination.clone(),
+                ok: true,
+                rows: receipt.row_count(),
+                error: None,
+                cause: None,
+            };
+            self.state.put_document(&self.relative(&outcome_key(key, &input.destination)), to_json(&outcome)?).await?;
+        }
         Ok(FinalizeOutput {
             destination: input.destination.clone(),
             run: input.run,
@@ -462,73 +500,99 @@ impl Workflow {
         })
     }
 
-    /// The summary step: reads every destination's outcome where the destinations' Distributed
-    /// Map wrote them, counts, and stores the summary as `summaries/<run>.json`.
-    pub async fn summarize(&self, input: &SummarizeInput) -> Result<RunSummary> {
-        let outcomes = &input.outcomes;
-        if outcomes.bucket != self.state.bucket() {
-            return Err(Error::Plan(format!(
-                "the outcomes are in bucket {:?}, not in our state bucket {:?}",
-                outcomes.bucket,
-                self.state.bucket()
-            )));
-        }
-        let bad = |what: &str, e: serde_json::Error| Error::Receipt(format!("{what}: {e}"));
-        let manifest: serde_json::Value = serde_json::from_slice(&self.state.get_document(&outcomes.key).await?)
-            .map_err(|e| bad(&outcomes.key, e))?;
-        let mut summary = RunSummary {
-            run: input.run,
-            destinations: 0,
-            ok: 0,
-            failed: 0,
+    /// The failure step of a destination's child execution: records why it got no receipt.
+    pub async fn record_failure(&self, input: &FailureInput) -> Result<Outcome> {
+        let text = |field: &str| input.error[field].as_str().map(str::to_owned);
+        let outcome = Outcome {
+            destination: input.destination.clone(),
+            ok: false,
             rows: 0,
-            failures: Vec::new(),
-            summary: String::new(),
+            error: Some(text("Error").unwrap_or_else(|| "unknown".into())),
+            cause: Some(text("Cause").unwrap_or_default().chars().take(1000).collect()),
         };
-        let mut failures = Vec::new();
-        let files = &manifest["ResultFiles"];
-        for status in ["SUCCEEDED", "FAILED", "PENDING"] {
-            for file in files[status].as_array().into_iter().flatten() {
-                let Some(key) = file["Key"].as_str() else { continue };
-                let entries: Vec<serde_json::Value> =
-                    serde_json::from_slice(&self.state.get_document(key).await?).map_err(|e| bad(key, e))?;
-                for entry in entries {
-                    summary.destinations += 1;
-                    let parse = |field: &str| {
-                        entry[field].as_str().and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
-                    };
-                    let output = parse("Output").unwrap_or_default();
-                    let destination = output["destination"]
-                        .as_str()
-                        .map(str::to_owned)
-                        .or_else(|| parse("Input").and_then(|i| i["destination"].as_str().map(str::to_owned)))
-                        .unwrap_or_else(|| "?".to_owned());
-                    if status == "SUCCEEDED" && output["ok"].as_bool() == Some(true) {
-                        summary.ok += 1;
-                        summary.rows += output["rows"].as_u64().unwrap_or(0);
-                        continue;
+        let key = self.relative(&outcome_key(&input.tasks, &input.destination));
+        self.state.put_document(&key, to_json(&outcome)?).await?;
+        tracing::warn!(destination = %input.destination, run = %input.run, error = ?outcome.error, "destination failed");
+        Ok(outcome)
+    }
+
+    /// The summary step: reads every destination's recorded outcome (a destination without one
+    /// failed before it could record it), counts, and stores the summary as
+    /// `summaries/<run>.json`.
+    pub async fn summarize(&self, input: &SummarizeInput) -> Result<RunSummary> {
+        use futures::{StreamExt, TryStreamExt};
+
+        let bytes = self.state.get_document(&input.destinations).await?;
+        let items: Vec<DestinationItem> = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Receipt(format!("destinations document {:?}: {e}", input.destinations)))?;
+        let outcomes: Vec<Outcome> = futures::stream::iter(items)
+            .map(|item| async move {
+                // Stored keys are whole keys: read as they are.
+                let key = outcome_key(&item.tasks, &item.destination);
+                match self.state.get_document(&key).await {
+                    Ok(bytes) => {
+                        serde_json::from_slice(&bytes).map_err(|e| Error::Receipt(format!("outcome {key:?}: {e}")))
                     }
-                    summary.failed += 1;
-                    let (error, cause) = if status == "SUCCEEDED" {
-                        (output["error"]["Error"].as_str(), output["error"]["Cause"].as_str())
-                    } else {
-                        (entry["Error"].as_str(), entry["Cause"].as_str())
-                    };
-                    let error = error.map_or_else(|| status.to_owned(), str::to_owned);
-                    let cause: String = cause.unwrap_or("").chars().take(1000).collect();
-                    failures.push(DestinationFailure { destination, error, cause });
+                    Err(e) if is_missing(&e) => Ok(Outcome {
+                        destination: item.destination.clone(),
+                        ok: false,
+                        rows: 0,
+                        error: Some("NoOutcome".into()),
+                        cause: Some(
+                            "the destination's child execution ended without recording an outcome (see its execution \
+                             history)"
+                                .into(),
+                        ),
+                    }),
+                    Err(e) => Err(e),
                 }
-            }
-        }
+            })
+            .buffered(32)
+            .try_collect()
+            .await?;
+        let mut failures: Vec<DestinationFailure> = outcomes
+            .iter()
+            .filter(|o| !o.ok)
+            .map(|o| DestinationFailure {
+                destination: o.destination.clone(),
+                error: o.error.clone().unwrap_or_default(),
+                cause: o.cause.clone().unwrap_or_default(),
+            })
+            .collect();
+        let failed = failures.len();
         failures.sort_by(|a, b| a.destination.cmp(&b.destination));
         failures.truncate(MAX_LISTED_FAILURES);
-        summary.failures = failures;
         let key = format!("summaries/{}.json", input.run.to_string().replace(':', "_"));
-        summary.summary = key.clone();
+        let mut summary = RunSummary {
+            run: input.run,
+            destinations: outcomes.len(),
+            ok: outcomes.len() - failed,
+            failed,
+            rows: outcomes.iter().filter(|o| o.ok).map(|o| o.rows).sum(),
+            failures,
+            summary: key.clone(),
+        };
         let body = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Receipt(format!("summary: {e}")))?;
         summary.summary = self.state.put_document(&key, body).await?.key;
         tracing::info!(run = %input.run, ok = summary.ok, failed = summary.failed, "run summarized");
         Ok(summary)
+    }
+
+    /// A key as [`StateStore::put_document`] takes it: relative to the state's root. Keys that
+    /// came back from it (stored keys) carry the state's prefix in S3.
+    fn relative(&self, key: &str) -> String {
+        self.state.relative(key)
+    }
+}
+
+/// Whether reading a document failed because it is not there.
+fn is_missing(error: &Error) -> bool {
+    match error {
+        Error::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+        Error::Sink { source, .. } => {
+            source.downcast_ref::<crate::sink::S3Error>().is_some_and(|e| e.code.as_deref() == Some("NoSuchKey"))
+        }
+        _ => false,
     }
 }
 

@@ -2,16 +2,18 @@
 //! destination ended, the run's summary.
 
 use byob::lambda::{HandlerError, Workflows};
-use byob::workflow::{FinalizeInput, FinalizeOutput, RunSummary, SummarizeInput, Workflow};
+use byob::workflow::{FailureInput, FinalizeInput, FinalizeOutput, Outcome, RunSummary, SummarizeInput, Workflow};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde::{Deserialize, Serialize};
 
-/// The two steps this function serves.
+/// The three steps this function serves.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Step {
     /// The state machine's `Summarize` state.
     Summarize(SummarizeInput),
+    /// A destination's `RecordFailure` state.
+    Failure(FailureInput),
     /// A destination's `Finalize` state.
     Finalize(FinalizeInput),
 }
@@ -21,6 +23,7 @@ enum Step {
 #[serde(untagged)]
 enum Done {
     Summarize(RunSummary),
+    Failure(Outcome),
     Finalize(FinalizeOutput),
 }
 
@@ -33,6 +36,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
                 let (run, config) = match &event.payload {
                     Step::Finalize(input) => (input.run, input.config.as_deref()),
                     Step::Summarize(input) => (input.run, None),
+                    Step::Failure(input) => (input.run, None),
                 };
                 let workflow = workflows.pinned(run, config).await?;
                 match event.payload {
@@ -40,6 +44,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
                         Ok(Done::Finalize(handler(&workflow, LambdaEvent::new(input, event.context)).await?))
                     }
                     Step::Summarize(input) => Ok::<_, HandlerError>(Done::Summarize(workflow.summarize(&input).await?)),
+                    Step::Failure(input) => Ok(Done::Failure(workflow.record_failure(&input).await?)),
                 }
             }
         }))

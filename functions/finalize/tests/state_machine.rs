@@ -141,74 +141,63 @@ async fn a_config_changed_during_the_run_fails_the_steps_that_would_mix_them() {
     planned_with.export(&input).await.expect("the planned config exports");
 }
 
-/// The summary step reads the destinations' outcomes where the Distributed Map's ResultWriter
-/// put them (its manifest, then each result file, in Step Functions' documented format): a
-/// finalized destination, one whose child caught its failure (DestinationFailed), and a child
-/// execution that failed outright. It counts them, lists the failures and stores the summary.
+/// Each destination records its own outcome beside the plan: finalize when it wrote the
+/// receipt, the failure step (its child execution's Catch) when it did not. The summary step
+/// reads them all; a destination whose child execution ended without recording one (it failed
+/// outright, or was stopped) counts as failed.
 #[tokio::test]
 async fn the_summary_counts_every_destinations_outcome() {
-    use byob::workflow::{ResultWriterDetails, SummarizeInput};
+    use byob::workflow::{DestinationItem, FailureInput, SummarizeInput, Tasks};
 
     let (dir, workflow) = testing::workflow();
+    let event =
+        DumpEvent::Direct(DumpInput { run: Some("2023-03-14T04:00".parse().expect("run")), ..DumpInput::default() });
+    let plan = workflow.dump_stored(&event.into_step()).await.expect("dump");
     let state = dir.path().join("state");
-    let prefix = "outcomes/2023-03-14T04_00/0b1c";
-    std::fs::create_dir_all(state.join(prefix)).expect("mkdir");
-    let child = |destination: &str, output: Value| {
-        json!({
-            "ExecutionArn": format!("arn:aws:states:eu-west-1:111122223333:execution:byob-dump:{destination}"),
-            "Input": json!({"destination": destination, "run": "2023-03-14T04:00"}).to_string(),
-            "InputDetails": {"Included": true},
-            "Name": destination,
-            "Output": output.to_string(),
-            "OutputDetails": {"Included": true},
-            "Status": "SUCCEEDED",
-        })
+    let mut items: Vec<DestinationItem> =
+        serde_json::from_slice(&std::fs::read(state.join(&plan.destinations)).expect("items")).expect("JSON");
+    // acme finalizes ...
+    let tasks: Vec<byob::plan::ExportTask> =
+        serde_json::from_slice(&std::fs::read(state.join(&items[0].tasks)).expect("tasks")).expect("JSON");
+    for task in tasks {
+        workflow.export(&ExportInput { run: plan.run, config: None, task }).await.expect("export");
+    }
+    let input = FinalizeInput {
+        run: plan.run,
+        config: None,
+        destination: "acme".into(),
+        tasks: Tasks::Stored(items[0].tasks.clone()),
+        results: None,
     };
-    let succeeded = json!([
-        child("acme", json!({"destination": "acme", "ok": true, "rows": 120})),
-        child(
-            "globex",
-            json!({"destination": "globex", "ok": false,
-            "error": {"Error": "NonRetryable", "Cause": "writing \"dump/x\" to s3://globex: AccessDenied"}})
-        ),
-    ]);
-    let failed = json!([{
-        "ExecutionArn": "arn:aws:states:eu-west-1:111122223333:execution:byob-dump:initech",
-        "Input": json!({"destination": "initech"}).to_string(),
-        "Status": "FAILED",
-        "Error": "States.Timeout",
-        "Cause": "the child execution timed out",
-    }]);
-    std::fs::write(state.join(prefix).join("SUCCEEDED_0.json"), succeeded.to_string()).expect("write");
-    std::fs::write(state.join(prefix).join("FAILED_0.json"), failed.to_string()).expect("write");
-    let manifest = json!({
-        "DestinationBucket": "",
-        "MapRunArn": "arn:aws:states:eu-west-1:111122223333:mapRun:byob-dump/Destinations:0b1c",
-        "ResultFiles": {
-            "FAILED": [{"Key": format!("{prefix}/FAILED_0.json"), "Size": 1}],
-            "PENDING": [],
-            "SUCCEEDED": [{"Key": format!("{prefix}/SUCCEEDED_0.json"), "Size": 1}],
-        }
+    let acme = workflow.finalize(&input).await.expect("finalize");
+    // ... globex's export failed and its Catch recorded why ...
+    let failure = FailureInput {
+        run: plan.run,
+        destination: "globex".into(),
+        tasks: items[1].tasks.clone(),
+        error: json!({"Error": "NonRetryable", "Cause": "writing \"dump/x\" to s3://globex: AccessDenied"}),
+    };
+    workflow.record_failure(&failure).await.expect("record");
+    // ... and initech's child execution died without a word.
+    items.push(DestinationItem {
+        destination: "initech".into(),
+        tasks: items[1].tasks.replace("globex", "initech"),
+        task_count: 6,
     });
-    std::fs::write(state.join(prefix).join("manifest.json"), manifest.to_string()).expect("write");
+    std::fs::write(state.join(&plan.destinations), serde_json::to_vec(&items).expect("JSON")).expect("write");
 
-    let input = SummarizeInput {
-        run: "2023-03-14T04:00".parse().expect("run"),
-        outcomes: ResultWriterDetails { bucket: String::new(), key: format!("{prefix}/manifest.json") },
-    };
-    let summary = workflow.summarize(&input).await.expect("summary");
-    assert_eq!((summary.destinations, summary.ok, summary.failed, summary.rows), (3, 1, 2, 120));
+    let summary = workflow
+        .summarize(&SummarizeInput { run: plan.run, destinations: plan.destinations.clone() })
+        .await
+        .expect("summary");
+    assert_eq!((summary.destinations, summary.ok, summary.failed, summary.rows), (3, 1, 2, acme.rows));
     let failures: Vec<(&str, &str)> =
         summary.failures.iter().map(|f| (f.destination.as_str(), f.error.as_str())).collect();
-    assert_eq!(failures, [("globex", "NonRetryable"), ("initech", "States.Timeout")]);
+    assert_eq!(failures, [("globex", "NonRetryable"), ("initech", "NoOutcome")]);
     assert!(summary.failures[0].cause.contains("AccessDenied"));
     let stored: Value =
         serde_json::from_slice(&std::fs::read(state.join(&summary.summary)).expect("stored summary")).expect("JSON");
     assert_eq!(stored["failed"], 2);
-    // Outcomes in any other bucket than our state's are refused.
-    let elsewhere =
-        SummarizeInput { outcomes: ResultWriterDetails { bucket: "other".into(), ..input.outcomes }, ..input };
-    assert!(workflow.summarize(&elsewhere).await.is_err());
 }
 
 /// Deployed, finalize reads each task's result from the key its export stored it under: a task
