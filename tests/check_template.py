@@ -199,6 +199,15 @@ check(
     "ExportFunction must reserve ExportFunctionConcurrency",
 )
 
+# What an operator sees: an alarm per failure kind the functions report (byob::metrics).
+kinds = {
+    r["Properties"]["Dimensions"][0]["Value"]
+    for r in resources.values()
+    if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "DestinationFailures"
+}
+check(kinds >= {"NonRetryable", "Retryable", "Sandbox.Timedout", "NoOutcome"}, f"alarms per failure kind: {sorted(kinds)}")
+check(any(r["Type"] == "AWS::CloudWatch::Dashboard" for r in resources.values()), "the template ships a dashboard")
+
 histories = {}
 execution_events(substituted["States"], "execution", histories)
 for name, events in histories.items():

@@ -339,6 +339,24 @@ def main():
     check(done["status"] == "FAILED", f"a broken JSONPath went unnoticed: {done['status']}")
     print(f"a broken JSONPath ($.destinaton in Finalize): execution {done['status']} {done.get('error')}")
 
+    # The metrics the functions wrote (CloudWatch Embedded Metric Format lines on stdout).
+    def emf(name):
+        lines = []
+        for log in work.glob(f"{name}-*.log"):
+            for line in log.read_text(errors="replace").splitlines():
+                if line.startswith("{") and '"_aws"' in line:
+                    lines.append(json.loads(line))
+        return lines
+
+    exports = [m for m in emf("byob-export") if "Rows" in m]
+    check(exports and all(m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "byob" for m in exports), "no export metrics")
+    failed = [(m["destination"], m["Error"]) for m in emf("byob-finalize") if "DestinationFailures" in m]
+    check(("initech", "NonRetryable") in failed, f"no DestinationFailures metric for initech: {failed}")
+    check(any("DestinationsOk" in m for m in emf("byob-finalize")), "no run metrics")
+    errors = [m["Verdict"] for m in emf("byob-export") if "StepErrors" in m]
+    check("NonRetryable" in errors, f"no StepErrors metric: {errors}")
+    print(f"metrics: {len(exports)} export lines, failures {sorted(set(failed))}, step errors {sorted(set(errors))}")
+
     for f in functions.values():
         f.stop()
     server.stop()

@@ -26,11 +26,13 @@ impl From<Error> for HandlerError {
 }
 
 impl From<HandlerError> for Diagnostic {
+    /// The error as Step Functions sees it (`errorType` decides its Retry); also counted as
+    /// the `StepErrors` metric of this function ([`crate::metrics::step_error`]).
     fn from(e: HandlerError) -> Diagnostic {
-        Diagnostic {
-            error_type: if e.0.is_retryable() { RETRYABLE } else { NON_RETRYABLE }.to_string(),
-            error_message: e.0.to_string(),
-        }
+        let verdict = if e.0.is_retryable() { RETRYABLE } else { NON_RETRYABLE };
+        let step = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+        crate::metrics::step_error(&step, verdict);
+        Diagnostic { error_type: verdict.to_string(), error_message: e.0.to_string() }
     }
 }
 

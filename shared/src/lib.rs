@@ -44,6 +44,7 @@ pub mod lambda;
 pub mod layout;
 pub mod load;
 pub mod malloc;
+pub mod metrics;
 pub mod names;
 pub mod pg;
 pub mod plan;

@@ -409,6 +409,7 @@ impl Workflow {
             export::export(task, &request, source.as_ref(), sink.as_ref(), &spec, &Cancel::default(), Arc::new(|_| {}))
                 .await?;
         let pointer = self.state.put_result(input.run, &result).await?;
+        crate::metrics::export(&result);
         tracing::info!(destination = %task.destination, table = %task.table, slice = task.slice.index, rows = result.rows, files = result.files.len(), "exported");
         Ok(ExportOutput {
             task: task.clone(),
@@ -513,6 +514,7 @@ impl Workflow {
         let key = self.relative(&outcome_key(&input.tasks, &input.destination));
         self.state.put_document(&key, to_json(&outcome)?).await?;
         tracing::warn!(destination = %input.destination, run = %input.run, error = ?outcome.error, "destination failed");
+        crate::metrics::destination_failed(&input.destination, outcome.error.as_deref().unwrap_or("unknown"));
         Ok(outcome)
     }
 
@@ -533,7 +535,9 @@ impl Workflow {
                     Ok(bytes) => {
                         serde_json::from_slice(&bytes).map_err(|e| Error::Receipt(format!("outcome {key:?}: {e}")))
                     }
-                    Err(e) if is_missing(&e) => Ok(Outcome {
+                    Err(e) if is_missing(&e) => {
+                        crate::metrics::destination_failed(&item.destination, "NoOutcome");
+                        Ok(Outcome {
                         destination: item.destination.clone(),
                         ok: false,
                         rows: 0,
@@ -543,7 +547,8 @@ impl Workflow {
                              history)"
                                 .into(),
                         ),
-                    }),
+                    })
+                    }
                     Err(e) => Err(e),
                 }
             })
@@ -575,6 +580,7 @@ impl Workflow {
         let body = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Receipt(format!("summary: {e}")))?;
         summary.summary = self.state.put_document(&key, body).await?.key;
         tracing::info!(run = %input.run, ok = summary.ok, failed = summary.failed, "run summarized");
+        crate::metrics::run(&summary);
         Ok(summary)
     }
 
