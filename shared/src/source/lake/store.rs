@@ -269,10 +269,7 @@ impl AsyncFileReader for LocalFile {
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let size = self.file.metadata().await?.len();
-            let reader = ParquetMetaDataReader::new()
-                .with_arrow_reader_options(options)
-                .with_prefetch_hint(Some(FOOTER_PREFETCH));
-            Ok(Arc::new(reader.load_and_finish(self, size).await?))
+            footer(self, size, options).await
         }
         .boxed()
     }
@@ -363,13 +360,22 @@ impl AsyncFileReader for S3File {
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let size = self.size;
-            let reader = ParquetMetaDataReader::new()
-                .with_arrow_reader_options(options)
-                .with_prefetch_hint(Some(FOOTER_PREFETCH));
-            Ok(Arc::new(reader.load_and_finish(self, size).await?))
+            footer(self, size, options).await
         }
         .boxed()
     }
+}
+
+/// A file's Parquet metadata, read from its last [`FOOTER_PREFETCH`] bytes (and once more when
+/// the metadata is larger).
+async fn footer<F: AsyncFileReader>(
+    file: &mut F,
+    size: u64,
+    options: Option<&ArrowReaderOptions>,
+) -> parquet::errors::Result<Arc<ParquetMetaData>> {
+    let reader =
+        ParquetMetaDataReader::new().with_arrow_reader_options(options).with_prefetch_hint(Some(FOOTER_PREFETCH));
+    Ok(Arc::new(reader.load_and_finish(file, size).await?))
 }
 
 /// `ranges` merged where they overlap or lie less than `gap` apart, sorted.
