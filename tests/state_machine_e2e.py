@@ -283,14 +283,16 @@ def main():
         return [p for p in functions["byob-export"].invocations if p.get("task", {}).get("destination") == destination]
 
     # 1. A clean run of two destinations equals `byob run`.
-    good = [{"id": "acme", "tenant": "acme", "folder": str(work / "sfn" / "acme")},
-            {"id": "globex", "tenant": "globex", "folder": str(work / "sfn" / "globex")}]
+    def destinations(folder):
+        return [{"id": t, "tenant": t, "folder": str(work / folder / t)} for t in ["acme", "globex"]]
+
+    good = destinations("sfn")
     s3.put_object(Bucket="byob-state", Key="config/byob.toml", Body=config(good, "s3://byob-state/").encode())
     done = execute(asl, "clean")
     check(done["status"] == "SUCCEEDED", f"clean run: {done['status']} {done.get('error')} {done.get('cause')}")
     summary = json.loads(done.get("output") or "{}")
     check((summary.get("ok"), summary.get("failed")) == (2, 0), f"clean run summary: {summary}")
-    local = [dict(d, folder=d["folder"].replace("/sfn/", "/local/")) for d in good]
+    local = destinations("local")
     (work / "local.toml").write_text(config(local, str(work / "local-state")))
     subprocess.run([byob, "run", "--config", str(work / "local.toml"), "--run", RUN], check=True, capture_output=True)
     for d in good:
@@ -299,8 +301,7 @@ def main():
     print(f"clean run: {summary.get('ok')} destinations, {tasks} export invocations, summary {summary.get('summary')}")
 
     # 2. A destination whose bucket does not exist fails alone, NonRetryable, invoked once.
-    broken = good[:1] + [{"id": "initech", "tenant": "initech", "bucket": "no-such-bucket"}]
-    broken[0] = dict(broken[0], folder=str(work / "sfn2" / "acme"))
+    broken = destinations("sfn2")[:1] + [{"id": "initech", "tenant": "initech", "bucket": "no-such-bucket"}]
     s3.put_object(Bucket="byob-state", Key="config/byob.toml", Body=config(broken, "s3://byob-state/").encode())
     before = len(functions["byob-export"].invocations)
     done = execute(asl, "one-fails")
@@ -315,7 +316,7 @@ def main():
     print(f"one destination fails: {stored['ok']} ok, {stored['failed']} failed ({names}); initech's exports invoked {len(initech)}x for {len(attempted)} tasks")
 
     # 3. A Retryable failure is retried, then the run succeeds.
-    again = [dict(d, folder=d["folder"].replace("/sfn/", "/sfn3/")) for d in good]
+    again = destinations("sfn3")
     s3.put_object(Bucket="byob-state", Key="config/byob.toml", Body=config(again, "s3://byob-state/").encode())
     target = {"table": "companies", "destination": "acme"}
     functions["byob-export"].inject.append((
