@@ -121,9 +121,11 @@ pub async fn plan(config: &Config, source: &dyn Source, run: RunId, filter: &Pla
                 continue;
             }
             let request = table_request(config, dest, table);
-            let mut slices = source.plan(&request, target).await?;
-            if slices.is_empty() {
-                slices.push(Bounds::Whole);
+            let consecutive = dest.shard_numbering == crate::config::ShardNumbering::Consecutive;
+            let mut slices = source.plan(&request, if consecutive { u64::MAX } else { target }).await?;
+            if slices.is_empty() || (consecutive && slices.len() > 1) {
+                // Consecutive numbering: the whole table in one task, its files 0, 1, 2, ...
+                slices = vec![Bounds::Whole];
             }
             let count = u32::try_from(slices.len())
                 .map_err(|_| Error::Plan(format!("table {table:?}: {} slices is too many", slices.len())))?;

@@ -240,6 +240,7 @@ fn every_field_is_shown_in_the_example() {
             max_file_rows: 1,
             max_file_bytes: ByteSize(1),
             key_template: String::new(),
+            shard_numbering: byob::config::ShardNumbering::Consecutive,
             encryption: Some(Encryption::SseKms { kms_key_id: "k".into() }),
             bucket_owner_full_control: true,
             tags: [("team".to_owned(), "x".to_owned())].into(),

@@ -187,3 +187,70 @@ async fn unknown_destination_or_table_in_the_filter_is_an_error_before_anything_
     }
     assert!(!dir.path().join("buckets").exists(), "nothing was written");
 }
+
+/// A consumer written from Dreamdata's guide alone: it reads the receipt's `timestamp`,
+/// `tables.*.folder` and `tables.*.total_file_count`, and builds each file's name as
+/// `<folder>/<table>_<12-digit shard>.parquet.gz` for shards 0 .. count-1. With
+/// `shard_numbering = "consecutive"` it finds every file and every row; with the default
+/// numbering (slices in parallel) a sliced table's names have gaps, which is why the option
+/// exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_builds_names_from_total_file_count_reads_every_row_with_consecutive_numbering() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A lake of small row groups, so a big table is cut into several slices.
+    let lake = dir.path().join("lake");
+    let options = GenerateOptions {
+        out: lake.clone(),
+        scale: 0.02,
+        seed: 7,
+        row_group_rows: 600,
+        file_rows: 2_500,
+        ..GenerateOptions::default()
+    };
+    generate::generate(&options, &|_, _| {}).expect("generate");
+    let counts = lake_counts(&lake);
+    // GIVEN two destinations of one tenant, files of at most 300 rows, slices of 2,000 rows
+    let config = config(
+        dir.path(),
+        "[[destinations]]\nid = \"dreamdata-like\"\ntenant = \"acme\"\nfolder = \"out/consecutive\"\nmax_file_rows = 300\nshard_numbering = \"consecutive\"\n\n\
+         [[destinations]]\nid = \"default\"\ntenant = \"acme\"\nfolder = \"out/slices\"\nmax_file_rows = 300\n",
+    );
+    let run: RunId = "2024-03-01T04:00".parse().expect("run");
+    let report =
+        run::run(&config, &RunOptions { run, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("run");
+    assert_eq!(report.failed().count(), 0);
+
+    // The consumer: only Dreamdata's fields.
+    let consume = |root: &Path| -> (BTreeMap<String, u64>, Vec<String>) {
+        let receipt: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(root.join("receipt.json")).expect("receipt")).expect("JSON");
+        assert!(receipt["timestamp"].as_str().is_some());
+        let mut rows = BTreeMap::new();
+        let mut missing = Vec::new();
+        for (table, entry) in receipt["tables"].as_object().expect("tables") {
+            let folder = entry["folder"].as_str().expect("folder");
+            for shard in 0..entry["total_file_count"].as_u64().expect("total_file_count") {
+                let path = root.join(folder).join(format!("{table}_{shard:012}.parquet.gz"));
+                let Ok(file) = std::fs::File::open(&path) else {
+                    missing.push(path.display().to_string());
+                    continue;
+                };
+                let reader = ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet").build().expect("reader");
+                *rows.entry(table.clone()).or_default() +=
+                    reader.map(|b| b.expect("batch").num_rows() as u64).sum::<u64>();
+            }
+        }
+        (rows, missing)
+    };
+    let (rows, missing) = consume(&dir.path().join("out/consecutive"));
+    assert!(missing.is_empty(), "{missing:?}");
+    for table in generate::TABLES {
+        let expected = counts.get(&(table.to_string(), "acme".to_string())).copied().unwrap_or(0);
+        assert_eq!(rows.get(table).copied().unwrap_or(0), expected, "{table}");
+    }
+    let events = read_receipt(&dir.path().join("out/consecutive")).tables["events"].files.len();
+    assert!(events > 3, "events spans several files: {events}");
+    // The default numbering: the same consumer misses the files of every slice but the first.
+    let (_, missing) = consume(&dir.path().join("out/slices"));
+    assert!(!missing.is_empty(), "sliced tables number their files with gaps");
+}

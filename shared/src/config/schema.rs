@@ -288,6 +288,23 @@ impl TryFrom<RawEncryption> for Encryption {
     }
 }
 
+/// How a destination's files are numbered within each table folder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShardNumbering {
+    /// By slice: slice `i` from `i x 1,000,000` (parallel slices, gaps between them).
+    #[default]
+    Slices,
+    /// 0, 1, 2, ... in every table folder (one export task per table).
+    Consecutive,
+}
+
+impl ShardNumbering {
+    fn is_default(&self) -> bool {
+        *self == ShardNumbering::Slices
+    }
+}
+
 /// One customer's bucket (or a local folder standing in for one).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestinationConfig {
@@ -355,6 +372,14 @@ pub struct DestinationConfig {
     /// `"{table}/{YYYY}/{MM}/{run}/{table}_{shard}.{ext}"`.
     #[serde(default = "default_key_template")]
     pub key_template: String,
+    /// How a table's files are numbered. `"slices"` (the default): slice `i` numbers its files
+    /// from `i x 1,000,000`, so the slices of a big table export in parallel; numbers are unique
+    /// and ordered, with gaps between slices (the receipt lists every file). `"consecutive"`:
+    /// every table's files are numbered 0, 1, 2, ... like Dreamdata's (BigQuery's), for a consumer
+    /// that builds names from a folder and `total_file_count`; each table then exports as one
+    /// task, without parallel slices. Example: `"consecutive"`.
+    #[serde(default, skip_serializing_if = "ShardNumbering::is_default")]
+    pub shard_numbering: ShardNumbering,
     /// Server-side encryption for every object, when the bucket's default is not enough.
     /// Example: `{ type = "sse-kms", kms_key_id = "arn:aws:kms:..." }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -413,6 +438,7 @@ impl DestinationConfig {
             max_file_rows: default_max_file_rows(),
             max_file_bytes: default_max_file_bytes(),
             key_template: default_key_template(),
+            shard_numbering: ShardNumbering::default(),
             encryption: None,
             bucket_owner_full_control: false,
             tags: BTreeMap::new(),
