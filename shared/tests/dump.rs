@@ -250,7 +250,33 @@ async fn a_consumer_that_builds_names_from_total_file_count_reads_every_row_with
     }
     let events = read_receipt(&dir.path().join("out/consecutive")).tables["events"].files.len();
     assert!(events > 3, "events spans several files: {events}");
-    // The default numbering: the same consumer misses the files of every slice but the first.
+    // The default numbering: the same consumer misses the files of every slice but the first ...
     let (_, missing) = consume(&dir.path().join("out/slices"));
     assert!(!missing.is_empty(), "sliced tables number their files with gaps");
+    // ... while a consumer that loads each folder, as Dreamdata's guide describes ("performing a
+    // load operation on the folder value"), reads every row of the sliced dump, and finds exactly
+    // `total_file_count` files there.
+    let root = dir.path().join("out/slices");
+    let receipt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("receipt.json")).expect("receipt")).expect("JSON");
+    let mut sliced = 0;
+    for (table, entry) in receipt["tables"].as_object().expect("tables") {
+        let folder = root.join(entry["folder"].as_str().expect("folder"));
+        let files: Vec<PathBuf> = std::fs::read_dir(&folder).expect("folder").flatten().map(|e| e.path()).collect();
+        assert_eq!(files.len() as u64, entry["total_file_count"].as_u64().expect("count"), "{table}");
+        sliced += usize::from(files.iter().any(|f| f.display().to_string().contains("_000001000000")));
+        let rows: u64 = files
+            .iter()
+            .map(|f| {
+                let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).expect("open"))
+                    .expect("parquet")
+                    .build()
+                    .expect("reader");
+                reader.map(|b| b.expect("batch").num_rows() as u64).sum::<u64>()
+            })
+            .sum();
+        let expected = counts.get(&(table.clone(), "acme".to_string())).copied().unwrap_or(0);
+        assert_eq!(rows, expected, "{table}");
+    }
+    assert!(sliced > 0, "the default dump really is sliced");
 }
