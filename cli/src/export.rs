@@ -15,15 +15,13 @@ use std::time::Instant;
 
 use anyhow::Context;
 use byob::config::Config;
-use byob::export::{self, Cancel};
 use byob::layout::RunId;
 use byob::plan::{self, PlanFilter, TaskResult};
 use byob::receipt::Receipt;
-use byob::run::{DestinationReport, Observer, RunReport};
+use byob::run::{DestinationParts, DestinationReport, Observer, RunReport, export_destination};
 use byob::sink::LocalSink;
 use byob::source::lake::LakeSource;
 use byob::state::StateStore;
-use futures::future::join_all;
 use tokio::sync::Semaphore;
 
 /// The destination id of the one destination an export has.
@@ -91,51 +89,15 @@ pub(crate) async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let plan = plan::plan(&config, &source, run, &PlanFilter::default()).await?;
     let destination_plan = plan.destinations.first().context("the plan has no destination")?;
     let destination = config.destinations.first().context("the config has no destination")?;
-    let spec = byob::run::export_spec(&config, destination, run)?;
+    let spec = byob::wiring::export_spec(&config, destination, run)?;
     let sink = LocalSink::new(args.out.clone());
 
-    let observer = Arc::new(crate::progress::Progress::new());
-    observer.planned(&plan);
-    let permits = Arc::new(Semaphore::new(config.export.parallelism.max(1)));
-    let cancel = Cancel::default();
-    let exports = destination_plan.tasks.iter().map(|task| {
-        let (permits, observer, cancel, spec, source, sink) =
-            (permits.clone(), observer.clone(), cancel.clone(), &spec, &source, &sink);
-        let request = plan::table_request(&config, destination, &task.table);
-        async move {
-            let _permit = permits.acquire().await.map_err(|_| byob::Error::Cancelled("shut down".into()))?;
-            if cancel.is_cancelled() {
-                return Err(byob::Error::Cancelled(format!("slice {}: another slice failed", task.slice.index)));
-            }
-            observer.task_started(task);
-            let on_rows: export::RowsCallback = {
-                let (observer, task) = (observer.clone(), task.clone());
-                Arc::new(move |n| observer.rows(&task, n))
-            };
-            let result = export::export(task, &request, source, sink, spec, &cancel, on_rows).await;
-            if result.is_err() {
-                cancel.cancel();
-            }
-            observer.task_finished(task, &result);
-            result
-        }
-    });
-    let mut tasks: Vec<TaskResult> = Vec::new();
-    let mut errors = Vec::new();
-    for result in join_all(exports).await {
-        match result {
-            Ok(r) => tasks.push(r),
-            Err(e) => errors.push(e),
-        }
-    }
-    let outcome: Result<Receipt, byob::Error> = if errors.is_empty() {
-        byob::finalize::finalize(destination_plan, &tasks, run, spec.format, &spec.prefix, &sink, &NoState)
-            .await
-            .map(|(receipt, _)| receipt)
-    } else {
-        let cause = errors.iter().position(|e| !matches!(e, byob::Error::Cancelled(_))).unwrap_or(0);
-        Err(errors.swap_remove(cause))
-    };
+    let progress = Arc::new(crate::progress::Progress::new());
+    progress.planned(&plan);
+    let observer: Arc<dyn Observer> = progress.clone();
+    let permits = Semaphore::new(config.export.parallelism.max(1));
+    let parts = DestinationParts { config: &config, destination, source: &source, sink: &sink, spec: &spec };
+    let (tasks, outcome) = export_destination(&parts, destination_plan, &NoState, &permits, &observer).await;
     let failed = outcome.is_err();
     let report = DestinationReport {
         destination: DESTINATION.to_string(),
@@ -143,8 +105,8 @@ pub(crate) async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         outcome,
         seconds: started.elapsed().as_secs_f64(),
     };
-    observer.destination_finished(&report);
-    observer.clear();
+    progress.destination_finished(&report);
+    progress.clear();
     let report = RunReport { run, destinations: vec![report], seconds: started.elapsed().as_secs_f64() };
     crate::progress::print_summary(&report);
     if !failed {

@@ -129,8 +129,9 @@ impl Workflows {
 
 async fn build(config: crate::config::Config) -> Result<Workflow, Error> {
     deployed_state(&config)?;
-    let state = state::store_for(&config).await?;
-    Ok(Workflow::new(config, Arc::from(state)))
+    let sdk = crate::wiring::sdk(&config).await;
+    let state = crate::wiring::state(&config, &sdk);
+    Ok(Workflow::with_sdk(config, state, sdk))
 }
 
 /// The deployed steps run in separate containers: the dump's plan, the exports' results and

@@ -18,10 +18,14 @@
 //! - [`export`]: one export task: source -> encoder -> sink, rolling files over at size limits.
 //! - [`plan`]: destinations x tables x slices -> export tasks, and their results.
 //! - [`finalize`]: verify every task of a destination, then write its receipts, last.
-//! - [`run`]: the in-process runner: plan -> bounded-parallel exports -> finalize.
+//! - [`wiring`]: from a config to the parts every runner uses (source, sinks, state store,
+//!   export settings, one shared SDK config); nothing else builds them.
+//! - [`run`]: the in-process runner: plan -> bounded-parallel exports -> finalize (the export
+//!   loop `byob export` shares).
 //! - [`state`]: our own record of finished runs (for `previous_run`), never the customer's bucket.
-//! - [`workflow`]: the deployed workflow's steps (dump, export, finalize) over the JSON Step
-//!   Functions passes; [`lambda`] (feature `lambda`) is the Lambda glue.
+//! - [`workflow`]: the deployed workflow's steps (dump, export, finalize, failure, summary) over
+//!   the JSON Step Functions passes; it never imports [`run`]; [`lambda`] (feature `lambda`) is
+//!   the Lambda glue; [`metrics`]: the CloudWatch Embedded Metric Format lines the steps write.
 //! - [`load`]: the customer-side loader: verify a receipt and its files, then load them into a
 //!   warehouse (PostgreSQL) exactly once, staged and swapped atomically; S3 notifications.
 //! - [`generate`]: the synthetic data platform that feeds the demo, tests and benchmarks.
@@ -55,6 +59,7 @@ pub mod schema;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod wiring;
 pub mod workflow;
 
 pub use error::{Error, Result};

@@ -5,22 +5,21 @@
 //! Destinations are isolated: one that fails is reported with its cause, gets no receipt,
 //! and never stops another.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::join_all;
 use tokio::sync::Semaphore;
 
-use crate::config::{Config, DestinationConfig, SourceConfig};
+use crate::config::{Config, DestinationConfig};
 use crate::export::{self, Cancel, ExportSpec};
-use crate::layout::{self, RunId};
+use crate::layout::RunId;
 use crate::plan::{self, DestinationPlan, ExportTask, Plan, PlanFilter, TaskResult};
 use crate::receipt::Receipt;
-use crate::sink::{LocalSink, ObjectSink, S3Sink};
+use crate::sink::ObjectSink;
 use crate::source::Source;
-use crate::source::lake::LakeSource;
 use crate::state::StateStore;
+use crate::wiring::{self, Reads};
 use crate::{Error, Result};
 
 /// Hooks for progress output. Every method has a no-op default.
@@ -82,82 +81,44 @@ impl RunReport {
     }
 }
 
-/// How the slices of one run are read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reads {
-    /// All through one source in this process (`byob run`): a PostgreSQL source exports one
-    /// snapshot that every slice imports, so the run is one consistent moment of the database.
-    OneSource,
-    /// Each step through its own source, as the deployed Lambda steps do: nothing is held
-    /// between steps, each slice reads its own snapshot, and only bounds that stay exact
-    /// across snapshots are planned (key ranges, not page ranges).
-    SourcePerStep,
-}
-
-/// The source the config describes.
-pub fn source_for(config: &Config, reads: Reads) -> Arc<dyn Source> {
-    match &config.source {
-        SourceConfig::Parquet(parquet) => {
-            let mut lake = LakeSource::new(parquet.path.clone()).with_aws(&config.aws);
-            for table in &config.tables {
-                if let Some(p) = &table.path {
-                    lake = lake.with_table_path(&table.name, p.clone());
-                }
-            }
-            Arc::new(lake)
-        }
-        SourceConfig::Postgres(postgres) => Arc::new(
-            crate::source::postgres::PgSource::from_config(postgres, &config.tables, &config.aws)
-                .with_shared_snapshot(reads == Reads::OneSource),
-        ),
-    }
-}
-
-/// The sink a destination writes to: its local folder, or its bucket through the role chain
-/// (`aws.writer_role_arn`, then the customer's role with its ExternalId), starting from the
-/// default credential chain. STS session names carry the destination id and `run`. Nothing is
-/// sent to AWS until the first object is written.
-pub async fn sink_for(config: &Config, destination: &DestinationConfig, run: RunId) -> Result<Arc<dyn ObjectSink>> {
-    match (&destination.folder, &destination.bucket) {
-        (Some(folder), _) => Ok(Arc::new(LocalSink::new(folder.clone()))),
-        (None, Some(_)) => Ok(Arc::new(S3Sink::for_destination(config, destination, &run.to_string()).await?)),
-        (None, None) => Err(Error::Plan(format!("destination {:?} has neither bucket nor folder", destination.id))),
-    }
-}
-
-/// The export settings of a destination for `run`.
-pub fn export_spec(config: &Config, destination: &DestinationConfig, run: RunId) -> Result<ExportSpec> {
-    Ok(ExportSpec {
-        run,
-        prefix: layout::normalize_prefix(&destination.prefix)?,
-        template: destination.key_template()?,
-        format: destination.format,
-        max_file_rows: destination.max_file_rows,
-        max_file_bytes: destination.max_file_bytes.0,
-        encoder: config.export.encoder_options(),
-        metadata: BTreeMap::new(),
-    })
-}
-
 /// Runs a whole dump in this process.
 pub async fn run(config: &Config, options: &RunOptions, observer: Arc<dyn Observer>) -> Result<RunReport> {
     let started = Instant::now();
-    let source = source_for(config, Reads::OneSource);
+    let sdk = wiring::sdk(config).await;
+    let source = wiring::source(config, &sdk, Reads::OneSource);
     // The store the config names: a local folder, or the same S3 state the deployed steps use.
-    let state: Arc<dyn StateStore> = Arc::from(crate::state::store_for(config).await?);
+    let state = wiring::state(config, &sdk);
     let plan = plan::plan(config, source.as_ref(), options.run, &options.filter).await?;
     observer.planned(&plan);
-    let permits = Arc::new(Semaphore::new(config.export.parallelism.max(1)));
+    let permits = Semaphore::new(config.export.parallelism.max(1));
 
     let destinations = plan.destinations.iter().map(|dp| {
-        let source = source.clone();
-        let state = state.clone();
-        let permits = permits.clone();
-        let observer = observer.clone();
+        let (source, state, permits, observer, sdk) = (&source, &state, &permits, &observer, &sdk);
         async move {
             let dest_started = Instant::now();
-            let (tasks, outcome) =
-                run_destination(config, dp, options.run, source, state, permits, observer.clone()).await;
+            let prepared = async {
+                let destination = config
+                    .destinations
+                    .iter()
+                    .find(|d| d.id == dp.destination)
+                    .ok_or_else(|| Error::Plan(format!("destination {:?} is not in the config", dp.destination)))?;
+                let sink = wiring::sink(config, sdk, destination, options.run).await?;
+                Ok::<_, Error>((destination, sink, wiring::export_spec(config, destination, options.run)?))
+            }
+            .await;
+            let (tasks, outcome) = match prepared {
+                Ok((destination, sink, spec)) => {
+                    let parts = DestinationParts {
+                        config,
+                        destination,
+                        source: source.as_ref(),
+                        sink: sink.as_ref(),
+                        spec: &spec,
+                    };
+                    export_destination(&parts, dp, state.as_ref(), permits, observer).await
+                }
+                Err(e) => (Vec::new(), Err(e)),
+            };
             let report = DestinationReport {
                 destination: dp.destination.clone(),
                 tasks,
@@ -172,33 +133,34 @@ pub async fn run(config: &Config, options: &RunOptions, observer: Arc<dyn Observ
     Ok(RunReport { run: options.run, destinations, seconds: started.elapsed().as_secs_f64() })
 }
 
-async fn run_destination(
-    config: &Config,
-    plan: &DestinationPlan,
-    run: RunId,
-    source: Arc<dyn Source>,
-    state: Arc<dyn StateStore>,
-    permits: Arc<Semaphore>,
-    observer: Arc<dyn Observer>,
-) -> (Vec<TaskResult>, std::result::Result<Receipt, Error>) {
-    let prepared = async {
-        let destination = config
-            .destinations
-            .iter()
-            .find(|d| d.id == plan.destination)
-            .ok_or_else(|| Error::Plan(format!("destination {:?} is not in the config", plan.destination)))?;
-        Ok::<_, Error>((destination, sink_for(config, destination, run).await?, export_spec(config, destination, run)?))
-    }
-    .await;
-    let (destination, sink, spec) = match prepared {
-        Ok(p) => p,
-        Err(e) => return (Vec::new(), Err(e)),
-    };
+/// What one destination's exports read from and write to.
+pub struct DestinationParts<'a> {
+    /// The config the tasks were planned with.
+    pub config: &'a Config,
+    /// The destination.
+    pub destination: &'a DestinationConfig,
+    /// Where rows come from.
+    pub source: &'a dyn Source,
+    /// Where files go.
+    pub sink: &'a dyn ObjectSink,
+    /// How files are written.
+    pub spec: &'a ExportSpec,
+}
 
+/// Exports every task of one destination, at most as many at once as `permits` allows (the
+/// rest cancelled once one fails), then finalizes it: the loop `byob run` and `byob export`
+/// share. Returns the results of the tasks that succeeded and the receipt, or the first real
+/// failure (the cancellations it triggered are its echo).
+pub async fn export_destination(
+    parts: &DestinationParts<'_>,
+    plan: &DestinationPlan,
+    state: &dyn StateStore,
+    permits: &Semaphore,
+    observer: &Arc<dyn Observer>,
+) -> (Vec<TaskResult>, std::result::Result<Receipt, Error>) {
     let cancel = Cancel::default();
     let exports = plan.tasks.iter().map(|task| {
-        let (source, sink, permits, observer, cancel, spec) =
-            (source.clone(), sink.clone(), permits.clone(), observer.clone(), cancel.clone(), &spec);
+        let cancel = cancel.clone();
         async move {
             let _permit = permits.acquire().await.map_err(|_| Error::Cancelled("runner shut down".into()))?;
             if cancel.is_cancelled() {
@@ -208,12 +170,12 @@ async fn run_destination(
                 )));
             }
             observer.task_started(task);
-            let request = plan::table_request(config, destination, &task.table);
+            let request = plan::table_request(parts.config, parts.destination, &task.table);
             let on_rows: export::RowsCallback = {
                 let (observer, task) = (observer.clone(), task.clone());
                 Arc::new(move |n| observer.rows(&task, n))
             };
-            let result = export::export(task, &request, source.as_ref(), sink.as_ref(), spec, &cancel, on_rows).await;
+            let result = export::export(task, &request, parts.source, parts.sink, parts.spec, &cancel, on_rows).await;
             if result.is_err() {
                 cancel.cancel();
             }
@@ -229,12 +191,12 @@ async fn run_destination(
             Err(e) => errors.push(e),
         }
     }
-    // The first real failure is the cause; the cancellations it triggered are its echo.
     if !errors.is_empty() {
         let cause = errors.iter().position(|e| !matches!(e, Error::Cancelled(_))).unwrap_or(0);
         return (done, Err(errors.swap_remove(cause)));
     }
-    let outcome = crate::finalize::finalize(plan, &done, run, spec.format, &spec.prefix, sink.as_ref(), state.as_ref())
+    let spec = parts.spec;
+    let outcome = crate::finalize::finalize(plan, &done, spec.run, spec.format, &spec.prefix, parts.sink, state)
         .await
         .map(|(receipt, _)| receipt);
     (done, outcome)

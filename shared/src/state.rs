@@ -293,19 +293,6 @@ impl StateStore for S3State {
     }
 }
 
-/// The state store a config names: a local folder, or `s3://bucket/prefix` of our account.
-pub async fn store_for(config: &crate::config::Config) -> Result<Box<dyn StateStore>> {
-    let path = config.state.path.to_string_lossy().into_owned();
-    match split_s3_url(&path) {
-        Some((bucket, prefix)) => {
-            let sdk = crate::aws::sdk_config(&config.aws).await;
-            let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(sdk.endpoint_url().is_some()).build();
-            Ok(Box::new(S3State::new(aws_sdk_s3::Client::from_conf(s3), bucket, prefix)))
-        }
-        None => Ok(Box::new(LocalState::new(config.state.path.clone()))),
-    }
-}
-
 /// Loads the config from a path or from `s3://bucket/key` of our own account.
 pub async fn load_config(location: &str) -> Result<crate::config::Config> {
     let Some((bucket, key)) = split_s3_url(location) else {

@@ -37,10 +37,10 @@ use crate::export::{self, Cancel};
 use crate::finalize;
 use crate::layout::RunId;
 use crate::plan::{self, ExportTask, Plan, PlanFilter, TaskResult};
-use crate::run::{Reads, export_spec, sink_for, source_for};
 use crate::sink::ObjectSink;
 use crate::source::Source;
 use crate::state::StateStore;
+use crate::wiring::{self, Reads, export_spec};
 use crate::{Error, Result};
 
 /// Input of the dump step: the scheduler's event, or a manual run.
@@ -313,6 +313,7 @@ pub struct FinalizeOutput {
 pub struct Workflow {
     config: Config,
     config_sha256: String,
+    sdk: tokio::sync::OnceCell<aws_config::SdkConfig>,
     state: Arc<dyn StateStore>,
     sinks: Mutex<HashMap<(String, RunId), Arc<dyn ObjectSink>>>,
 }
@@ -327,7 +328,19 @@ impl Workflow {
     /// A workflow over `config`, reading from its source and keeping state in `state`.
     pub fn new(config: Config, state: Arc<dyn StateStore>) -> Self {
         let config_sha256 = config.sha256();
-        Workflow { config, config_sha256, state, sinks: Mutex::new(HashMap::new()) }
+        Workflow { config, config_sha256, sdk: tokio::sync::OnceCell::new(), state, sinks: Mutex::new(HashMap::new()) }
+    }
+
+    /// A workflow whose AWS clients start from `sdk` (the one the state store was made from).
+    pub fn with_sdk(config: Config, state: Arc<dyn StateStore>, sdk: aws_config::SdkConfig) -> Self {
+        let workflow = Workflow::new(config, state);
+        let _ = workflow.sdk.set(sdk);
+        workflow
+    }
+
+    /// The SDK config every client of this workflow starts from, loaded once.
+    async fn sdk(&self) -> &aws_config::SdkConfig {
+        self.sdk.get_or_init(|| wiring::sdk(&self.config)).await
     }
 
     /// The config.
@@ -360,7 +373,7 @@ impl Workflow {
             return Ok(sink);
         }
         let dest = self.destination(destination)?;
-        let sink = sink_for(&self.config, dest, run).await?;
+        let sink = wiring::sink(&self.config, self.sdk().await, dest, run).await?;
         if let Ok(mut sinks) = self.sinks.lock() {
             // A warm container serves run after run: keep only this run's sinks.
             sinks.retain(|(_, r), _| *r == run);
@@ -381,7 +394,7 @@ impl Workflow {
     pub async fn dump(&self, input: &DumpInput) -> Result<Plan> {
         let run = input.run_id()?;
         let filter = PlanFilter { destinations: input.destinations.clone(), tables: input.tables.clone() };
-        let source: Arc<dyn Source> = source_for(&self.config, Reads::SourcePerStep);
+        let source: Arc<dyn Source> = wiring::source(&self.config, self.sdk().await, Reads::SourcePerStep);
         let plan = plan::plan(&self.config, source.as_ref(), run, &filter).await?;
         tracing::info!(%run, destinations = plan.destinations.len(), tasks = plan.destinations.iter().map(|d| d.tasks.len()).sum::<usize>(), "planned");
         Ok(plan)
@@ -404,7 +417,7 @@ impl Workflow {
         let spec = export_spec(&self.config, destination, input.run)?;
         let request = plan::table_request(&self.config, destination, &task.table);
         // This step's own source, dropped (connections closed) when the step returns.
-        let source: Arc<dyn Source> = source_for(&self.config, Reads::SourcePerStep);
+        let source: Arc<dyn Source> = wiring::source(&self.config, self.sdk().await, Reads::SourcePerStep);
         let result =
             export::export(task, &request, source.as_ref(), sink.as_ref(), &spec, &Cancel::default(), Arc::new(|_| {}))
                 .await?;

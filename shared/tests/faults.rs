@@ -50,7 +50,6 @@ use byob::generate::{self, GenerateOptions};
 use byob::layout::RunId;
 use byob::plan::{self, PlanFilter};
 use byob::receipt::Receipt;
-use byob::run;
 use byob::sink::S3Sink;
 use byob::state::LocalState;
 use fault_proxy::{Fault, FaultProxy, Op, Rule};
@@ -169,7 +168,7 @@ impl World {
 /// time), then finalize, per destination. Returns each destination's receipt or error.
 async fn dump(base: &SdkConfig, config: &Config) -> BTreeMap<String, Result<Receipt, byob::Error>> {
     let run: RunId = RUN.parse().expect("run id");
-    let source = run::source_for(config, run::Reads::OneSource);
+    let source = byob::wiring::source(config, &byob::wiring::sdk(config).await, byob::wiring::Reads::OneSource);
     let state = LocalState::new(config.state.path.clone());
     let plan = plan::plan(config, source.as_ref(), run, &PlanFilter::default()).await.expect("plan");
     let mut outcomes = BTreeMap::new();
@@ -177,7 +176,7 @@ async fn dump(base: &SdkConfig, config: &Config) -> BTreeMap<String, Result<Rece
         let destination = config.destinations.iter().find(|d| d.id == dp.destination).expect("destination");
         let outcome = async {
             let sink = S3Sink::for_destination_with(base, config, destination, RUN).await?;
-            let spec = run::export_spec(config, destination, run)?;
+            let spec = byob::wiring::export_spec(config, destination, run)?;
             let results: Vec<_> = futures::stream::iter(dp.tasks.iter().map(|task| {
                 let request = plan::table_request(config, destination, &task.table);
                 let (source, sink, spec) = (source.clone(), sink.clone(), &spec);
