@@ -1,6 +1,6 @@
 //! The Parquet "lake" source: a table is a folder of Parquet files (`<root>/<table>/*.parquet`)
 //! holding the rows of every tenant, or one folder per tenant (`{tenant}` in the table's
-//! path), in a local folder or an `s3://bucket/prefix` of our own account ([`store`]).
+//! path), in a local folder or an `s3://bucket/prefix` of our own account (`store.rs`).
 //!
 //! Reading one tenant costs what that tenant's rows cost, not what the table costs: row groups
 //! whose min/max statistics of the tenant column exclude the tenant are never fetched, and
