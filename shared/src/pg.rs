@@ -1,5 +1,6 @@
 //! What every PostgreSQL client of ours (the source, the loader, the config's URL check) says
-//! about a PostgreSQL error: its text, and whether trying again can help. A leaf.
+//! about a PostgreSQL error (its text, and whether trying again can help) and how it quotes an
+//! identifier. A leaf.
 
 /// A tokio-postgres error with its causes (its own `Display` is only the kind, "db error"); a
 /// server's error as `SEVERITY: message` with its SQLSTATE code. None of the causes ever holds
@@ -31,3 +32,20 @@ pub fn is_transient(error: &tokio_postgres::Error) -> bool {
     let code = code.code();
     ["08", "40", "53", "57", "58"].iter().any(|class| code.starts_with(class)) || code == "55P03"
 }
+
+/// `name` as a quoted SQL identifier: `"name"`, with `"` doubled, case kept exactly (the
+/// quoting PostgreSQL and DuckDB share). The one implementation: the source checks names
+/// first (no NUL, not empty) and the loader's names are validated identifiers.
+pub fn ident(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        if c == '"' {
+            out.push('"');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+

@@ -603,10 +603,7 @@ pub fn pg_columns(table: &str, schema: &[ColumnSchema]) -> Result<Vec<PgColumn>,
         .collect()
 }
 
-/// `"name"` with `"` doubled (an SQL identifier, for PostgreSQL and DuckDB alike).
-pub(crate) fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub(crate) use crate::pg::ident;
 
 // ---- binary COPY encoding ---------------------------------------------------------------
 

@@ -12,16 +12,7 @@ pub(crate) fn ident(name: &str) -> Result<String, PostgresError> {
             "{name:?} is not a valid identifier (empty or with a NUL byte)"
         )));
     }
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    Ok(out)
+    Ok(crate::pg::ident(name))
 }
 
 /// `value` as a string literal, exactly as PostgreSQL's `quote_literal` writes it: `'...'`
