@@ -53,6 +53,26 @@ max_file_rows = 250000
 path = "state"
 "#;
 
+/// `byob generate --shape web`: the string-heavy `web_events` table, 1,000,000 x `scale` rows.
+fn generate_web(out: &Path, scale: f64, seed: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(scale > 0.0 && scale.is_finite(), "--scale must be a positive number, got {scale}");
+    let started = Instant::now();
+    let rows = (scale * 1_000_000.0).round().max(1.0) as u64;
+    eprintln!("generating {rows} rows of {} into {}", generate::web::TABLE, out.display());
+    let tenants = GenerateOptions::default().tenants;
+    let report = generate::web::generate(out, rows, seed, &tenants)
+        .with_context(|| format!("generating into {}", out.display()))?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "  {:<22} {:>12} rows {:>4} files {:>11} in {secs:.1}s",
+        report.table,
+        report.rows,
+        report.files,
+        crate::progress::human_bytes(report.bytes)
+    );
+    Ok(())
+}
+
 pub(crate) fn generate(out: &Path, scale: f64, seed: u64) -> anyhow::Result<()> {
     anyhow::ensure!(scale > 0.0 && scale.is_finite(), "--scale must be a positive number, got {scale}");
     let started = Instant::now();
@@ -81,6 +101,7 @@ pub(crate) fn generate(out: &Path, scale: f64, seed: u64) -> anyhow::Result<()> 
 pub(crate) async fn generate_into(
     out: Option<&Path>,
     scale: f64,
+    shape: &str,
     seed: u64,
     postgres: Option<&str>,
     schema: &str,
@@ -94,11 +115,17 @@ pub(crate) async fn generate_into(
         None => Some(TemporaryLake::new()?),
     };
     let lake = out.or(temporary.as_ref().map(|t| t.0.as_path())).context("--out is required without --postgres")?;
-    generate(lake, scale, seed)?;
+    let tables: Vec<&str> = if shape == "web" {
+        generate_web(lake, scale, seed)?;
+        vec![generate::web::TABLE]
+    } else {
+        generate(lake, scale, seed)?;
+        generate::TABLES.to_vec()
+    };
     if let Some(connector) = connector {
         let started = Instant::now();
         eprintln!("loading the tables into {} (schema {schema})", connector.name());
-        let reports = byob::source::postgres::load::load_lake(&connector, schema, lake, &generate::TABLES, &|_, _| {})
+        let reports = byob::source::postgres::load::load_lake(&connector, schema, lake, &tables, &|_, _| {})
             .await
             .with_context(|| format!("loading into {}", connector.name()))?;
         let mut rows = 0;

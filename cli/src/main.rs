@@ -55,6 +55,10 @@ enum Command {
         /// 1.0 = 1 million event rows; 10 = 10 million.
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
+        /// What to generate: `platform` (the six tables of the demo) or `web` (one
+        /// string-heavy table, web_events: unique ids, URLs and JSON documents; for benchmarks).
+        #[arg(long, value_parser = ["platform", "web"], default_value = "platform")]
+        shape: String,
         /// Seed: the same seed and scale give byte-identical files.
         #[arg(long, default_value_t = 42)]
         seed: u64,
@@ -187,8 +191,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let tls = byob::load::TargetTls { mode: tls.as_deref().and_then(byob::load::parse_tls_mode), ca_file };
             load::load(&receipt, target.as_deref(), secret.as_deref(), schema.as_deref(), tables, &tls).await
         }
-        Command::Generate { out, scale, seed, postgres, schema } => {
-            demo::generate_into(out.as_deref(), scale, seed, postgres.as_deref(), &schema).await?;
+        Command::Generate { out, scale, shape, seed, postgres, schema } => {
+            demo::generate_into(out.as_deref(), scale, &shape, seed, postgres.as_deref(), &schema).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { config, run, destinations, tables } => {

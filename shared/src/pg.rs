@@ -48,4 +48,3 @@ pub fn ident(name: &str) -> String {
     out.push('"');
     out
 }
-

@@ -21,6 +21,8 @@
 //! It must never be used as a source of truth for anything but tests and demos, and never
 //! reads the clock: a lake generated today and next year is the same lake.
 
+pub mod web;
+
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io;
