@@ -184,12 +184,12 @@ impl Stores {
                 stores: self.clone(),
             })),
             None => {
-                let handle = tokio::fs::File::open(&file.path).await?;
-                let size = handle.metadata().await?.len();
+                let handle = std::fs::File::open(&file.path)?;
+                let size = handle.metadata()?.len();
                 if size != file.bytes {
                     return Err(LakeError::Changed { listed: file.bytes, now: size });
                 }
-                Ok(Box::new(LocalFile { file: handle, stores: self.clone() }))
+                Ok(Box::new(LocalFile { file: Arc::new(handle), size, stores: self.clone() }))
             }
         }
     }
@@ -247,20 +247,52 @@ async fn list_local(path: &Path) -> Result<Vec<Listed>, LakeError> {
     Ok(files)
 }
 
-/// A local Parquet file, its reads counted.
+/// A local Parquet file, its reads counted. Ranges are read with positional reads
+/// (`pread`) on a blocking thread straight into the buffer handed to the decoder: one copy
+/// from the page cache, where an async `tokio::fs::File` adds a second through its own buffer
+/// (measured: reading a 2.3 GB lake was a quarter of an export's CPU).
 struct LocalFile {
-    file: tokio::fs::File,
+    file: Arc<std::fs::File>,
+    size: u64,
     stores: Arc<Stores>,
+}
+
+impl LocalFile {
+    /// Reads `ranges` on one blocking thread, in order.
+    async fn read(&self, ranges: Vec<Range<u64>>) -> parquet::errors::Result<Vec<Bytes>> {
+        let file = self.file.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            ranges
+                .into_iter()
+                .map(|range| {
+                    let mut buffer = vec![0u8; usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(0)];
+                    file.read_exact_at(&mut buffer, range.start)?;
+                    Ok(Bytes::from(buffer))
+                })
+                .collect::<std::io::Result<Vec<Bytes>>>()
+        })
+        .await
+        .map_err(|e| ParquetError::External(Box::new(e)))?;
+        let chunks = read.map_err(|e| match e.kind() {
+            // The file is shorter than its metadata says: corrupt, as the Parquet reader says.
+            std::io::ErrorKind::UnexpectedEof => ParquetError::EOF(format!("a read past the end of the file: {e}")),
+            _ => external(LakeError::Io(e)),
+        })?;
+        for chunk in &chunks {
+            self.stores.counters.got(chunk.len());
+        }
+        Ok(chunks)
+    }
 }
 
 impl AsyncFileReader for LocalFile {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        async move {
-            let bytes = self.file.get_bytes(range).await?;
-            self.stores.counters.got(bytes.len());
-            Ok(bytes)
-        }
-        .boxed()
+        async move { Ok(self.read(vec![range]).await?.pop().unwrap_or_default()) }.boxed()
+    }
+
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        self.read(ranges).boxed()
     }
 
     fn get_metadata<'a>(
@@ -268,7 +300,7 @@ impl AsyncFileReader for LocalFile {
         options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
-            let size = self.file.metadata().await?.len();
+            let size = self.size;
             footer(self, size, options).await
         }
         .boxed()
