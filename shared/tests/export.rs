@@ -1,8 +1,11 @@
 //! Export and finalize against an in-memory source and a local folder sink: rollover, shard
 //! numbering, empty tables, checksums, failures that must leave nothing behind.
 
+#[path = "common/files.rs"]
+mod files;
+use files::files_under;
+
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, StringArray};
@@ -64,23 +67,6 @@ fn task(table: &str, slice: Slice) -> ExportTask {
 
 fn no_progress() -> export::RowsCallback {
     Arc::new(|_| {})
-}
-
-fn files_under(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(rel) = p.strip_prefix(root) {
-                out.push(rel.to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[tokio::test]

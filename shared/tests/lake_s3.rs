@@ -16,6 +16,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/files.rs"]
+mod files;
 #[path = "common/moto.rs"]
 mod moto;
 
@@ -33,6 +35,7 @@ use byob::run::{self, RunOptions, Silent};
 use byob::source::lake::LakeSource;
 use byob::source::{Bounds, Source, TableRequest};
 use byob::workflow::{DestinationItem, DumpInput, DumpStep, ExportInput, FinalizeInput, Tasks, Workflow};
+use files::objects;
 use futures::TryStreamExt;
 use moto::Moto;
 use serde_json::json;
@@ -66,23 +69,6 @@ fn config(dir: &Path, name: &str, path: &str, endpoint: Option<&str>) -> Config 
     let file = dir.join(format!("{name}.toml"));
     std::fs::write(&file, text).unwrap();
     Config::load(&file).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// Every object under `root`, by key.
-fn objects(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(rel) = p.strip_prefix(root) {
-                out.insert(rel.to_string_lossy().into_owned(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 /// The two destinations' objects of run `a` equal those of run `b` (receipts but for their

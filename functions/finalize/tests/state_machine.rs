@@ -2,8 +2,10 @@
 //! the same functions the Lambda handlers call, with the JSON Step Functions would pass
 //! (the Map states' ItemSelector shapes of template.yaml), compared with `byob run`'s result.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+#[path = "../../../shared/tests/common/files.rs"]
+mod files;
+use files::objects;
+
 use std::sync::Arc;
 
 use byob::plan::PlanFilter;
@@ -12,23 +14,6 @@ use byob::run::{self, RunOptions, Silent};
 use byob::workflow::{DumpEvent, DumpInput, ExportInput, FinalizeInput, testing};
 use futures::future::join_all;
 use serde_json::{Value, json};
-
-/// Every object under `root`, by key, with its bytes.
-fn objects(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(rel) = p.strip_prefix(root) {
-                out.insert(rel.to_string_lossy().into_owned(), std::fs::read(&p).expect("read"));
-            }
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_state_machine_writes_what_byob_run_writes() {

@@ -15,6 +15,11 @@
 //!   returns `None` (the caller skips); with `BYOB_REQUIRE_POSTGRES=1` it panics instead.
 #![allow(dead_code, clippy::unwrap_used)]
 
+#[path = "../common/files.rs"]
+mod files;
+#[allow(unused_imports)] // Not every test crate that includes the harness lists files.
+pub use files::files_under;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -450,24 +455,6 @@ pub async fn export_parquet(
     let schema = schema.unwrap_or_else(|| std::sync::Arc::new(arrow::datatypes::Schema::empty()));
     let rows = arrow::compute::concat_batches(&schema, &batches).unwrap();
     Ok(Exported { rows, result })
-}
-
-/// Every file under `root`, relative, sorted.
-pub fn files_under(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(rel) = p.strip_prefix(root) {
-                out.push(rel.to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// This process's peak resident set (VmHWM), in MiB (the benchmarks' figure).
