@@ -96,16 +96,17 @@ for role in ["DumpFunctionRole", "ExportFunctionRole"]:
 definition = resources["DumpStateMachine"]["Properties"]["Definition"]
 
 
-def tasks(states):
+def walk(states, kind):
+    """Every state of `kind` in `states` and in the Maps' processors below them."""
     for name, state in states.items():
-        if state.get("Type") == "Task":
+        if state.get("Type") == kind:
             yield name, state
         processor = state.get("ItemProcessor") or state.get("Iterator")
         if processor:
-            yield from tasks(processor["States"])
+            yield from walk(processor["States"], kind)
 
 
-found = dict(tasks(definition["States"]))
+found = dict(walk(definition["States"], "Task"))
 check("ExportTask" in found, f"no ExportTask in the state machine: {sorted(found)}")
 for name, task in found.items():
     errors = {e for r in task.get("Retry", []) for e in r["ErrorEquals"]}
@@ -136,16 +137,7 @@ check(not left, f"unsubstituted placeholders: {left}")
 substituted = json.loads(text)
 
 
-def maps(states):
-    for name, state in states.items():
-        if state.get("Type") == "Map":
-            yield name, state
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if processor:
-            yield from maps(processor["States"])
-
-
-for name, state in maps(substituted["States"]):
+for name, state in walk(substituted["States"], "Map"):
     if "MaxConcurrency" in state:
         check(isinstance(state["MaxConcurrency"], int), f"{name}: MaxConcurrency is {state['MaxConcurrency']!r}, not an integer")
     check("MaxConcurrency" in state or "MaxConcurrencyPath" in state, f"{name}: no concurrency limit")
@@ -188,7 +180,10 @@ def execution_events(states, name, out):
 
 # Lambda concurrency: the defaults keep every export of every destination inside the export
 # function's reserved concurrency.
-defaults = {k: int(params[k]["Default"]) for k in ["DestinationConcurrency", "ExportConcurrency", "ExportFunctionConcurrency"]}
+defaults = {
+    k: int(params.get(k, {}).get("Default", 0))
+    for k in ["DestinationConcurrency", "ExportConcurrency", "ExportFunctionConcurrency"]
+}
 check(
     defaults["DestinationConcurrency"] * defaults["ExportConcurrency"] <= defaults["ExportFunctionConcurrency"],
     f"default concurrency exceeds the export function's reserved concurrency: {defaults}",

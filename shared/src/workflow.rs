@@ -502,7 +502,9 @@ impl Workflow {
                 error: None,
                 cause: None,
             };
-            self.state.put_document(&self.relative(&outcome_key(key, &input.destination)), to_json(&outcome)?).await?;
+            self.state
+                .put_document(&self.state.relative(&outcome_key(key, &input.destination)), to_json(&outcome)?)
+                .await?;
         }
         Ok(FinalizeOutput {
             destination: input.destination.clone(),
@@ -524,7 +526,7 @@ impl Workflow {
             error: Some(text("Error").unwrap_or_else(|| "unknown".into())),
             cause: Some(text("Cause").unwrap_or_default().chars().take(1000).collect()),
         };
-        let key = self.relative(&outcome_key(&input.tasks, &input.destination));
+        let key = self.state.relative(&outcome_key(&input.tasks, &input.destination));
         self.state.put_document(&key, to_json(&outcome)?).await?;
         tracing::warn!(destination = %input.destination, run = %input.run, error = ?outcome.error, "destination failed");
         crate::metrics::destination_failed(&input.destination, outcome.error.as_deref().unwrap_or("unknown"));
@@ -595,12 +597,6 @@ impl Workflow {
         tracing::info!(run = %input.run, ok = summary.ok, failed = summary.failed, "run summarized");
         crate::metrics::run(&summary);
         Ok(summary)
-    }
-
-    /// A key as [`StateStore::put_document`] takes it: relative to the state's root. Keys that
-    /// came back from it (stored keys) carry the state's prefix in S3.
-    fn relative(&self, key: &str) -> String {
-        self.state.relative(key)
     }
 }
 

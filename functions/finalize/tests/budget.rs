@@ -6,7 +6,7 @@
 //! The history side is structural and lives in `tests/check_template.py`: every Map is a
 //! Distributed Map (each destination, and each task, its own child execution) reading its
 //! items from S3 and writing its children's outputs to S3, so each execution's worst-case
-//! history is a constant (36, 21 and 55 events, the last with 20 throttling retries) whatever the
+//! history is a constant (36, 30 and 55 events, the last with 20 throttling retries) whatever the
 //! plan's size.
 //!
 //! The source is a stand-in that plans fixed bounds of the PostgreSQL shape (key ranges), so

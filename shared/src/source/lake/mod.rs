@@ -199,7 +199,7 @@ pub struct LakeSource {
 
 impl LakeSource {
     /// A lake whose table `t` is the folder `<root>/<t>`; `root` is a local folder or an
-    /// `s3://bucket/prefix` (read with the default credential chain; see [`LakeSource::with_aws`]).
+    /// `s3://bucket/prefix` (read with the default credential chain; see [`LakeSource::with_s3`]).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         LakeSource {
             root: root.into().display().to_string(),
@@ -223,12 +223,6 @@ impl LakeSource {
     /// requested tenant, so a tenant's export reads only its own folder.
     pub fn with_table_path(mut self, table: &str, path: impl Into<PathBuf>) -> Self {
         self.tables.insert(table.to_string(), path.into().display().to_string());
-        self
-    }
-
-    /// Reads S3 through `aws` (region, endpoint) instead of the SDK's defaults.
-    pub fn with_aws(mut self, aws: &AwsConfig) -> Self {
-        self.stores = Arc::new(Stores::new(aws.clone()));
         self
     }
 
