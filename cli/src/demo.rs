@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use byob::generate::{self, GenerateOptions};
 use byob::layout::RunId;
 use byob::plan::PlanFilter;
+use byob_testkit::generate::{self, GenerateOptions};
 
 /// The demo's config: two destinations standing in for two customers' buckets.
 const DEMO_CONFIG: &str = r#"# Written by `byob demo`. Relative paths are relative to this file.
@@ -125,7 +125,7 @@ pub(crate) async fn generate_into(
     if let Some(connector) = connector {
         let started = Instant::now();
         eprintln!("loading the tables into {} (schema {schema})", connector.name());
-        let reports = byob::source::postgres::load::load_lake(&connector, schema, lake, &tables, &|_, _| {})
+        let reports = generate::postgres::load_lake(&connector, schema, lake, &tables)
             .await
             .with_context(|| format!("loading into {}", connector.name()))?;
         let mut rows = 0;

@@ -15,8 +15,7 @@
 //! asserts exactly those reports.
 //! (shared/tests/s3_chain.rs asserts what is sent for ExternalId, sessions and durations.)
 
-#[path = "../../shared/tests/common/moto.rs"]
-mod moto;
+use byob_testkit::moto;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -29,12 +29,9 @@
 //!   of every row equals a load of the same receipt that was never interrupted. A third
 //!   delivery loads nothing more.
 
-#[path = "../../shared/tests/common/fault_proxy.rs"]
-mod fault_proxy;
-#[path = "../../shared/tests/common/moto.rs"]
-mod moto;
-#[path = "../../shared/tests/postgres_harness/mod.rs"]
-mod postgres_harness;
+use byob_testkit::fault_proxy;
+use byob_testkit::moto;
+use byob_testkit::postgres as postgres_harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -43,8 +40,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use byob::generate::{self, GenerateOptions};
 use byob::receipt::Receipt;
+use byob_testkit::generate::{self, GenerateOptions};
 use fault_proxy::{Fault, FaultProxy, Op, Rule};
 use moto::Moto;
 use serde_json::{Value, json};

@@ -17,8 +17,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../tests/postgres_harness/mod.rs"]
-mod postgres_harness;
+use byob_testkit::postgres as postgres_harness;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -169,13 +168,13 @@ async fn main() {
     };
     let work = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let options = byob::generate::GenerateOptions {
+    let options = byob_testkit::generate::GenerateOptions {
         out: work.path().join("lake"),
         scale: rows as f64 / 1_000_000.0,
         tenants: vec!["acme".into()],
-        ..byob::generate::GenerateOptions::default()
+        ..byob_testkit::generate::GenerateOptions::default()
     };
-    byob::generate::generate(&options, &|_, _| {}).unwrap();
+    byob_testkit::generate::generate(&options, &|_, _| {}).unwrap();
     eprintln!("generated the lake in {:.1}s", started.elapsed().as_secs_f64());
 
     let started = Instant::now();

@@ -11,8 +11,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../tests/postgres_harness/mod.rs"]
-mod postgres_harness;
+use byob_testkit::postgres as postgres_harness;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,13 +19,13 @@ use std::time::Instant;
 
 use byob::export::{self, Cancel, ExportSpec};
 use byob::format::{Codec, EncoderOptions, Format, FormatKind};
-use byob::generate::{self, GenerateOptions};
 use byob::layout::KeyTemplate;
 use byob::plan::ExportTask;
 use byob::sink::LocalSink;
-use byob::source::postgres::load::load_lake;
 use byob::source::postgres::{Connector, PgSource};
 use byob::source::{Bounds, Slice, Source, TableRequest};
+use byob_testkit::generate::postgres::load_lake;
+use byob_testkit::generate::{self, GenerateOptions};
 use futures::StreamExt;
 
 use postgres_harness::peak_rss_mib;
@@ -175,7 +174,7 @@ async fn main() {
     generate::generate(&options, &|_, _| {}).unwrap();
     eprintln!("generated the lake in {:.1}s", started.elapsed().as_secs_f64());
     let started = Instant::now();
-    let loaded = load_lake(&connector, "public", &lake, &["events"], &|_, _| {}).await.unwrap();
+    let loaded = load_lake(&connector, "public", &lake, &["events"]).await.unwrap();
     eprintln!("loaded {} events in {:.1}s", loaded[0].rows, started.elapsed().as_secs_f64());
     std::fs::remove_dir_all(&lake).unwrap();
     let table_mib: i64 = postgres_harness::client(&server.url("bench"))

@@ -28,12 +28,14 @@
 //!   the Lambda glue; [`metrics`]: the CloudWatch Embedded Metric Format lines the steps write.
 //! - [`load`]: the customer-side loader: verify a receipt and its files, then load them into a
 //!   warehouse (PostgreSQL) exactly once, staged and swapped atomically; S3 notifications.
-//! - [`generate`]: the synthetic data platform that feeds the demo, tests and benchmarks.
 //! - [`aws`]: our AWS side: the role chain into a customer's account, SDK configuration,
 //!   retry classification, Secrets Manager secrets and the IAM policies `byob iam-policy` prints.
 //! - [`names`], [`redact`], [`pg`]: leaves every layer shares: AWS name rules (STS session
 //!   names), secret redaction for error text, PostgreSQL error text and retry verdicts.
 //! - [`error`]: the library's error type.
+//!
+//! No test code lives here: the generator, the in-memory source, the sink conformance suite
+//! and the local servers' harnesses are the dev-only `byob-testkit` crate (`testkit/`).
 //! - [`malloc`]: glibc malloc settings every binary applies first thing (flat peak RSS).
 
 pub mod aws;
@@ -42,7 +44,6 @@ pub mod error;
 pub mod export;
 pub mod finalize;
 pub mod format;
-pub mod generate;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod layout;

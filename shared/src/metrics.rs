@@ -41,15 +41,15 @@ pub fn destination_failed(destination: &str, error: &str) {
 }
 
 /// A run's summary: destinations ok and failed, rows delivered.
-pub fn run(summary: &crate::workflow::RunSummary) {
+pub fn run(run: &crate::layout::RunId, ok: usize, failed: usize, rows: u64) {
     let line = line(
         &[],
         &[
-            ("DestinationsOk", "Count", json!(summary.ok)),
-            ("DestinationsFailed", "Count", json!(summary.failed)),
-            ("RowsDelivered", "Count", json!(summary.rows)),
+            ("DestinationsOk", "Count", json!(ok)),
+            ("DestinationsFailed", "Count", json!(failed)),
+            ("RowsDelivered", "Count", json!(rows)),
         ],
-        &[("run", json!(summary.run.to_string()))],
+        &[("run", json!(run.to_string()))],
     );
     emit(&line);
 }

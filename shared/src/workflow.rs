@@ -595,7 +595,7 @@ impl Workflow {
         let body = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Receipt(format!("summary: {e}")))?;
         summary.summary = self.state.put_document(&key, body).await?.key;
         tracing::info!(run = %input.run, ok = summary.ok, failed = summary.failed, "run summarized");
-        crate::metrics::run(&summary);
+        crate::metrics::run(&summary.run, summary.ok, summary.failed, summary.rows);
         Ok(summary)
     }
 }
@@ -645,42 +645,4 @@ pub async fn store_plan(state: &dyn StateStore, plan: &Plan, execution: &str) ->
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::Receipt(format!("plan document: {e}")))
-}
-
-/// Test support (feature `testing`): a workflow over a tiny generated lake with two local
-/// destinations, `acme` and `globex`, each under `<dir>/buckets/<id>/dump`.
-#[cfg(feature = "testing")]
-pub mod testing {
-    use std::sync::Arc;
-
-    use super::Workflow;
-    use crate::config::Config;
-    use crate::generate::{self, GenerateOptions};
-    use crate::state::LocalState;
-
-    /// The config the test workflow uses, written into `dir`.
-    pub fn config(dir: &std::path::Path) -> Config {
-        let options = GenerateOptions { out: dir.join("lake"), scale: 0.002, seed: 3, ..GenerateOptions::default() };
-        if !dir.join("lake").exists() {
-            generate::generate(&options, &|_, _| {}).expect("generate the test lake");
-        }
-        let tables: String = generate::TABLES.iter().map(|t| format!("[[tables]]\nname = \"{t}\"\n")).collect();
-        let text = format!(
-            "[source]\ntype = \"parquet\"\npath = \"lake\"\n\n{tables}\n\
-             [[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"buckets/acme\"\nprefix = \"dump\"\n\n\
-             [[destinations]]\nid = \"globex\"\ntenant = \"globex\"\nfolder = \"buckets/globex\"\nprefix = \"dump\"\nformat = {{ type = \"csv\" }}\n\n\
-             [state]\npath = \"state\"\n"
-        );
-        let path = dir.join("byob.toml");
-        std::fs::write(&path, text).expect("write the test config");
-        Config::load(&path).unwrap_or_else(|e| panic!("test config: {e}"))
-    }
-
-    /// A fresh temporary folder and a workflow over it.
-    pub fn workflow() -> (tempfile::TempDir, Workflow) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = config(dir.path());
-        let state = Arc::new(LocalState::new(config.state.path.clone()));
-        (dir, Workflow::new(config, state))
-    }
 }

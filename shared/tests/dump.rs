@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use byob::config::Config;
-use byob::generate::{self, GenerateOptions};
 use byob::layout::RunId;
 use byob::plan::PlanFilter;
 use byob::receipt::Receipt;
 use byob::run::{self, RunOptions, Silent};
+use byob_testkit::generate::{self, GenerateOptions};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
 

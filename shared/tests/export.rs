@@ -1,8 +1,7 @@
 //! Export and finalize against an in-memory source and a local folder sink: rollover, shard
 //! numbering, empty tables, checksums, failures that must leave nothing behind.
 
-#[path = "common/files.rs"]
-mod files;
+use byob_testkit::files;
 use files::files_under;
 
 use std::collections::BTreeMap;
@@ -17,9 +16,9 @@ use byob::format::{Codec, EncoderOptions, Format, FormatKind};
 use byob::layout::{KeyTemplate, RunId};
 use byob::plan::{DestinationPlan, ExportTask, TaskResult};
 use byob::sink::LocalSink;
-use byob::source::memory::MemorySource;
 use byob::source::{BatchStream, Bounds, Slice, Source, TableRequest, TableStream};
 use byob::state::{LocalState, StateStore};
+use byob_testkit::memory::MemorySource;
 use sha2::{Digest, Sha256};
 
 fn schema() -> SchemaRef {

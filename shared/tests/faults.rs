@@ -33,10 +33,8 @@
 //! whose endpoint is the proxy: `byob run` reads credentials from the environment, which a
 //! test process cannot set safely.
 
-#[path = "common/fault_proxy.rs"]
-mod fault_proxy;
-#[path = "common/moto.rs"]
-mod moto;
+use byob_testkit::fault_proxy;
+use byob_testkit::moto;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,12 +44,12 @@ use std::time::{Duration, SystemTime};
 use aws_config::SdkConfig;
 use byob::config::Config;
 use byob::export::{self, Cancel};
-use byob::generate::{self, GenerateOptions};
 use byob::layout::RunId;
 use byob::plan::{self, PlanFilter};
 use byob::receipt::Receipt;
 use byob::sink::S3Sink;
 use byob::state::LocalState;
+use byob_testkit::generate::{self, GenerateOptions};
 use fault_proxy::{Fault, FaultProxy, Op, Rule};
 use futures::StreamExt;
 use moto::Moto;

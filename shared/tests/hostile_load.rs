@@ -15,9 +15,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/moto.rs"]
-mod moto;
-mod postgres_harness;
+use byob_testkit::moto;
+use byob_testkit::postgres as postgres_harness;
 
 use std::path::Path;
 use std::sync::Arc;

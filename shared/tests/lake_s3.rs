@@ -16,10 +16,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/files.rs"]
-mod files;
-#[path = "common/moto.rs"]
-mod moto;
+use byob_testkit::files;
+use byob_testkit::moto;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,13 +26,13 @@ use std::time::Instant;
 
 use arrow::array::{AsArray, RecordBatch};
 use byob::config::Config;
-use byob::generate::{GenerateOptions, TABLES, generate};
 use byob::plan::PlanFilter;
 use byob::receipt::Receipt;
 use byob::run::{self, RunOptions, Silent};
 use byob::source::lake::LakeSource;
 use byob::source::{Bounds, Source, TableRequest};
 use byob::workflow::{DestinationItem, DumpInput, DumpStep, ExportInput, FinalizeInput, Tasks, Workflow};
+use byob_testkit::generate::{GenerateOptions, TABLES, generate};
 use files::objects;
 use futures::TryStreamExt;
 use moto::Moto;

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray, StringViewArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use byob::generate::{GenerateOptions, TABLES, TableReport, generate, table_schema};
 use byob::source::lake::LakeSource;
 use byob::source::{Bounds, FilePart, Source, TableRequest};
+use byob_testkit::generate::{GenerateOptions, TABLES, TableReport, generate, table_schema};
 use futures::TryStreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod load_support;
-mod postgres_harness;
+use byob_testkit::postgres as postgres_harness;
 
 use byob::load::{LoadError, LoadOutcome, Loader, PostgresTarget, ReceiptLocation};
 use load_support::*;

@@ -6,9 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod load_support;
-#[path = "common/moto.rs"]
-mod moto;
-mod postgres_harness;
+use byob_testkit::moto;
+use byob_testkit::postgres as postgres_harness;
 
 use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,

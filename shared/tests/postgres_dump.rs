@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod postgres_harness;
+use byob_testkit::postgres as postgres_harness;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,12 +13,12 @@ use std::sync::Arc;
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::record_batch::RecordBatch;
 use byob::config::Config;
-use byob::generate::{self, GenerateOptions, TABLES};
 use byob::layout::RunId;
 use byob::plan::PlanFilter;
 use byob::receipt::Receipt;
 use byob::run::{self, RunOptions, RunReport, Silent};
-use byob::source::postgres::load::load_lake;
+use byob_testkit::generate::postgres::load_lake;
+use byob_testkit::generate::{self, GenerateOptions, TABLES};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 const TENANTS: [&str; 2] = ["acme", "globex"];
@@ -83,7 +83,7 @@ async fn a_postgres_run_exports_exactly_what_the_lake_run_exports() {
     let connector = pg.connector(&db);
     for _ in 0..2 {
         // Loading twice replaces the tables: still exactly the lake's rows.
-        let loaded = load_lake(&connector, "public", &lake, &TABLES, &|_, _| {}).await.unwrap();
+        let loaded = load_lake(&connector, "public", &lake, &TABLES).await.unwrap();
         let loaded: Vec<(String, u64)> = loaded.into_iter().map(|r| (r.table, r.rows)).collect();
         let wanted: Vec<(String, u64)> = generated.iter().map(|r| (r.table.clone(), r.rows)).collect();
         assert_eq!(loaded, wanted);
@@ -136,7 +136,7 @@ async fn a_warm_container_holds_no_connection_between_steps() {
     let options = GenerateOptions { out: lake.clone(), scale: 0.005, seed: 5, ..GenerateOptions::default() };
     generate::generate(&options, &|_, _| {}).unwrap();
     let db = pg.database("warm").await;
-    load_lake(&pg.connector(&db), "public", &lake, &TABLES, &|_, _| {}).await.unwrap();
+    load_lake(&pg.connector(&db), "public", &lake, &TABLES).await.unwrap();
     config(dir.path(), &format!("[source]\ntype = \"postgres\"\nurl = \"{}\"\n", pg.url(&db)), "warm");
     // Steps read in separate snapshots: a table splits only along a key (here a slice_key).
     let path = dir.path().join("warm.toml");

@@ -4,9 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "common/moto.rs"]
-mod moto;
-mod postgres_harness;
+use byob_testkit::moto;
+use byob_testkit::postgres as postgres_harness;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int32Type;

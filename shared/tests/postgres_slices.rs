@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod postgres_harness;
+use byob_testkit::postgres as postgres_harness;
 
 use std::collections::BTreeSet;
 

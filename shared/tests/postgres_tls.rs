@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod postgres_harness;
+use byob_testkit::postgres as postgres_harness;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int32Type;

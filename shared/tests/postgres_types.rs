@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod postgres_harness;
+use byob_testkit::postgres as postgres_harness;
 
 use std::sync::Arc;
 

@@ -5,8 +5,7 @@
 //! received: each hop's RoleArn, ExternalId, RoleSessionName and DurationSeconds, and which
 //! credentials signed each request (each hop signs with the previous hop's credentials).
 
-#[path = "common/moto.rs"]
-mod moto;
+use byob_testkit::moto;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

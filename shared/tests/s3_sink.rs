@@ -5,16 +5,15 @@
 //! checksums; for those the tests record what the client SENDS with an SDK interceptor
 //! (`common/wire.rs`) and assert the headers are there.
 
-#[path = "common/moto.rs"]
-mod moto;
-#[path = "common/wire.rs"]
-mod wire;
+use byob_testkit::moto;
+use byob_testkit::wire;
 
 use std::sync::{Arc, Mutex};
 
 use byob::aws::{self, S3Endpoint};
 use byob::config::Encryption;
-use byob::sink::{ObjectSink, PutOptions, S3Sink, S3SinkOptions, conformance};
+use byob::sink::{ObjectSink, PutOptions, S3Sink, S3SinkOptions};
+use byob_testkit::conformance;
 use bytes::Bytes;
 use moto::Moto;
 use wire::{Fault, Wire};

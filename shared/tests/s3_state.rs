@@ -1,7 +1,6 @@
 //! Our state in our own S3 bucket (what the deployed functions use), against moto.
 
-#[path = "common/moto.rs"]
-mod moto;
+use byob_testkit::moto;
 
 use byob::format::Format;
 use byob::layout::RunId;

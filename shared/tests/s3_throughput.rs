@@ -11,8 +11,7 @@
 //! mark (VmHWM) minus what it held before the upload, so it shows what the upload itself
 //! buffered: at most `(parts in flight + 1) x part size` plus the HTTP stack's buffers.
 
-#[path = "common/moto.rs"]
-mod moto;
+use byob_testkit::moto;
 
 use std::time::Instant;
 

@@ -51,7 +51,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_state_machines_event_plans_the_scheduled_minute_into_our_state() {
-        let (dir, workflow) = byob::workflow::testing::workflow();
+        let (dir, workflow) = byob_testkit::workflow::workflow();
         let plan = handler(&workflow, fixture("dump-step.json")).await.expect("plan");
         assert_eq!(plan.run.to_string(), "2023-03-14T04:00");
         assert_eq!(plan.destinations, "plans/2023-03-14T04_00/exec-2023-03-14-0400/destinations.json");
@@ -66,7 +66,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_schedulers_event_invoked_directly_plans_the_scheduled_minute() {
-        let (dir, workflow) = byob::workflow::testing::workflow();
+        let (dir, workflow) = byob_testkit::workflow::workflow();
         let event = fixture("dump-scheduled.json");
         assert!(matches!(event.payload, DumpEvent::Direct(_)));
         let plan = handler(&workflow, event).await.expect("plan");
@@ -76,7 +76,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_manual_event_plans_only_what_it_names() {
-        let (dir, workflow) = byob::workflow::testing::workflow();
+        let (dir, workflow) = byob_testkit::workflow::workflow();
         let plan = handler(&workflow, fixture("dump-manual.json")).await.expect("plan");
         let stored = stored(dir.path(), &plan);
         assert_eq!(stored.len(), 1);
@@ -87,7 +87,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_event_without_a_run_is_not_retryable() {
-        let (_dir, workflow) = byob::workflow::testing::workflow();
+        let (_dir, workflow) = byob_testkit::workflow::workflow();
         let event = DumpEvent::Direct(DumpInput::default());
         let err = handler(&workflow, LambdaEvent::new(event, lambda_runtime::Context::default()))
             .await

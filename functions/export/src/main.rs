@@ -31,7 +31,7 @@ mod tests {
     async fn exports_the_fixture_task_into_the_local_bucket() {
         let path = format!("{}/../../events/export.json", env!("CARGO_MANIFEST_DIR"));
         let input: ExportInput = serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("parses");
-        let (dir, workflow) = byob::workflow::testing::workflow();
+        let (dir, workflow) = byob_testkit::workflow::workflow();
         let out =
             handler(&workflow, LambdaEvent::new(input, lambda_runtime::Context::default())).await.expect("export");
         assert_eq!(out.task.table, "companies");
@@ -43,7 +43,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_destination_is_not_retryable() {
-        let (_dir, workflow) = byob::workflow::testing::workflow();
+        let (_dir, workflow) = byob_testkit::workflow::workflow();
         let input: ExportInput = serde_json::from_value(serde_json::json!({
             "run": "2023-03-14T04:00",
             "task": {"destination": "nobody", "table": "companies", "slice": {"index": 0, "count": 1}}

@@ -78,7 +78,7 @@ mod tests {
 
     #[tokio::test]
     async fn writes_the_receipts_once_the_task_result_is_stored() {
-        let (dir, workflow) = byob::workflow::testing::workflow();
+        let (dir, workflow) = byob_testkit::workflow::workflow();
         let mut input = fixture();
         // GIVEN the export the fixture points at has run
         let task = listed(&input)[0].clone();
@@ -97,7 +97,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_result_writes_nothing_and_is_not_retryable() {
-        let (dir, workflow) = byob::workflow::testing::workflow();
+        let (dir, workflow) = byob_testkit::workflow::workflow();
         let mut input = fixture();
         // The plan has a task whose result never came back.
         let mut tasks = listed(&input);
@@ -117,7 +117,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_result_that_does_not_match_its_output_is_refused() {
-        let (_dir, workflow) = byob::workflow::testing::workflow();
+        let (_dir, workflow) = byob_testkit::workflow::workflow();
         let mut input = fixture();
         let task = listed(&input)[0].clone();
         let mut out = workflow.export(&ExportInput { run: input.run, config: None, task }).await.expect("export");

@@ -49,7 +49,8 @@ impl Source for Planned {
 }
 
 fn config(destinations: usize) -> Config {
-    let tables: String = byob::generate::TABLES.iter().map(|t| format!("[[tables]]\nname = \"{t}\"\n")).collect();
+    let tables: String =
+        byob_testkit::generate::TABLES.iter().map(|t| format!("[[tables]]\nname = \"{t}\"\n")).collect();
     let destinations: String = (0..destinations)
         .map(|i| {
             format!(

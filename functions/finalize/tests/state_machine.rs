@@ -2,8 +2,7 @@
 //! the same functions the Lambda handlers call, with the JSON Step Functions would pass
 //! (the Map states' ItemSelector shapes of template.yaml), compared with `byob run`'s result.
 
-#[path = "../../../shared/tests/common/files.rs"]
-mod files;
+use byob_testkit::files;
 use files::objects;
 
 use std::sync::Arc;
@@ -11,7 +10,8 @@ use std::sync::Arc;
 use byob::plan::PlanFilter;
 use byob::receipt::Receipt;
 use byob::run::{self, RunOptions, Silent};
-use byob::workflow::{DumpEvent, DumpInput, ExportInput, FinalizeInput, testing};
+use byob::workflow::{DumpEvent, DumpInput, ExportInput, FinalizeInput};
+use byob_testkit::workflow as testing;
 use futures::future::join_all;
 use serde_json::{Value, json};
 

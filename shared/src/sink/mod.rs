@@ -6,7 +6,6 @@
 //! never leaves a half file under a final key. A sink is write-only by design: the customer
 //! grants PutObject and nothing else, so nothing here lists, reads or heads an object.
 
-pub mod conformance;
 mod local;
 mod s3;
 

@@ -6,7 +6,6 @@
 //! tenant: the tenant filter is applied here, at the source, before any byte is encoded.
 
 pub mod lake;
-pub mod memory;
 pub mod postgres;
 
 use std::fmt::Debug;

@@ -45,7 +45,6 @@
 
 mod connect;
 mod decode;
-pub mod load;
 mod slices;
 mod sql;
 mod types;

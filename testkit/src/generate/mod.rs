@@ -21,6 +21,7 @@
 //! It must never be used as a source of truth for anything but tests and demos, and never
 //! reads the clock: a lake generated today and next year is the same lake.
 
+pub mod postgres;
 pub mod web;
 
 use std::fmt::Write as _;
@@ -45,8 +46,8 @@ use parquet::schema::types::ColumnPath;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::format::FormatError;
-use crate::{Error, Result};
+use byob::format::FormatError;
+use byob::{Error, Result};
 
 /// The tables of the synthetic lake, in the order they are reported.
 pub const TABLES: [&str; 6] = ["companies", "contacts", "events", "revenue", "revenue_attribution", "paid_ads"];

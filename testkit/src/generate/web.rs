@@ -23,8 +23,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::TableReport;
-use crate::format::FormatError;
-use crate::{Error, Result};
+use byob::format::FormatError;
+use byob::{Error, Result};
 
 /// The table's name (its folder under the lake).
 pub const TABLE: &str = "web_events";

@@ -13,12 +13,8 @@
 //!   cluster that stops when dropped.
 //! - When PostgreSQL cannot be installed or started, [`shared`] prints a loud banner and
 //!   returns `None` (the caller skips); with `BYOB_REQUIRE_POSTGRES=1` it panics instead.
-#![allow(dead_code, clippy::unwrap_used)]
 
-#[path = "../common/files.rs"]
-mod files;
-#[allow(unused_imports)] // Not every test crate that includes the harness lists files.
-pub use files::files_under;
+pub use crate::files::files_under;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -9,8 +9,8 @@ use arrow::compute::{cast, concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use super::{Bounds, Source, TableRequest, TableStream};
-use crate::{Error, Result};
+use byob::source::{Bounds, Source, TableRequest, TableStream};
+use byob::{Error, Result};
 
 /// Tables as batches in memory.
 #[derive(Debug, Default, Clone)]

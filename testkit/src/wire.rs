@@ -2,7 +2,6 @@
 //! responses into failures: what a sink puts on the wire, seen from the client side (moto
 //! checks neither ExpectedBucketOwner nor permissions on KMS keys, so the only proof for those
 //! is what we send).
-#![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
 

@@ -36,9 +36,6 @@
 //! its client features; enabling its server would rebuild the whole AWS SDK stack for every
 //! test build. Every request goes to moto on a fresh connection with `Connection: close`;
 //! client connections are kept alive. Bodies are held in memory (test sizes).
-//!
-//! Included by `#[path]` from the shared and cli test crates.
-#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::io;

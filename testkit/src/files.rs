@@ -1,7 +1,5 @@
 //! The files under a folder (a local sink's bucket, a state folder), for tests that compare two
-//! dumps or list what was written. Included by `#[path]` from the shared and functions test
-//! crates; each uses a part.
-#![allow(dead_code)]
+//! dumps or list what was written.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -11,9 +11,6 @@
 //! from moto's request recording ([`Moto::recorded`]) or an SDK interceptor. Identity policies
 //! ARE enforced after [`Moto::enforce_iam`]; set up users, roles and policies before it, with
 //! [`Moto::iam`], which speaks IAM's query API directly (no IAM SDK crate needed).
-//!
-//! Included by `#[path]` from the shared and cli test crates; each uses a subset.
-#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

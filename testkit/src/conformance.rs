@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::{ObjectSink, PutOptions};
+use byob::sink::{ObjectSink, PutOptions};
 
 /// Runs every check; panics with a message naming the failed check.
 pub async fn run_all(sink: &dyn ObjectSink, read: &(dyn Fn(&str) -> Option<Vec<u8>> + Sync)) {
@@ -77,4 +77,18 @@ pub async fn nothing_visible_before_complete(sink: &dyn ObjectSink, read: &(dyn 
     assert!(read(key).is_none(), "object visible before complete");
     up.complete().await.expect("complete pending");
     assert_eq!(read(key).as_deref(), Some(&b"partial"[..]));
+}
+
+#[cfg(test)]
+mod tests {
+    use byob::sink::LocalSink;
+
+    #[tokio::test]
+    async fn the_local_folder_sink_passes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = LocalSink::new(dir.path());
+        super::run_all(&sink, &|key| std::fs::read(dir.path().join(key)).ok()).await;
+        let left = crate::files::files_under(dir.path());
+        assert!(left.iter().all(|f| !f.ends_with(".byob-partial")), "partial files left: {left:?}");
+    }
 }
