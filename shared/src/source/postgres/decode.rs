@@ -29,7 +29,7 @@ use arrow::datatypes::{Field, FieldRef, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::types::{ColumnKind, PgColumn, Scalar};
+use super::types::{ColumnKind, SourceColumn, Scalar};
 
 /// The 11-byte signature that opens every binary COPY stream.
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
@@ -77,7 +77,7 @@ pub struct BatchLimits {
 /// Decodes one binary COPY stream into record batches of `schema`.
 pub(crate) struct BatchDecoder {
     schema: SchemaRef,
-    columns: Vec<PgColumn>,
+    columns: Vec<SourceColumn>,
     builders: Vec<Builder>,
     limits: BatchLimits,
     rows: usize,
@@ -92,7 +92,7 @@ pub(crate) struct BatchDecoder {
 
 impl BatchDecoder {
     /// A decoder for rows of `columns`, yielding batches of `schema` (one field per column).
-    pub(crate) fn new(columns: Vec<PgColumn>, schema: SchemaRef, limits: BatchLimits) -> Self {
+    pub(crate) fn new(columns: Vec<SourceColumn>, schema: SchemaRef, limits: BatchLimits) -> Self {
         let limits = BatchLimits { max_rows: limits.max_rows.max(1), max_bytes: limits.max_bytes.max(1) };
         let capacity = limits.max_rows.min(8192);
         let builders = columns.iter().map(|c| Builder::new(c.kind, capacity)).collect();

@@ -64,7 +64,7 @@ use connect::{ConnectSpec, RedactedUrl};
 use decode::BatchDecoder;
 pub use decode::{BatchLimits, DecodeError};
 use slices::KeyKind;
-use types::PgColumn;
+use types::SourceColumn;
 
 use super::{BatchStream, Bounds, Source, TableRequest, TableStream};
 use crate::config::{self, TableConfig};
@@ -568,7 +568,7 @@ impl PgSource {
         &self,
         client: &Client,
         columns: &[tokio_postgres::Column],
-    ) -> std::result::Result<Vec<PgColumn>, PostgresError> {
+    ) -> std::result::Result<Vec<SourceColumn>, PostgresError> {
         let mut not_null: HashSet<(u32, i16)> = HashSet::new();
         let tables: HashSet<u32> = columns.iter().filter_map(|c| c.table_oid()).filter(|&oid| oid != 0).collect();
         for oid in tables {
@@ -595,7 +595,7 @@ impl PgSource {
                 (Some(oid), Some(attnum)) => !not_null.contains(&(oid, attnum)),
                 _ => true,
             };
-            out.push(PgColumn { name: column.name().to_owned(), kind, type_name, nullable });
+            out.push(SourceColumn { name: column.name().to_owned(), kind, type_name, nullable });
         }
         Ok(out)
     }

@@ -96,9 +96,10 @@ impl ColumnKind {
     }
 }
 
-/// A column of a slice as PostgreSQL describes it.
+/// A column of a slice as PostgreSQL describes it: how the source decodes it. (The loader's
+/// [`crate::load::postgres::PgColumn`] is the other direction: a portable type as a target column.)
 #[derive(Clone, Debug)]
-pub(crate) struct PgColumn {
+pub(crate) struct SourceColumn {
     /// The column name, exactly as PostgreSQL reports it.
     pub name: String,
     /// How it is decoded.

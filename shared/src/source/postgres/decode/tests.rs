@@ -160,13 +160,13 @@ fn stream(rows: &[Vec<Option<Vec<u8>>>]) -> Vec<u8> {
 
 fn decoder(max_rows: usize) -> BatchDecoder {
     let columns = vec![
-        PgColumn {
+        SourceColumn {
             name: "id".into(),
             kind: ColumnKind::Scalar(Scalar::Int4),
             type_name: "integer".into(),
             nullable: false,
         },
-        PgColumn {
+        SourceColumn {
             name: "tags".into(),
             kind: ColumnKind::List(Scalar::Text),
             type_name: "text[]".into(),
