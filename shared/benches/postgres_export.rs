@@ -68,7 +68,7 @@ async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slic
         run: "2024-03-01T04:00".parse().unwrap(),
         prefix: "bench".into(),
         template: KeyTemplate::default(),
-        format: Format { kind: FormatKind::Parquet, codec, delimiter: None },
+        format: Format::new(FormatKind::Parquet, codec),
         max_file_rows: 1_000_000,
         max_file_bytes: 256 << 20,
         encoder: EncoderOptions::default(),

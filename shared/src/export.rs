@@ -155,7 +155,7 @@ pub async fn export(
         let job = EncodeJob {
             table: table.clone(),
             schema,
-            format: spec.format,
+            format: spec.format.clone(),
             options: spec.encoder.clone(),
             max_rows: spec.max_file_rows.max(1),
             max_bytes: spec.max_file_bytes.max(1),

@@ -73,7 +73,7 @@ pub fn export_spec(config: &Config, destination: &DestinationConfig, run: RunId)
         run,
         prefix: layout::normalize_prefix(&destination.prefix)?,
         template: destination.key_template()?,
-        format: destination.format,
+        format: destination.format.clone(),
         max_file_rows: destination.max_file_rows,
         max_file_bytes: destination.max_file_bytes.0,
         encoder: config.export.encoder_options(),

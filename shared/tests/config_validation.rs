@@ -114,7 +114,15 @@ fn example_config_validates() {
     assert_eq!(globex.folder.as_deref(), Some(dir.join("out/globex").as_path()));
     assert_eq!(
         globex.format,
-        Format { kind: FormatKind::Csv, codec: Codec::Gzip, delimiter: Some(byob::format::Delimiter::Semicolon) }
+        Format {
+            delimiter: Some(byob::format::Delimiter::Semicolon),
+            header: Some(true),
+            quote: Some('\''),
+            escape: Some('\\'),
+            null: Some("NULL".into()),
+            line_ending: Some(byob::format::LineEnding::Crlf),
+            ..Format::new(FormatKind::Csv, Codec::Gzip)
+        }
     );
     assert_eq!(globex.table_names(&config.tables), ["companies", "people", "events"]);
     assert_eq!(config.state.path, dir.join(".byob-state"));
@@ -236,7 +244,15 @@ fn every_field_is_shown_in_the_example() {
             role_arn: Some("r".into()),
             external_id: Some("e".into()),
             expected_bucket_owner: Some("o".into()),
-            format: Format::default(),
+            format: Format {
+                delimiter: Some(byob::format::Delimiter::Tab),
+                header: Some(false),
+                quote: Some('"'),
+                escape: Some('\\'),
+                null: Some("N".into()),
+                line_ending: Some(byob::format::LineEnding::Crlf),
+                ..Format::default()
+            },
             max_file_rows: 1,
             max_file_bytes: ByteSize(1),
             key_template: String::new(),
@@ -519,6 +535,33 @@ fn formats_are_checked() {
     assert_problem(&errors, "destinations[0].format.type", &["xml", "parquet"]);
     let errors = problems(|v| set(v, "/destinations/0/format", json!({ "type": "csv", "compression": "gzip" })));
     assert_problem(&errors, "destinations[0].format.compression", &["unknown field"]);
+}
+
+#[test]
+fn csv_options_are_checked() {
+    for (format, words) in [
+        (json!({ "type": "parquet", "null": "\\N", "header": false }), &["header, null", "csv only"][..]),
+        (json!({ "type": "csv", "quote": "a" }), &["quote", "ASCII punctuation"]),
+        (json!({ "type": "csv", "escape": "," }), &["escape", "delimiter"]),
+        (json!({ "type": "csv", "quote": "'", "escape": "'" }), &["escape must differ from quote"]),
+        (json!({ "type": "csv", "null": "a,b" }), &["null", "delimiter"]),
+        (json!({ "type": "csv", "null": "NULL-NULL-NULL-NULL" }), &["longer than 16"]),
+        (json!({ "type": "csv", "escape": "\\", "null": "\\N" }), &["null", "escape"]),
+    ] {
+        let errors = problems(|v| set(v, "/destinations/0/format", format.clone()));
+        assert_problem(&errors, "destinations[0].format", words);
+    }
+    let errors = problems(|v| set(v, "/destinations/0/format", json!({ "type": "csv", "line_ending": "cr" })));
+    assert_problem(&errors, "destinations[0].format.line_ending", &["cr"]);
+    let errors = problems(|v| set(v, "/destinations/0/format", json!({ "type": "csv", "quote": "''" })));
+    assert_problem(&errors, "destinations[0].format.quote", &["character"]);
+    let mut v = valid();
+    set(
+        &mut v,
+        "/destinations/0/format",
+        json!({ "type": "csv", "header": false, "quote": "'", "escape": "\\", "null": "NULL", "line_ending": "crlf" }),
+    );
+    Config::from_value(v, base()).unwrap();
 }
 
 #[test]

@@ -78,7 +78,7 @@ async fn files_roll_over_at_the_row_limit_with_consecutive_shards_and_true_check
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let sink = LocalSink::new(dir.path());
-    let csv = Format { kind: FormatKind::Csv, codec: Codec::Gzip, delimiter: None };
+    let csv = Format::new(FormatKind::Csv, Codec::Gzip);
 
     // WHEN acme's slice is exported with at most 1,000 rows per file
     let result = export::export(
@@ -266,7 +266,7 @@ async fn rerunning_a_run_rewrites_the_same_keys_with_the_same_bytes() {
     let source = MemorySource::new().with_table("t", schema(), vec![rows(5000, |_| "acme")]);
     let dir = tempfile::tempdir().expect("tempdir");
     let sink = LocalSink::new(dir.path());
-    let s = spec(Format { kind: FormatKind::Jsonl, codec: Codec::Gzip, delimiter: None }, 2000);
+    let s = spec(Format::new(FormatKind::Jsonl, Codec::Gzip), 2000);
     let first = export::export(
         &task("t", Slice::WHOLE),
         &request("t", "acme"),

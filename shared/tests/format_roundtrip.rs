@@ -97,13 +97,13 @@ fn batch(rows: &[Row]) -> RecordBatch {
 fn all_formats() -> Vec<Format> {
     let mut formats = Vec::new();
     for codec in [Codec::None, Codec::Gzip, Codec::Zstd, Codec::Snappy] {
-        formats.push(Format { kind: FormatKind::Parquet, codec, delimiter: None });
+        formats.push(Format::new(FormatKind::Parquet, codec));
     }
     for codec in [Codec::None, Codec::Gzip] {
         for delimiter in [Delimiter::Comma, Delimiter::Semicolon, Delimiter::Tab] {
-            formats.push(Format { kind: FormatKind::Csv, codec, delimiter: Some(delimiter) });
+            formats.push(Format { delimiter: Some(delimiter), ..Format::new(FormatKind::Csv, codec) });
         }
-        formats.push(Format { kind: FormatKind::Jsonl, codec, delimiter: None });
+        formats.push(Format::new(FormatKind::Jsonl, codec));
     }
     formats
 }

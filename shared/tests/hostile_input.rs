@@ -583,7 +583,7 @@ fn extension() -> impl Strategy<Value = &'static str> {
     let mut exts = Vec::new();
     for kind in [FormatKind::Parquet, FormatKind::Csv, FormatKind::Jsonl] {
         for codec in [Codec::None, Codec::Gzip, Codec::Zstd, Codec::Snappy] {
-            let f = Format { kind, codec, delimiter: None };
+            let f = Format::new(kind, codec);
             if f.validate().is_ok() {
                 exts.push(f.extension());
             }

@@ -198,7 +198,7 @@ async fn an_s3_lake_reads_like_the_local_lake_under_enforced_iam() {
     // AND a whole `byob run` and the deployed steps, in a process whose credentials are the
     // user's, write what the same run over the local lake writes
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_runs_the_dump_from_the_s3_lake", "--nocapture"])
+        .args(["--ignored", "--exact", "lake_s3::child_runs_the_dump_from_the_s3_lake", "--nocapture"])
         .env(CHILD, dir.path())
         .env("AWS_ACCESS_KEY_ID", user.access_key_id())
         .env("AWS_SECRET_ACCESS_KEY", user.secret_access_key())

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod load_support;
+use crate::load_support;
 
 use std::path::Path;
 
@@ -223,14 +223,23 @@ async fn every_portable_type_round_trips_from_arrow() {
 async fn csv_and_json_lines_dumps_load_the_same_rows_as_parquet() {
     use byob::format::{Codec, Delimiter, Format, FormatKind};
     for format in [
-        Format { kind: FormatKind::Csv, codec: Codec::Gzip, delimiter: Some(Delimiter::Semicolon) },
-        Format { kind: FormatKind::Jsonl, codec: Codec::Gzip, delimiter: None },
-        Format { kind: FormatKind::Parquet, codec: Codec::Zstd, delimiter: None },
+        Format { delimiter: Some(Delimiter::Semicolon), ..Format::new(FormatKind::Csv, Codec::Gzip) },
+        // Every CSV option at once: no header, `'` quotes with `\\` escapes, a NULL text, CRLF.
+        Format {
+            header: Some(false),
+            quote: Some('\''),
+            escape: Some('\\'),
+            null: Some("NULL".into()),
+            line_ending: Some(byob::format::LineEnding::Crlf),
+            ..Format::new(FormatKind::Csv, Codec::Gzip)
+        },
+        Format::new(FormatKind::Jsonl, Codec::Gzip),
+        Format::new(FormatKind::Parquet, Codec::Zstd),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("w.duckdb");
         let mut dump = Dump::new(RUN1, None);
-        dump.format = format;
+        dump.format = format.clone();
         dump.table("companies", companies(0, 700, true), 2).write_local(dir.path(), "p");
         loaded(&Loader::local().load(&run_receipt(dir.path(), "p", RUN1), &DuckDbTarget::new(&db)).await.unwrap());
         assert_eq!(checksum(&db, "companies", true), expected(&companies(0, 700, true), true), "{format:?}");

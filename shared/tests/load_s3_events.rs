@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod load_support;
+use crate::load_support;
 use byob_testkit::moto;
 use byob_testkit::postgres as postgres_harness;
 

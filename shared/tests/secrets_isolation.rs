@@ -80,7 +80,7 @@ fn child_env() -> Vec<(&'static str, String)> {
 /// must show success.
 fn run_child(phase: &str, setup: &Value) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args(["secrets_isolation::child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .envs(child_env())
         .env("AWS_ENDPOINT_URL", setup["endpoint"].as_str().unwrap())
         .env("BYOB_SECRETS_CHILD", json!({"phase": phase, "setup": setup}).to_string())

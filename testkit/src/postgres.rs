@@ -418,7 +418,7 @@ pub async fn export_parquet(
         run: "2024-02-29T04:03".parse().unwrap(),
         prefix: "out".into(),
         template: KeyTemplate::parse(KeyTemplate::DEFAULT).unwrap(),
-        format: Format { kind: FormatKind::Parquet, codec, delimiter: None },
+        format: Format::new(FormatKind::Parquet, codec),
         max_file_rows: 1_000_000,
         max_file_bytes: 1 << 30,
         encoder: EncoderOptions::default(),

@@ -1,17 +1,20 @@
 //! The CSV encoder: Arrow batches into one CSV file (plain or gzip-wrapped), for customers
 //! whose tools want text.
 //!
-//! One header line opens every file, even an empty one; fields are separated by the
+//! By default one header line opens every file, even an empty one; fields are separated by the
 //! configured delimiter and quoted (with `""` for a quote) only where they contain the
-//! delimiter, a quote or a line break; lines end with `\n`. How values are written:
+//! delimiter, a quote or a line break; lines end with `\n`. Each of those is a CSV option of
+//! the format ([`CsvStyle`]: header, quote, escape, NULL text, line ending). How values are
+//! written:
 //! - timestamps with a time zone: the instant in UTC, RFC 3339 with `Z` and as many
 //!   fractional digits as needed (`2023-03-14T04:03:07.963883Z`), whatever zone the column
 //!   carries; without a time zone, the same without `Z` (`2023-03-14T04:03:07.963883`);
 //!   dates `YYYY-MM-DD`;
 //! - decimals in plain notation with all their scale digits (`-1234.50`), integers in full,
 //!   floats in the shortest form that reads back to the same value;
-//! - null as an empty field. CSV cannot tell a null from an empty string: both read back as
-//!   null (Arrow, DuckDB and Spark by default). Use JSON lines or Parquet where that matters.
+//! - null as an empty field by default. Then CSV cannot tell a null from an empty string: both
+//!   read back as null (Arrow, DuckDB and Spark by default). Set a NULL text (`null = "\\N"`)
+//!   where that matters: empty strings are then written as empty fields and nulls as the text.
 //!
 //! It must never write a nested column (list, struct, map) in some ad-hoc text form: those
 //! are rejected when the encoder is made, naming the column.
@@ -22,26 +25,26 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use super::writer::{TextSink, UtcTimestamps};
-use super::{Codec, Delimiter, Encoder, EncoderOptions, FormatError};
+use super::{Codec, CsvStyle, Encoder, EncoderOptions, FormatError};
 
 /// Encodes batches into CSV text.
 pub(crate) struct CsvEncoder {
     schema: SchemaRef,
-    delimiter: Delimiter,
+    style: CsvStyle,
     utc: UtcTimestamps,
     sink: TextSink,
-    header_written: bool,
+    started: bool,
 }
 
 impl CsvEncoder {
-    /// A CSV encoder for `schema`, separating fields with `delimiter`, wrapped in gzip when
-    /// `codec` is [`Codec::Gzip`].
+    /// A CSV encoder for `schema` writing text in `style`, wrapped in gzip when `codec` is
+    /// [`Codec::Gzip`].
     ///
     /// Fails with [`FormatError::Unsupported`] for a nested column, and with
     /// [`FormatError::Invalid`] for a codec other than gzip or none.
     pub(crate) fn new(
         schema: SchemaRef,
-        delimiter: Delimiter,
+        style: CsvStyle,
         codec: Codec,
         options: &EncoderOptions,
     ) -> Result<Self, FormatError> {
@@ -55,9 +58,9 @@ impl CsvEncoder {
         Ok(CsvEncoder {
             utc: UtcTimestamps::new(&schema),
             schema,
-            delimiter,
+            style,
             sink: TextSink::new(codec, options, "csv")?,
-            header_written: false,
+            started: false,
         })
     }
 
@@ -65,12 +68,21 @@ impl CsvEncoder {
         let batch = self.utc.apply(batch)?;
         // arrow's CSV writer cannot hand back its inner writer by reference, so a light one
         // is built per batch over the sink; only the first writes the header.
-        let mut writer = arrow::csv::WriterBuilder::new()
-            .with_header(!self.header_written)
-            .with_delimiter(self.delimiter.byte())
-            .build(&mut self.sink);
+        let style = &self.style;
+        let mut builder = arrow::csv::WriterBuilder::new()
+            .with_header(style.header && !self.started)
+            .with_delimiter(style.delimiter)
+            .with_quote(style.quote)
+            .with_null(style.null.clone());
+        if let Some(escape) = style.escape {
+            builder = builder.with_escape(escape).with_double_quote(false);
+        }
+        if style.crlf {
+            builder = builder.with_line_terminator(arrow::csv::writer::Terminator::CRLF);
+        }
+        let mut writer = builder.build(&mut self.sink);
         writer.write(&batch)?;
-        self.header_written = true;
+        self.started = true;
         Ok(())
     }
 }
@@ -89,7 +101,7 @@ impl Encoder for CsvEncoder {
     }
 
     fn finish(mut self: Box<Self>) -> Result<Vec<u8>, FormatError> {
-        if !self.header_written {
+        if !self.started && self.style.header {
             // An empty file still says what its columns are.
             self.write_batch(&RecordBatch::new_empty(Arc::clone(&self.schema)))?;
         }
@@ -105,6 +117,7 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
     use super::*;
+    use crate::format::{Delimiter, Format, FormatKind, LineEnding};
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -128,7 +141,14 @@ mod tests {
     }
 
     fn encode(delimiter: Delimiter, codec: Codec, batches: &[RecordBatch]) -> Vec<u8> {
-        let mut encoder = Box::new(CsvEncoder::new(schema(), delimiter, codec, &EncoderOptions::default()).unwrap());
+        let format = Format { delimiter: Some(delimiter), ..Format::new(FormatKind::Csv, codec) };
+        encode_as(&format, batches)
+    }
+
+    fn encode_as(format: &Format, batches: &[RecordBatch]) -> Vec<u8> {
+        format.validate().unwrap();
+        let mut encoder =
+            Box::new(CsvEncoder::new(schema(), format.csv_style(), format.codec, &EncoderOptions::default()).unwrap());
         let mut object = Vec::new();
         for batch in batches {
             encoder.write(batch).unwrap();
@@ -185,7 +205,12 @@ mod tests {
             Field::new("id", DataType::Int64, false),
             Field::new("tags", DataType::new_list(DataType::Int32, true), true),
         ]));
-        match CsvEncoder::new(schema, Delimiter::Comma, Codec::None, &EncoderOptions::default()) {
+        match CsvEncoder::new(
+            schema,
+            Format::new(FormatKind::Csv, Codec::None).csv_style(),
+            Codec::None,
+            &EncoderOptions::default(),
+        ) {
             Err(FormatError::Unsupported { column, format, .. }) => {
                 assert_eq!(column, "tags");
                 assert_eq!(format, "csv");
@@ -193,5 +218,29 @@ mod tests {
             Err(other) => panic!("unexpected error {other}"),
             Ok(_) => panic!("a list column was accepted"),
         }
+    }
+
+    #[test]
+    fn options_shape_the_text_header_quote_escape_null_and_line_ending() {
+        let format = Format {
+            header: Some(false),
+            quote: Some('\''),
+            escape: Some('\\'),
+            null: Some("NULL".into()),
+            line_ending: Some(LineEnding::Crlf),
+            ..Format::new(FormatKind::Csv, Codec::None)
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+            Arc::new(StringArray::from(vec![Some("it's"), Some(""), None])),
+            Arc::new(TimestampMicrosecondArray::from(vec![None, None, None]).with_timezone("UTC")),
+            Arc::new(Decimal128Array::from(vec![None, None, None]).with_precision_and_scale(18, 2).unwrap()),
+            Arc::new(Float64Array::from(vec![None, None, None])),
+        ];
+        let batch = RecordBatch::try_new(schema(), columns).unwrap();
+        let text = String::from_utf8(encode_as(&format, &[batch])).unwrap();
+        assert_eq!(text, "1,'it\\'s',NULL,NULL,NULL\r\n2,,NULL,NULL,NULL\r\n3,NULL,NULL,NULL,NULL\r\n");
+        // No header: an empty file is empty.
+        assert!(encode_as(&format, &[]).is_empty());
     }
 }

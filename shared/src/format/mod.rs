@@ -97,11 +97,12 @@ impl<'de> Deserialize<'de> for Delimiter {
     }
 }
 
-/// How files are written: container, codec and (for CSV) separator.
+/// How files are written: container, codec and (for CSV) the text's shape.
 ///
 /// The same shape appears in the config (`format = { type = "csv", codec = "gzip",
-/// delimiter = ";" }`) and in `receipt.json`, so a loader knows how to read every file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// delimiter = ";", null = "\\N" }`) and in `receipt.json`, so a loader knows how to read
+/// every file. The CSV options are absent from both when left at their defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Format {
     /// `parquet`, `csv` or `jsonl`.
@@ -113,17 +114,80 @@ pub struct Format {
     /// CSV only: `,` (default), `;` or `tab`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delimiter: Option<Delimiter>,
+    /// CSV only: whether each file opens with a header line of column names (default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<bool>,
+    /// CSV only: the character that quotes a field holding the delimiter, a quote or a line
+    /// break (default `"`). One ASCII punctuation character.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<char>,
+    /// CSV only: the character that escapes a quote inside a quoted field (default: none, the
+    /// quote is doubled, RFC 4180). One ASCII punctuation character, e.g. `\\`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escape: Option<char>,
+    /// CSV only: the text written for NULL (default: an empty field, which reads back as NULL
+    /// for an empty string too). Set it (e.g. `\\N`, PostgreSQL's) and an empty string stays an
+    /// empty string. At most 16 characters, none of them the delimiter, quote, escape or a line break;
+    /// a value equal to it reads back as NULL, so pick text the data does not hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null: Option<String>,
+    /// CSV only: `lf` (default) or `crlf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_ending: Option<LineEnding>,
+}
+
+/// How CSV lines end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineEnding {
+    /// `\n` (the default).
+    #[default]
+    Lf,
+    /// `\r\n`, what Windows tools and some FTP-era loaders expect.
+    Crlf,
+}
+
+/// The CSV options of a [`Format`] with their defaults applied: what the encoder writes and
+/// the loader reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsvStyle {
+    /// The field separator.
+    pub delimiter: u8,
+    /// A header line first.
+    pub header: bool,
+    /// The quote character.
+    pub quote: u8,
+    /// The escape character; `None`: quotes are doubled.
+    pub escape: Option<u8>,
+    /// The text of NULL (empty by default).
+    pub null: String,
+    /// `\r\n` line endings.
+    pub crlf: bool,
 }
 
 impl Default for Format {
     /// Parquet with gzip column chunks: Dreamdata's `.parquet.gz`.
     fn default() -> Self {
-        Format { kind: FormatKind::Parquet, codec: Codec::Gzip, delimiter: None }
+        Format {
+            kind: FormatKind::Parquet,
+            codec: Codec::Gzip,
+            delimiter: None,
+            header: None,
+            quote: None,
+            escape: None,
+            null: None,
+            line_ending: None,
+        }
     }
 }
 
 impl Format {
-    /// Checks the combination of kind, codec and delimiter; the message says what is allowed.
+    /// A format of `kind` and `codec`, every CSV option at its default.
+    pub fn new(kind: FormatKind, codec: Codec) -> Self {
+        Format { kind, codec, ..Format::default() }
+    }
+
+    /// Checks the combination of kind, codec and CSV options; the message says what is allowed.
     pub fn validate(&self) -> Result<(), String> {
         if let (FormatKind::Csv | FormatKind::Jsonl, Codec::Zstd | Codec::Snappy) = (self.kind, self.codec) {
             return Err(format!(
@@ -131,10 +195,66 @@ impl Format {
                 self.codec, self.kind
             ));
         }
-        if self.delimiter.is_some() && self.kind != FormatKind::Csv {
-            return Err(format!("delimiter applies to csv only, not {:?}", self.kind));
+        if self.kind != FormatKind::Csv {
+            let set: Vec<&str> = [
+                ("delimiter", self.delimiter.is_some()),
+                ("header", self.header.is_some()),
+                ("quote", self.quote.is_some()),
+                ("escape", self.escape.is_some()),
+                ("null", self.null.is_some()),
+                ("line_ending", self.line_ending.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, set)| set.then_some(name))
+            .collect();
+            if !set.is_empty() {
+                return Err(format!("{} applies to csv only, not {:?}", set.join(", "), self.kind));
+            }
+            return Ok(());
+        }
+        let delimiter = char::from(self.delimiter().byte());
+        for (name, c) in [("quote", self.quote), ("escape", self.escape)] {
+            let Some(c) = c else { continue };
+            if !c.is_ascii_punctuation() {
+                return Err(format!("{name} {c:?} must be one ASCII punctuation character, e.g. \"'\" or \"\\\\\""));
+            }
+            if c == delimiter {
+                return Err(format!("{name} {c:?} is the delimiter: pick another character"));
+            }
+        }
+        if self.quote.is_some() && self.quote == self.escape {
+            return Err("escape must differ from quote (leave escape out to double quotes instead)".into());
+        }
+        if let Some(null) = &self.null {
+            let quote = self.quote.unwrap_or('"');
+            if null.chars().count() > 16 {
+                return Err(format!("null {null:?} is longer than 16 characters"));
+            }
+            let escape = self.escape;
+            if let Some(c) =
+                null.chars().find(|&c| c == delimiter || c == quote || Some(c) == escape || c == '\n' || c == '\r')
+            {
+                return Err(format!(
+                    "null {null:?} holds {c:?} (the delimiter, the quote, the escape or a line break): it would be \
+                     quoted, and readers could not tell it from data"
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// The CSV options with their defaults applied.
+    pub fn csv_style(&self) -> CsvStyle {
+        // Validated: quote and escape are ASCII, so the conversion keeps them whole.
+        let byte = |c: char| u8::try_from(c).unwrap_or(b'"');
+        CsvStyle {
+            delimiter: self.delimiter().byte(),
+            header: self.header.unwrap_or(true),
+            quote: byte(self.quote.unwrap_or('"')),
+            escape: self.escape.map(byte),
+            null: self.null.clone().unwrap_or_default(),
+            crlf: self.line_ending == Some(LineEnding::Crlf),
+        }
     }
 
     /// The file extension without its leading dot.
@@ -270,7 +390,7 @@ pub fn encoder(format: &Format, schema: SchemaRef, options: &EncoderOptions) -> 
     format.validate().map_err(FormatError::Invalid)?;
     match format.kind {
         FormatKind::Parquet => Ok(Box::new(parquet::ParquetEncoder::new(schema, format.codec, options)?)),
-        FormatKind::Csv => Ok(Box::new(csv::CsvEncoder::new(schema, format.delimiter(), format.codec, options)?)),
+        FormatKind::Csv => Ok(Box::new(csv::CsvEncoder::new(schema, format.csv_style(), format.codec, options)?)),
         FormatKind::Jsonl => Ok(Box::new(jsonl::JsonlEncoder::new(schema, format.codec, options)?)),
     }
 }

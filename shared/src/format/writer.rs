@@ -477,11 +477,11 @@ mod tests {
     fn all_formats() -> Vec<Format> {
         let mut formats = Vec::new();
         for codec in [Codec::None, Codec::Gzip, Codec::Zstd, Codec::Snappy] {
-            formats.push(Format { kind: FormatKind::Parquet, codec, delimiter: None });
+            formats.push(Format::new(FormatKind::Parquet, codec));
         }
         for codec in [Codec::None, Codec::Gzip] {
-            formats.push(Format { kind: FormatKind::Csv, codec, delimiter: None });
-            formats.push(Format { kind: FormatKind::Jsonl, codec, delimiter: None });
+            formats.push(Format::new(FormatKind::Csv, codec));
+            formats.push(Format::new(FormatKind::Jsonl, codec));
         }
         formats
     }
@@ -531,7 +531,7 @@ mod tests {
     #[test]
     fn invalid_combinations_are_rejected() {
         let schema = batch(0).schema();
-        let csv_zstd = Format { kind: FormatKind::Csv, codec: Codec::Zstd, delimiter: None };
+        let csv_zstd = Format::new(FormatKind::Csv, Codec::Zstd);
         assert!(matches!(
             FileWriter::new(&csv_zstd, schema.clone(), &EncoderOptions::default()),
             Err(FormatError::Invalid(_))

@@ -302,7 +302,7 @@ impl DuckDbTarget {
             return Ok(skip);
         }
         self.check_managed(&conn, info)?;
-        let format = info.receipt.format;
+        let format = info.receipt.format.clone();
         let mut tables = Vec::new();
         for (name, table) in &info.receipt.tables {
             let files: Vec<read::TableFile> = table

@@ -291,7 +291,7 @@ impl PostgresTarget {
                 reason: format!("table {name:?}: a file was not verified"),
             });
         }
-        let format = verified.info.receipt.format;
+        let format = verified.info.receipt.format.clone();
         let rows = copy_files(client, &staging, name, columns, format, files)
             .await
             .map_err(|e| e.into_load_error(|what, e| self.err(what, e)))?;

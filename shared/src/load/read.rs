@@ -35,12 +35,23 @@ pub fn batches(format: &Format, schema: &Schema, path: &Path) -> Result<Batches,
         }
         FormatKind::Csv => {
             let input = unwrap(format.codec, file);
-            let reader = arrow::csv::ReaderBuilder::new(Arc::new(offset_zones(schema)))
-                .with_header(true)
-                .with_delimiter(format.delimiter().byte())
-                .with_batch_size(BATCH_ROWS)
-                .build(input)
-                .map_err(|e| e.to_string())?;
+            let style = format.csv_style();
+            let mut builder = arrow::csv::ReaderBuilder::new(Arc::new(offset_zones(schema)))
+                .with_header(style.header)
+                .with_delimiter(style.delimiter)
+                .with_quote(style.quote)
+                .with_batch_size(BATCH_ROWS);
+            if let Some(escape) = style.escape {
+                builder = builder.with_escape(escape);
+            }
+            if !style.null.is_empty() {
+                // Only the NULL text is NULL; an empty field is an empty string.
+                let exact =
+                    regex::Regex::new(&format!("^{}$", regex::escape(&style.null))).map_err(|e| e.to_string())?;
+                builder = builder.with_null_regex(exact);
+            }
+            // Lines ending in \n or \r\n are both read (the reader's default terminator).
+            let reader = builder.build(input).map_err(|e| e.to_string())?;
             Ok(Box::new(reader.map(|b| b.map_err(|e| e.to_string()))))
         }
         FormatKind::Jsonl => {

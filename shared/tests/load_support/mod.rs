@@ -81,7 +81,7 @@ impl Dump {
 
     pub fn receipt(&self) -> Receipt {
         let now = self.run.datetime() + chrono::Duration::seconds(65);
-        Receipt::new(self.run, self.previous, self.format, self.tables.clone(), now)
+        Receipt::new(self.run, self.previous, self.format.clone(), self.tables.clone(), now)
     }
 
     /// Files, then the run's receipt, then the root receipt, under `<dir>/<prefix>/`.

@@ -29,7 +29,7 @@ use arrow::datatypes::{Field, FieldRef, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::types::{ColumnKind, SourceColumn, Scalar};
+use super::types::{ColumnKind, Scalar, SourceColumn};
 
 /// The 11-byte signature that opens every binary COPY stream.
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
