@@ -85,6 +85,10 @@ enum Command {
         /// Only these tables (repeatable).
         #[arg(long = "table")]
         tables: Vec<String>,
+        /// Only the destinations whose `schedule` is due at the run's minute, as a scheduled run
+        /// plans them (default: every destination).
+        #[arg(long)]
+        due: bool,
     },
     /// Preflight one S3 destination step by step: assume each hop of its role chain, prove the
     /// customer's role refuses an AssumeRole without the ExternalId, write a probe object under
@@ -195,23 +199,68 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             demo::generate_into(out.as_deref(), scale, &shape, seed, postgres.as_deref(), &schema).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { config, run, destinations, tables } => {
+        Command::Run { config, run, destinations, tables, due } => {
             let config = load_config(&config)?;
             let run = match run {
                 Some(r) => r.parse::<RunId>().with_context(|| format!("--run {r:?}"))?,
                 None => RunId::now(),
             };
-            let report = run_dump(&config, run, PlanFilter { destinations, tables }).await?;
+            let report = run_dump(&config, run, PlanFilter { destinations, tables, due_only: due }).await?;
             Ok(exit_code(&report))
         }
         Command::Export(args) => export::export(args).await,
         Command::Check { config, destination } => check::check(&load_config(&config)?, &destination).await,
         Command::IamPolicy { config, destination, only } => iam::print(&load_config(&config)?, &destination, only),
         Command::Config { command: ConfigCommand::Validate { file } } => {
-            load_config(&file)?;
+            let config = load_config(&file)?;
             println!("{}: valid", file.display());
+            print_destinations(&config);
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Each destination's delivery options, and the deployed schedule its schedules need.
+fn print_destinations(config: &Config) {
+    let rows: Vec<[String; 5]> = config
+        .destinations
+        .iter()
+        .map(|d| {
+            let f = &d.format;
+            let mut format = f.extension().to_owned();
+            let csv: Vec<String> = [
+                f.delimiter.map(|_| format!("delimiter {:?}", char::from(f.delimiter().byte()))),
+                f.header.map(|h| format!("header {h}")),
+                f.quote.map(|c| format!("quote {c:?}")),
+                f.escape.map(|c| format!("escape {c:?}")),
+                f.null.as_ref().map(|n| format!("null {n:?}")),
+                f.line_ending.map(|l| format!("line ending {l:?}").to_lowercase()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !csv.is_empty() {
+                format = format!("{format} ({})", csv.join(", "));
+            }
+            let location = match (&d.bucket, &d.folder) {
+                (Some(b), _) => format!("s3://{b}/{}", d.prefix),
+                (_, Some(folder)) => folder.display().to_string(),
+                _ => String::new(),
+            };
+            let schedule = d.schedule.as_ref().map_or("every run", |s| s.as_str()).to_owned();
+            [d.id.clone(), d.tenant.clone(), format, schedule, location]
+        })
+        .collect();
+    let header = ["destination", "tenant", "format", "schedule", "writes to"].map(str::to_owned);
+    let widths: Vec<usize> =
+        (0..5).map(|i| rows.iter().chain([&header]).map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    for row in [&header].into_iter().chain(&rows) {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("  {}", cells.join("  ").trim_end());
+    }
+    match byob::config::firing_expression(config.destinations.iter().filter_map(|d| d.schedule.as_ref())) {
+        Some(expression) => println!("deployed schedule (template parameter DumpSchedule): {expression}"),
+        None => println!("no destination has a schedule: each run of DumpSchedule dumps every destination"),
     }
 }
 

@@ -76,6 +76,9 @@ pub struct PlanFilter {
     pub destinations: Vec<String>,
     /// Table names to run.
     pub tables: Vec<String>,
+    /// Only the destinations whose schedule is due at the run's minute (a scheduled run);
+    /// `false`: every destination (a run by hand). Destinations without a schedule are always due.
+    pub due_only: bool,
 }
 
 /// The source request for `table` of `destination`.
@@ -111,6 +114,9 @@ pub async fn plan(config: &Config, source: &dyn Source, run: RunId, filter: &Pla
     let mut destinations = Vec::new();
     for dest in &config.destinations {
         if !filter.destinations.is_empty() && !filter.destinations.contains(&dest.id) {
+            continue;
+        }
+        if filter.due_only && dest.schedule.as_ref().is_some_and(|s| !s.is_due(run)) {
             continue;
         }
         let mut tasks = Vec::new();

@@ -393,7 +393,12 @@ impl Workflow {
     /// The dump step: plans the run.
     pub async fn dump(&self, input: &DumpInput) -> Result<Plan> {
         let run = input.run_id()?;
-        let filter = PlanFilter { destinations: input.destinations.clone(), tables: input.tables.clone() };
+        // A scheduled firing plans the destinations due at its minute; a run by hand, every one.
+        let filter = PlanFilter {
+            destinations: input.destinations.clone(),
+            tables: input.tables.clone(),
+            due_only: input.scheduled_time.is_some(),
+        };
         let source: Arc<dyn Source> = wiring::source(&self.config, self.sdk().await, Reads::SourcePerStep);
         let plan = plan::plan(&self.config, source.as_ref(), run, &filter).await?;
         tracing::info!(%run, destinations = plan.destinations.len(), tasks = plan.destinations.iter().map(|d| d.tasks.len()).sum::<usize>(), "planned");

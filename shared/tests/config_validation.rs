@@ -261,6 +261,7 @@ fn every_field_is_shown_in_the_example() {
             bucket_owner_full_control: true,
             tags: [("team".to_owned(), "x".to_owned())].into(),
             tables: Some(vec![]),
+            schedule: Some(byob::config::Schedule::parse("hourly").unwrap()),
         }],
         export: ExportConfig::default(),
         aws: AwsConfig { writer_role_arn: Some("w".into()), region: Some("r".into()), endpoint_url: Some("e".into()) },
@@ -535,6 +536,22 @@ fn formats_are_checked() {
     assert_problem(&errors, "destinations[0].format.type", &["xml", "parquet"]);
     let errors = problems(|v| set(v, "/destinations/0/format", json!({ "type": "csv", "compression": "gzip" })));
     assert_problem(&errors, "destinations[0].format.compression", &["unknown field"]);
+}
+
+#[test]
+fn schedules_are_parsed_and_either_every_destination_has_one_or_none_does() {
+    let errors = problems(|v| set(v, "/destinations/0/schedule", json!("weekly")));
+    assert_problem(&errors, "destinations[0].schedule", &["\"weekly\" is not a schedule", "twice-daily", "cron"]);
+    let errors = problems(|v| set(v, "/destinations/0/schedule", json!("hourly")));
+    assert_problem(&errors, "destinations[1].schedule", &["missing while destinations[0] has one", "every firing"]);
+    let mut v = valid();
+    set(&mut v, "/destinations/0/schedule", json!("hourly"));
+    set(&mut v, "/destinations/1/schedule", json!("30 */6 * * 1-5"));
+    let config = Config::from_value(v, base()).unwrap();
+    assert_eq!(
+        byob::config::firing_expression(config.destinations.iter().filter_map(|d| d.schedule.as_ref())).as_deref(),
+        Some("cron(0,30 * * * ? *)")
+    );
 }
 
 #[test]

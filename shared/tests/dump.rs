@@ -179,13 +179,66 @@ async fn unknown_destination_or_table_in_the_filter_is_an_error_before_anything_
     let config = config(dir.path(), "[[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"buckets/acme\"\n");
     let run: RunId = "2024-01-02T04:00".parse().expect("run");
     for filter in [
-        PlanFilter { destinations: vec!["nope".into()], tables: vec![] },
-        PlanFilter { destinations: vec![], tables: vec!["nope".into()] },
+        PlanFilter { destinations: vec!["nope".into()], ..PlanFilter::default() },
+        PlanFilter { tables: vec!["nope".into()], ..PlanFilter::default() },
     ] {
         let err = run::run(&config, &RunOptions { run, filter }, Arc::new(Silent)).await.expect_err("unknown name");
         assert!(err.to_string().contains("\"nope\""), "{err}");
     }
     assert!(!dir.path().join("buckets").exists(), "nothing was written");
+}
+
+/// Per-destination schedules: at each hour of a day (a Monday), a scheduled run plans exactly
+/// the destinations due then; a run by hand plans every one.
+#[tokio::test]
+async fn a_scheduled_run_plans_the_destinations_due_at_each_hour_of_a_day() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    lake(dir.path());
+    let destinations: String = [
+        ("hourly", "hourly"),
+        ("twice", "twice-daily"),
+        ("daily", "daily"),
+        ("weekdays6h", "0 */6 * * 1-5"),
+        ("sundays", "0 9 * * 0"),
+    ]
+    .iter()
+    .map(|(id, schedule)| {
+        format!(
+            "[[destinations]]\nid = \"{id}\"\ntenant = \"acme\"\nfolder = \"buckets/{id}\"\nschedule = \"{schedule}\"\n"
+        )
+    })
+    .collect();
+    let config = config(dir.path(), &destinations);
+    let sdk = byob::wiring::sdk(&config).await;
+    let source = byob::wiring::source(&config, &sdk, byob::wiring::Reads::OneSource);
+    let planned = |run: RunId, due_only: bool| {
+        let config = &config;
+        let source = source.clone();
+        async move {
+            let filter = PlanFilter { due_only, ..PlanFilter::default() };
+            let plan = byob::plan::plan(config, source.as_ref(), run, &filter).await.expect("plan");
+            plan.destinations.iter().map(|d| d.destination.clone()).collect::<Vec<_>>()
+        }
+    };
+    for hour in 0..24 {
+        let run: RunId = format!("2026-11-30T{hour:02}:00").parse().expect("run");
+        let mut expected = vec!["hourly"];
+        if hour == 4 || hour == 15 {
+            expected.push("twice");
+        }
+        if hour == 4 {
+            expected.push("daily");
+        }
+        if hour % 6 == 0 {
+            expected.push("weekdays6h");
+        }
+        assert_eq!(planned(run, true).await, expected, "at {run}");
+        assert_eq!(planned(run, false).await.len(), 5, "a run by hand plans every destination");
+    }
+    // Half past: nothing is due.
+    assert!(planned("2026-11-30T04:30".parse().expect("run"), true).await.is_empty());
+    // Sunday 09:00: the Sunday destination and the hourly one.
+    assert_eq!(planned("2026-11-29T09:00".parse().expect("run"), true).await, ["hourly", "sundays"]);
 }
 
 /// A consumer written from Dreamdata's guide alone: it reads the receipt's `timestamp`,

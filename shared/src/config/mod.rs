@@ -41,6 +41,7 @@ const TIB: u64 = 1024 * GIB;
 mod load;
 mod names;
 mod problems;
+mod schedule;
 mod schema;
 mod sizes;
 mod validate;
@@ -49,6 +50,7 @@ mod validate;
 pub use load::*;
 pub use names::*;
 pub use problems::*;
+pub use schedule::{Schedule, firing_expression};
 pub use schema::*;
 pub use sizes::*;
 #[allow(unused_imports)]

@@ -397,6 +397,12 @@ pub struct DestinationConfig {
     /// all. Example: `["companies", "events"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tables: Option<Vec<String>>,
+    /// When this destination is dumped: `"hourly"`, `"twice-daily"` (04:00 and 15:00 UTC),
+    /// `"daily"` (04:00 UTC) or five-field cron in UTC (see [`Schedule`]). A scheduled run plans
+    /// only the destinations due at its minute; without a schedule, a destination is due at every
+    /// run. Either every destination has one or none does. Example: `"hourly"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
 }
 
 pub(super) fn default_prefix() -> String {
@@ -443,6 +449,7 @@ impl DestinationConfig {
             bucket_owner_full_control: false,
             tags: BTreeMap::new(),
             tables: None,
+            schedule: None,
         }
     }
 

@@ -159,6 +159,27 @@ impl View<'_> {
                 "at least one destination is required, e.g. [[destinations]] id = \"acme\", tenant = \"acme\", folder = \"out/acme\"",
             ));
         }
+        // A destination without a schedule is due at every firing, and the firings follow the
+        // finest schedule in use: mixing would silently dump it hourly.
+        let scheduled: Vec<usize> = self
+            .destinations
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.is_some_and(|d| d.schedule.is_some()))
+            .map(|(i, _)| i)
+            .collect();
+        if let Some(&first) = scheduled.first() {
+            for (i, d) in self.destinations.iter().enumerate() {
+                if d.is_some_and(|d| d.schedule.is_none()) {
+                    problems.push(ConfigProblem::at(
+                        format!("destinations[{i}].schedule"),
+                        format!(
+                            "is missing while destinations[{first}] has one: without a schedule a destination is due at every firing of the deployed schedule, which follows the finest schedule in use; set one, e.g. schedule = \"twice-daily\""
+                        ),
+                    ));
+                }
+            }
+        }
         // Table names are known only if every table could be read.
         let table_names: Option<Vec<&str>> = self.tables.iter().map(|t| t.map(|t| t.name.as_str())).collect();
         let mut ids: HashMap<&str, usize> = HashMap::new();
