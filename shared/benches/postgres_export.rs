@@ -73,6 +73,7 @@ async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slic
         max_file_bytes: 256 << 20,
         encoder: EncoderOptions::default(),
         metadata: BTreeMap::new(),
+        manifest: false,
     };
     let started = Instant::now();
     // About `slices` slices, as the planner cuts them.

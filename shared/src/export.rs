@@ -51,6 +51,8 @@ pub struct ExportSpec {
     pub encoder: EncoderOptions,
     /// User metadata stored with every object (run, table and shard are added).
     pub metadata: BTreeMap<String, String>,
+    /// Finalizing writes an AEP-style manifest just before the receipt.
+    pub manifest: bool,
 }
 
 /// A flag that stops exports between batches (set when another task of the same destination

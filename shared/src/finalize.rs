@@ -11,10 +11,11 @@ use std::collections::{BTreeMap, HashSet};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use crate::export::ExportSpec;
 use crate::format::Format;
 use crate::layout::{self, RunId};
 use crate::plan::{DestinationPlan, TaskResult};
-use crate::receipt::{Receipt, TableReceipt};
+use crate::receipt::{Manifest, Receipt, TableReceipt};
 use crate::sink::{ObjectSink, PutOptions};
 use crate::state::{self, StateStore};
 use crate::{Error, Result};
@@ -99,25 +100,31 @@ pub struct Written {
     pub root: Option<String>,
 }
 
-/// Finalizes one destination: builds the receipt, writes the run copy, then the root receipt
-/// (unless a newer run finished already), and records the run in our state.
+/// Finalizes one destination: builds the receipt, writes the manifest when asked, the run
+/// copy, then the root receipt (unless a newer run finished already), and records the run in
+/// our state.
 pub async fn finalize(
     plan: &DestinationPlan,
     results: &[TaskResult],
-    run: RunId,
-    format: Format,
-    prefix: &str,
+    spec: &ExportSpec,
     sink: &dyn ObjectSink,
     state: &dyn StateStore,
 ) -> Result<(Receipt, Written)> {
+    let (run, prefix) = (spec.run, spec.prefix.as_str());
     let finished = state.finished_runs(&plan.destination).await?;
     let previous = state::previous_run(&finished, run);
-    let receipt = build_receipt(plan, results, run, previous, format, Utc::now())?;
-    let body = Bytes::from(receipt.to_json());
+    let mut receipt = build_receipt(plan, results, run, previous, spec.format.clone(), Utc::now())?;
     let options = PutOptions {
         content_type: "application/json".into(),
         metadata: BTreeMap::from([("byob-run".to_string(), run.to_string())]),
     };
+    if spec.manifest {
+        let key = Manifest::key(&plan.destination, run);
+        let manifest = Manifest::of(&plan.destination, prefix, &receipt);
+        sink.put(&layout::join(prefix, &key), Bytes::from(manifest.to_json()), &options).await?;
+        receipt.manifest = Some(key);
+    }
+    let body = Bytes::from(receipt.to_json());
     let run_copy = layout::join(prefix, &layout::run_receipt_key(&run));
     sink.put(&run_copy, body.clone(), &options).await?;
     let root = if state::newer_run_exists(&finished, run) {

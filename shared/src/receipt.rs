@@ -36,6 +36,10 @@ pub struct Receipt {
     pub format: Format,
     /// Every table of the run, by name.
     pub tables: BTreeMap<String, TableReceipt>,
+    /// The AEP-style manifest written just before this receipt (key relative to the prefix),
+    /// when the destination asks for one (`manifest = true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
 }
 
 /// One table of a run.
@@ -118,7 +122,7 @@ impl Receipt {
         tables: BTreeMap<String, TableReceipt>,
         now: DateTime<Utc>,
     ) -> Self {
-        Receipt { version: VERSION, timestamp: timestamp(now), run, previous_run, format, tables }
+        Receipt { version: VERSION, timestamp: timestamp(now), run, previous_run, format, tables, manifest: None }
     }
 
     /// The pretty-printed JSON written to the bucket.
@@ -169,6 +173,69 @@ fn cut(message: &str) -> String {
 /// Dreamdata's timestamp shape: RFC 3339, UTC, microseconds, `Z`.
 pub fn timestamp(now: DateTime<Utc>) -> String {
     now.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Adobe Experience Platform's manifest of one run, `manifest-<destination>-<run>.json` beside
+/// the receipt: `flowRunId`, `scheduledTime`, and per file `sinkPath` (its folder from the bucket's
+/// root), `name` and `size` (bytes as stored). Written just before the receipt, for consumers
+/// built on AEP's export manifests; the receipt stays the complete contract.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// `<destination>/<run>`: which dump wrote the files.
+    pub flow_run_id: String,
+    /// The run's scheduled minute, UTC, RFC 3339 (`2023-03-14T04:03:00Z`).
+    pub scheduled_time: String,
+    /// Every file of the run, tables in name order, files in shard order.
+    pub export_results: Vec<ManifestFile>,
+}
+
+/// One file in a [`Manifest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestFile {
+    /// The folder holding the file, from the bucket's root, with a leading `/`.
+    pub sink_path: String,
+    /// The file name.
+    pub name: String,
+    /// Size of the object in bytes.
+    pub size: u64,
+}
+
+impl Manifest {
+    /// The manifest's file name (also its key relative to the prefix).
+    pub fn key(destination: &str, run: RunId) -> String {
+        format!("manifest-{destination}-{run}.json")
+    }
+
+    /// The manifest of `receipt`'s files for `destination`, whose prefix is `prefix`.
+    pub fn of(destination: &str, prefix: &str, receipt: &Receipt) -> Manifest {
+        let export_results = receipt
+            .tables
+            .values()
+            .flat_map(|table| &table.files)
+            .map(|file| {
+                let key = crate::layout::join(prefix, &file.key);
+                let (folder, name) = key.rsplit_once('/').unwrap_or(("", key.as_str()));
+                ManifestFile { sink_path: format!("/{folder}"), name: name.to_owned(), size: file.bytes }
+            })
+            .collect();
+        Manifest {
+            flow_run_id: format!("{destination}/{}", receipt.run),
+            scheduled_time: receipt.run.datetime().to_rfc3339_opts(SecondsFormat::Secs, true),
+            export_results,
+        }
+    }
+
+    /// The pretty-printed JSON written to the bucket.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_else(|e| {
+            // Serializing plain structs of strings and integers cannot fail.
+            unreachable!("manifest serialization failed: {e}")
+        });
+        out.push(b'\n');
+        out
+    }
 }
 
 #[cfg(test)]

@@ -196,9 +196,6 @@ pub async fn export_destination(
         return (done, Err(errors.swap_remove(cause)));
     }
     let spec = parts.spec;
-    let outcome =
-        crate::finalize::finalize(plan, &done, spec.run, spec.format.clone(), &spec.prefix, parts.sink, state)
-            .await
-            .map(|(receipt, _)| receipt);
+    let outcome = crate::finalize::finalize(plan, &done, spec, parts.sink, state).await.map(|(receipt, _)| receipt);
     (done, outcome)
 }

@@ -78,6 +78,7 @@ pub fn export_spec(config: &Config, destination: &DestinationConfig, run: RunId)
         max_file_bytes: destination.max_file_bytes.0,
         encoder: config.export.encoder_options(),
         metadata: BTreeMap::new(),
+        manifest: destination.manifest,
     })
 }
 

@@ -488,16 +488,7 @@ impl Workflow {
         let plan = plan::DestinationPlan { destination: input.destination.clone(), tasks };
         let spec = export_spec(&self.config, destination, input.run)?;
         let sink = self.sink(&input.destination, input.run).await?;
-        let (receipt, written) = finalize::finalize(
-            &plan,
-            &results,
-            input.run,
-            spec.format,
-            &spec.prefix,
-            sink.as_ref(),
-            self.state.as_ref(),
-        )
-        .await?;
+        let (receipt, written) = finalize::finalize(&plan, &results, &spec, sink.as_ref(), self.state.as_ref()).await?;
         tracing::info!(destination = %input.destination, run = %input.run, rows = receipt.row_count(), "finalized");
         if let Tasks::Stored(key) = &input.tasks {
             let outcome = Outcome {

@@ -262,6 +262,7 @@ fn every_field_is_shown_in_the_example() {
             tags: [("team".to_owned(), "x".to_owned())].into(),
             tables: Some(vec![]),
             schedule: Some(byob::config::Schedule::parse("hourly").unwrap()),
+            manifest: true,
         }],
         export: ExportConfig::default(),
         aws: AwsConfig { writer_role_arn: Some("w".into()), region: Some("r".into()), endpoint_url: Some("e".into()) },

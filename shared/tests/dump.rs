@@ -188,6 +188,43 @@ async fn unknown_destination_or_table_in_the_filter_is_an_error_before_anything_
     assert!(!dir.path().join("buckets").exists(), "nothing was written");
 }
 
+/// `manifest = true`: AEP's manifest lands beside the receipt, lists every file of the run with
+/// the size of the stored object, and the receipt names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_with_a_manifest_gets_aeps_manifest_whose_sizes_equal_the_objects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    lake(dir.path());
+    let config = config(
+        dir.path(),
+        "[[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"buckets/acme\"\nprefix = \"exports/byob\"\nmanifest = true\n",
+    );
+    let run: RunId = "2024-01-02T04:00".parse().expect("run");
+    let report =
+        run::run(&config, &RunOptions { run, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("run");
+    assert_eq!(report.failed().count(), 0);
+    let bucket = dir.path().join("buckets/acme");
+    let receipt = Receipt::from_json(&std::fs::read(bucket.join("exports/byob/receipt.json")).expect("receipt"))
+        .expect("receipt parses");
+    assert_eq!(receipt.manifest.as_deref(), Some("manifest-acme-2024-01-02T04:00.json"));
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(bucket.join("exports/byob/manifest-acme-2024-01-02T04:00.json")).expect("manifest"),
+    )
+    .expect("manifest parses");
+    assert_eq!(manifest["flowRunId"], "acme/2024-01-02T04:00");
+    assert_eq!(manifest["scheduledTime"], "2024-01-02T04:00:00Z");
+    let results = manifest["exportResults"].as_array().expect("exportResults");
+    let files: usize = receipt.tables.values().map(|t| t.files.len()).sum();
+    assert_eq!(results.len(), files, "one entry per file of the receipt");
+    for entry in results {
+        let folder = entry["sinkPath"].as_str().expect("sinkPath");
+        let name = entry["name"].as_str().expect("name");
+        assert!(folder.starts_with("/exports/byob/2024-01-02T04:00/"), "{folder}");
+        let object = bucket.join(&folder[1..]).join(name);
+        let size = std::fs::metadata(&object).unwrap_or_else(|e| panic!("{}: {e}", object.display())).len();
+        assert_eq!(entry["size"].as_u64(), Some(size), "{name}");
+    }
+}
+
 /// Per-destination schedules: at each hour of a day (a Monday), a scheduled run plans exactly
 /// the destinations due then; a run by hand plans every one.
 #[tokio::test]

@@ -53,7 +53,13 @@ fn spec(format: Format, max_file_rows: u64) -> ExportSpec {
         max_file_bytes: 1 << 30,
         encoder: EncoderOptions::default(),
         metadata: BTreeMap::new(),
+        manifest: false,
     }
+}
+
+/// The spec finalize reads: run `run`, prefix `p`, default format.
+fn finalizing(run: &str) -> ExportSpec {
+    ExportSpec { run: run.parse().expect("run id"), prefix: "p".into(), ..spec(Format::default(), 1) }
 }
 
 fn request(table: &str, tenant: &str) -> TableRequest {
@@ -369,47 +375,26 @@ async fn finalize_writes_the_run_copy_then_the_root_and_never_moves_the_root_bac
             .expect("parses")
     };
 
-    let (r1, w1) = finalize::finalize(
-        &plan,
-        &results("2023-03-14T04:03"),
-        "2023-03-14T04:03".parse().expect("run"),
-        Format::default(),
-        "p",
-        &sink,
-        &state,
-    )
-    .await
-    .expect("first");
+    let (r1, w1) =
+        finalize::finalize(&plan, &results("2023-03-14T04:03"), &finalizing("2023-03-14T04:03"), &sink, &state)
+            .await
+            .expect("first");
     assert_eq!(r1.previous_run, None);
     assert_eq!(w1.run_copy, "p/2023-03-14T04:03/receipt.run.json");
     assert_eq!(read_root().run.to_string(), "2023-03-14T04:03");
 
-    let (r2, _) = finalize::finalize(
-        &plan,
-        &results("2023-03-14T15:00"),
-        "2023-03-14T15:00".parse().expect("run"),
-        Format::default(),
-        "p",
-        &sink,
-        &state,
-    )
-    .await
-    .expect("second");
+    let (r2, _) =
+        finalize::finalize(&plan, &results("2023-03-14T15:00"), &finalizing("2023-03-14T15:00"), &sink, &state)
+            .await
+            .expect("second");
     assert_eq!(r2.previous_run.map(|r| r.to_string()).as_deref(), Some("2023-03-14T04:03"));
     assert_eq!(read_root().run.to_string(), "2023-03-14T15:00");
 
     // A backfill of an older run writes its own copy but leaves the root on the newest run.
-    let (_, w3) = finalize::finalize(
-        &plan,
-        &results("2023-03-13T04:00"),
-        "2023-03-13T04:00".parse().expect("run"),
-        Format::default(),
-        "p",
-        &sink,
-        &state,
-    )
-    .await
-    .expect("backfill");
+    let (_, w3) =
+        finalize::finalize(&plan, &results("2023-03-13T04:00"), &finalizing("2023-03-13T04:00"), &sink, &state)
+            .await
+            .expect("backfill");
     assert_eq!(w3.root, None);
     assert!(dir.path().join("bucket/p/2023-03-13T04:00/receipt.run.json").exists());
     assert_eq!(read_root().run.to_string(), "2023-03-14T15:00");

@@ -187,8 +187,7 @@ async fn dump(base: &SdkConfig, config: &Config) -> BTreeMap<String, Result<Rece
             .collect()
             .await;
             let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-            let (receipt, _) =
-                byob::finalize::finalize(dp, &results, run, spec.format, &spec.prefix, &sink, &state).await?;
+            let (receipt, _) = byob::finalize::finalize(dp, &results, &spec, &sink, &state).await?;
             Ok::<_, byob::Error>(receipt)
         }
         .await;

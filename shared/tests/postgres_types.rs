@@ -495,6 +495,7 @@ async fn export_into_folder(source: &PgSource, table: &str) -> (String, Vec<Stri
         max_file_bytes: 1 << 30,
         encoder: byob::format::EncoderOptions::default(),
         metadata: Default::default(),
+        manifest: false,
     };
     let task = byob::plan::ExportTask {
         destination: "d".into(),

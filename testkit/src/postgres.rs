@@ -423,6 +423,7 @@ pub async fn export_parquet(
         max_file_bytes: 1 << 30,
         encoder: EncoderOptions::default(),
         metadata: BTreeMap::new(),
+        manifest: false,
     };
     let request = TableRequest {
         table: table.into(),

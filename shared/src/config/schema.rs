@@ -403,6 +403,15 @@ pub struct DestinationConfig {
     /// run. Either every destination has one or none does. Example: `"hourly"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
+    /// Writes Adobe Experience Platform's manifest, `<prefix>/manifest-<id>-<run>.json`
+    /// (`flowRunId`, `scheduledTime`, `exportResults[].sinkPath/name/size`), just before each
+    /// receipt, for consumers built on AEP's exports. Example: `true` (default `false`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub manifest: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 pub(super) fn default_prefix() -> String {
@@ -450,6 +459,7 @@ impl DestinationConfig {
             tags: BTreeMap::new(),
             tables: None,
             schedule: None,
+            manifest: false,
         }
     }
 
