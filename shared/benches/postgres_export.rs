@@ -74,6 +74,7 @@ async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slic
         encoder: EncoderOptions::default(),
         metadata: BTreeMap::new(),
         manifest: false,
+        partition_by: None,
     };
     let started = Instant::now();
     // About `slices` slices, as the planner cuts them.

@@ -6,10 +6,20 @@
 //! are deterministic (slice `i` numbers its files from `i * SHARD_STRIDE`), so a retried or
 //! re-run task rewrites exactly the same keys.
 //!
-//! On any failure the open upload is aborted: an export never leaves a partial object under a
-//! final key, and it returns the first error, naming the table and key.
+//! On any failure the open uploads are aborted: an export never leaves a partial object under
+//! a final key, and it returns the first error, naming the table and key.
+//!
+//! With `partition_by`, each batch splits by date partition ([`partition`]) and every partition
+//! is a file sequence of its own (numbered from the slice's first shard); at most
+//! [`MAX_OPEN_PARTITIONS`] files are open at once (the least recently written is closed when
+//! another is needed, and its partition continues in a new file), so memory stays bounded
+//! however many partitions a table spans.
 
-use std::collections::BTreeMap;
+mod partition;
+
+pub use partition::NULL_PARTITION;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -28,9 +38,13 @@ use crate::schema;
 use crate::sink::{ObjectSink, PutOptions, Upload, abort_quietly};
 use crate::source::{Source, TableRequest};
 use crate::{Error, Result};
+use partition::Partitioner;
 
 /// Rows handed to the encoder at a time: small enough that size limits are honoured closely.
 const MAX_ROWS_PER_WRITE: usize = 16 * 1024;
+
+/// Files open at once in one export with `partition_by` (each holds up to a row group).
+pub const MAX_OPEN_PARTITIONS: usize = 4;
 
 /// Everything an export needs to know about its destination, independent of the config file.
 #[derive(Clone, Debug)]
@@ -53,6 +67,8 @@ pub struct ExportSpec {
     pub metadata: BTreeMap<String, String>,
     /// Finalizing writes an AEP-style manifest just before the receipt.
     pub manifest: bool,
+    /// Date partitions of each table's files (`{partition}` in the template).
+    pub partition_by: Option<crate::config::PartitionBy>,
 }
 
 /// A flag that stops exports between batches (set when another task of the same destination
@@ -100,11 +116,14 @@ impl ByteBudget {
     }
 }
 
-/// What the encoder thread hands to the uploader.
+/// A file being uploaded: its upload, its key relative to the prefix, its partition.
+type Uploading = (Box<dyn Upload>, String, Option<String>);
+
+/// What the encoder thread hands to the uploader; `file` tells the open files apart.
 enum Piece {
-    Start { shard: u64 },
-    Data(Bytes),
-    End(FileStats),
+    Start { file: u64, shard: u64, partition: Option<String> },
+    Data { file: u64, bytes: Bytes },
+    End { file: u64, stats: FileStats },
 }
 
 /// Exports one slice of one table to `sink` and reports the files written.
@@ -134,6 +153,8 @@ pub async fn export(
     let schema = stream.schema.clone();
     let columns = schema::describe(&schema).map_err(|m| format_error(FormatError::Invalid(m)))?;
     FileWriter::new(&spec.format, schema.clone(), &spec.encoder).map_err(format_error)?;
+    let partitioner =
+        spec.partition_by.as_ref().map(|by| Partitioner::new(by, &schema)).transpose().map_err(format_error)?;
 
     // Both channels are bounded in bytes (`read_ahead_bytes`, `upload_queue_bytes`), not in
     // items: a batch of wide rows or a whole Parquet row group counts for what it holds.
@@ -163,6 +184,7 @@ pub async fn export(
             max_bytes: spec.max_file_bytes.max(1),
             first_shard: u64::from(task.slice.index) * SHARD_STRIDE,
             always_write_a_file: task.slice.index == 0,
+            partitioner,
             cancel: cancel.clone(),
             on_rows,
         };
@@ -171,13 +193,15 @@ pub async fn export(
 
     let ext = spec.format.extension();
     let mut files = Vec::new();
-    let mut open: Option<(Box<dyn Upload>, String)> = None;
+    // The files being written, by number.
+    let mut open: HashMap<u64, Uploading> = HashMap::new();
     let uploaded: Result<()> = async {
         // The permit goes back to the encoder's budget once the piece is handled.
         while let Some((piece, _permit)) = piece_rx.recv().await {
             match piece {
-                Piece::Start { shard } => {
-                    let relative = spec.template.render(&spec.run, &task.table, shard, ext);
+                Piece::Start { file, shard, partition } => {
+                    let value = partition.as_deref().unwrap_or(layout::UNPARTITIONED);
+                    let relative = spec.template.render_partition(&spec.run, &task.table, value, shard, ext);
                     let key = layout::join(&spec.prefix, &relative);
                     let mut options = PutOptions {
                         content_type: spec.format.content_type().to_string(),
@@ -186,22 +210,26 @@ pub async fn export(
                     options.metadata.insert("byob-run".into(), spec.run.to_string());
                     options.metadata.insert("byob-table".into(), task.table.clone());
                     options.metadata.insert("byob-shard".into(), layout::shard_name(shard));
+                    if let Some(partition) = &partition {
+                        options.metadata.insert("byob-partition".into(), partition.clone());
+                    }
                     let upload = sink.start(&key, &options).await?;
-                    open = Some((upload, relative));
+                    open.insert(file, (upload, relative, partition));
                 }
-                Piece::Data(bytes) => {
-                    if let Some((upload, _)) = open.as_mut() {
+                Piece::Data { file, bytes } => {
+                    if let Some((upload, _, _)) = open.get_mut(&file) {
                         upload.put_part(bytes).await?;
                     }
                 }
-                Piece::End(stats) => {
-                    if let Some((upload, relative)) = open.take() {
+                Piece::End { file, stats } => {
+                    if let Some((upload, relative, partition)) = open.remove(&file) {
                         upload.complete().await?;
                         files.push(FileEntry {
                             key: relative,
                             rows: stats.rows,
                             bytes: stats.bytes,
                             sha256: stats.sha256,
+                            partition,
                         });
                     }
                 }
@@ -219,17 +247,19 @@ pub async fn export(
     let encoded = encoder.await.map_err(|e| Error::Cancelled(format!("encoder of table {table:?} panicked: {e}")))?;
     pump.abort();
 
-    let outcome = uploaded.and(encoded).and_then(|()| match &open {
+    let outcome = uploaded.and(encoded).and_then(|()| match open.values().next() {
         // The encoder ended mid-file without an error: never report a file it did not finish.
-        Some((_, key)) => Err(Error::Cancelled(format!("encoding of {key:?} stopped before the file was complete"))),
+        Some((_, key, _)) => Err(Error::Cancelled(format!("encoding of {key:?} stopped before the file was complete"))),
         None => Ok(()),
     });
     if let Err(e) = outcome {
-        if let Some((upload, relative)) = open.take() {
+        for (_, (upload, relative, _)) in open.drain() {
             abort_quietly(upload, &relative).await;
         }
         return Err(e);
     }
+    // Files in key order: partitions interleave while they are written.
+    files.sort_by(|a, b| a.key.cmp(&b.key));
 
     let folder = spec.template.folder(&spec.run, &task.table);
     Ok(TaskResult {
@@ -255,8 +285,19 @@ struct EncodeJob {
     /// Slice 0 writes one file even when it has no rows, so an empty table still has a file
     /// carrying its schema; other empty slices write nothing.
     always_write_a_file: bool,
+    /// `Some` with `partition_by`: rows split by partition, each its own file sequence.
+    partitioner: Option<Partitioner>,
     cancel: Cancel,
     on_rows: RowsCallback,
+}
+
+/// A file being written by the encoding stage.
+struct OpenFile {
+    file: u64,
+    partition: Option<String>,
+    writer: FileWriter,
+    /// When it was last written to (a counter), to close the least recently written first.
+    used: u64,
 }
 
 impl EncodeJob {
@@ -269,8 +310,8 @@ impl EncodeJob {
         let send = |piece: Piece| {
             let stopped = || Error::Cancelled(format!("upload of table {:?} stopped", self.table));
             let bytes = match &piece {
-                Piece::Data(bytes) => bytes.len(),
-                Piece::Start { .. } | Piece::End(_) => 0,
+                Piece::Data { bytes, .. } => bytes.len(),
+                Piece::Start { .. } | Piece::End { .. } => 0,
             };
             // Blocks this (blocking) thread until the uploader has made room; the semaphore
             // needs no runtime to wait on. An uploader that stopped drops the receiver.
@@ -281,9 +322,11 @@ impl EncodeJob {
             pieces.send((piece, permit)).map_err(|_| stopped())
         };
         let format_error = |source: FormatError| Error::Format { table: self.table.clone(), source };
-        let mut shard = self.first_shard;
-        let mut files_written = 0u64;
-        let mut writer: Option<FileWriter> = None;
+        // The next shard of each partition (`None`: unpartitioned), and the files open now.
+        let mut next_shard: HashMap<Option<String>, u64> = HashMap::new();
+        let mut open: Vec<OpenFile> = Vec::new();
+        let mut files = 0u64;
+        let mut clock = 0u64;
 
         // The batch's permit is held until the batch is encoded.
         while let Some((item, _permit)) = batches.blocking_recv() {
@@ -291,51 +334,68 @@ impl EncodeJob {
             if self.cancel.is_cancelled() {
                 return Err(Error::Cancelled(format!("export of table {:?} cancelled", self.table)));
             }
-            let mut offset = 0;
-            while offset < batch.num_rows() {
-                let w = match writer.as_mut() {
-                    Some(w) => w,
-                    None => {
-                        send(Piece::Start { shard })?;
-                        writer.insert(
-                            FileWriter::new(&self.format, self.schema.clone(), &self.options).map_err(format_error)?,
-                        )
+            let parts = match &self.partitioner {
+                None => vec![(None, batch)],
+                Some(p) => p.split(&batch).map_err(format_error)?.into_iter().map(|(v, b)| (Some(v), b)).collect(),
+            };
+            for (partition, rows) in parts {
+                let mut offset = 0;
+                while offset < rows.num_rows() {
+                    clock += 1;
+                    let at = match open.iter().position(|f| f.partition == partition) {
+                        Some(at) => at,
+                        None => {
+                            if open.len() >= MAX_OPEN_PARTITIONS {
+                                // Close the least recently written file; its partition goes on in
+                                // a new file if more of its rows come.
+                                let lru = (0..open.len()).min_by_key(|&i| open[i].used).unwrap_or(0);
+                                self.finish(open.swap_remove(lru), &send)?;
+                            }
+                            let shard = next_shard.entry(partition.clone()).or_insert(self.first_shard);
+                            files += 1;
+                            send(Piece::Start { file: files, shard: *shard, partition: partition.clone() })?;
+                            *shard += 1;
+                            let writer = FileWriter::new(&self.format, self.schema.clone(), &self.options)
+                                .map_err(format_error)?;
+                            open.push(OpenFile { file: files, partition: partition.clone(), writer, used: clock });
+                            open.len() - 1
+                        }
+                    };
+                    let f = &mut open[at];
+                    f.used = clock;
+                    let room = usize::try_from(self.max_rows.saturating_sub(f.writer.rows())).unwrap_or(usize::MAX);
+                    let take = room.min(rows.num_rows() - offset).min(MAX_ROWS_PER_WRITE);
+                    f.writer.write(&rows.slice(offset, take)).map_err(format_error)?;
+                    offset += take;
+                    (self.on_rows)(take as u64);
+                    let ready = f.writer.take_ready();
+                    if !ready.is_empty() {
+                        send(Piece::Data { file: f.file, bytes: ready })?;
                     }
-                };
-                let room = usize::try_from(self.max_rows.saturating_sub(w.rows())).unwrap_or(usize::MAX);
-                let take = room.min(batch.num_rows() - offset).min(MAX_ROWS_PER_WRITE);
-                w.write(&batch.slice(offset, take)).map_err(format_error)?;
-                offset += take;
-                (self.on_rows)(take as u64);
-                let ready = w.take_ready();
-                if !ready.is_empty() {
-                    send(Piece::Data(ready))?;
-                }
-                if w.rows() >= self.max_rows || w.estimated_size() >= self.max_bytes {
-                    if let Some(full) = writer.take() {
-                        self.finish(full, &send)?;
+                    if f.writer.rows() >= self.max_rows || f.writer.estimated_size() >= self.max_bytes {
+                        self.finish(open.swap_remove(at), &send)?;
                     }
-                    shard += 1;
-                    files_written += 1;
                 }
             }
         }
-        match writer.take() {
-            Some(w) => self.finish(w, &send),
-            None if files_written == 0 && self.always_write_a_file => {
-                send(Piece::Start { shard })?;
-                let w = FileWriter::new(&self.format, self.schema.clone(), &self.options).map_err(format_error)?;
-                self.finish(w, &send)
-            }
-            None => Ok(()),
+        for f in open {
+            self.finish(f, &send)?;
         }
+        if files == 0 && self.always_write_a_file {
+            // One empty file carries the schema (partition `all` when partitioned).
+            let partition = self.partitioner.as_ref().map(|_| layout::UNPARTITIONED.to_owned());
+            send(Piece::Start { file: 1, shard: self.first_shard, partition: partition.clone() })?;
+            let writer = FileWriter::new(&self.format, self.schema.clone(), &self.options).map_err(format_error)?;
+            self.finish(OpenFile { file: 1, partition, writer, used: 0 }, &send)?;
+        }
+        Ok(())
     }
 
-    fn finish(&self, writer: FileWriter, send: &dyn Fn(Piece) -> Result<()>) -> Result<()> {
-        let (last, stats) = writer.finish().map_err(|source| Error::Format { table: self.table.clone(), source })?;
+    fn finish(&self, f: OpenFile, send: &dyn Fn(Piece) -> Result<()>) -> Result<()> {
+        let (last, stats) = f.writer.finish().map_err(|source| Error::Format { table: self.table.clone(), source })?;
         if !last.is_empty() {
-            send(Piece::Data(last))?;
+            send(Piece::Data { file: f.file, bytes: last })?;
         }
-        send(Piece::End(stats))
+        send(Piece::End { file: f.file, stats })
     }
 }

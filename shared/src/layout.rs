@@ -385,7 +385,11 @@ pub fn join(prefix: &str, relative: &str) -> String {
 
 /// The placeholders a key template may use, as listed in error messages.
 pub const PLACEHOLDERS: &str =
-    "{prefix} (only as the first segment), {run}, {table}, {shard}, {YYYY}, {MM}, {DD}, {HH}, {ext}";
+    "{prefix} (only as the first segment), {run}, {table}, {partition}, {shard}, {YYYY}, {MM}, {DD}, {HH}, {ext}";
+
+/// What `{partition}` renders as for a table without the destination's `partition_by` column,
+/// and for the one empty file of a partitioned table with no rows.
+pub const UNPARTITIONED: &str = "all";
 
 /// The longest key template allowed, in bytes.
 pub const MAX_TEMPLATE_BYTES: usize = 256;
@@ -394,6 +398,7 @@ pub const MAX_TEMPLATE_BYTES: usize = 256;
 enum Placeholder {
     Run,
     Table,
+    Partition,
     Shard,
     Year,
     Month,
@@ -407,6 +412,7 @@ impl Placeholder {
         Some(match name {
             "run" => Placeholder::Run,
             "table" => Placeholder::Table,
+            "partition" => Placeholder::Partition,
             "shard" => Placeholder::Shard,
             "YYYY" => Placeholder::Year,
             "MM" => Placeholder::Month,
@@ -429,14 +435,17 @@ enum Piece {
 /// The default is Dreamdata's layout, [`KeyTemplate::DEFAULT`]. A template is a `/`-separated
 /// list of segments made of literal text (S3's safe characters) and placeholders:
 /// `{run}` (`2023-03-14T04:03`), `{table}`, `{shard}` (12 digits), `{YYYY}` `{MM}` `{DD}`
-/// `{HH}` (of the run), `{ext}` (e.g. `parquet.gz`); `{prefix}/` may open the template and is
-/// ignored, because keys always live under the prefix.
+/// `{HH}` (of the run), `{ext}` (e.g. `parquet.gz`), `{partition}` (a date partition's value,
+/// `2024-01-02`, with `partition_by`); `{prefix}/` may open the template and is ignored,
+/// because keys always live under the prefix.
 ///
 /// The rules guarantee what loaders rely on: keys are never absolute and never contain `.`,
 /// `..` or empty segments; `{shard}` is in the file name (the last segment) only, so all files
 /// of a table share one folder; and `{run}` and `{table}` are both in that folder, so every
 /// table of every run has a folder of its own (the receipt's `tables.*.folder`), which no
-/// other run or table writes to.
+/// other run or table writes to. `{partition}` comes after the segments holding `{run}` and
+/// `{table}` (the table's folder is what precedes it), so partitions are subfolders or file
+/// name parts inside the table's folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyTemplate {
     source: String,
@@ -532,7 +541,16 @@ impl KeyTemplate {
                 )));
             }
         }
-        Ok(KeyTemplate { source: s.to_owned(), segments })
+        let template = KeyTemplate { source: s.to_owned(), segments };
+        let table_folder = template.table_folder_segments();
+        for (p, name) in [(Placeholder::Run, "{run}"), (Placeholder::Table, "{table}")] {
+            if !has(table_folder, p) {
+                return Err(err(format!(
+                    "{{partition}} must come after the segments holding {name} (and {{run}}/{{table}}), so each table's partitions stay inside its folder, e.g. \"{{run}}/{{table}}/{{partition}}/{{table}}_{{shard}}.{{ext}}\""
+                )));
+            }
+        }
+        Ok(template)
     }
 
     fn parse_segment(raw: &str) -> Result<Vec<Piece>, String> {
@@ -593,13 +611,37 @@ impl KeyTemplate {
         &self.source
     }
 
-    fn render_segment(pieces: &[Piece], out: &mut String, run: &RunId, table: &str, shard: u64, ext: &str) {
+    /// Whether `{partition}` appears anywhere.
+    pub fn has_partition(&self) -> bool {
+        self.segments.iter().flatten().any(|p| *p == Piece::Placeholder(Placeholder::Partition))
+    }
+
+    /// The folder segments before the first one holding `{partition}` (the file name excluded).
+    fn table_folder_segments(&self) -> &[Vec<Piece>] {
+        let folder = self.segments.split_last().map(|(_, folder)| folder).unwrap_or_default();
+        let end = folder
+            .iter()
+            .position(|segment| segment.contains(&Piece::Placeholder(Placeholder::Partition)))
+            .unwrap_or(folder.len());
+        &folder[..end]
+    }
+
+    fn render_segment(
+        pieces: &[Piece],
+        out: &mut String,
+        run: &RunId,
+        table: &str,
+        partition: &str,
+        shard: u64,
+        ext: &str,
+    ) {
         for piece in pieces {
             match piece {
                 Piece::Literal(s) => out.push_str(s),
                 Piece::Placeholder(p) => match p {
                     Placeholder::Run => out.push_str(&run.to_string()),
                     Placeholder::Table => out.push_str(table),
+                    Placeholder::Partition => out.push_str(partition),
                     Placeholder::Shard => out.push_str(&shard_name(shard)),
                     Placeholder::Year => out.push_str(&run.year()),
                     Placeholder::Month => out.push_str(&run.month()),
@@ -612,29 +654,36 @@ impl KeyTemplate {
     }
 
     /// The key of file number `shard` of `table` in `run`, relative to the prefix; `ext` has
-    /// no leading dot (e.g. `parquet.gz`). `table` must satisfy [`validate_table_name`].
+    /// no leading dot (e.g. `parquet.gz`). `table` must satisfy [`validate_table_name`]. A
+    /// `{partition}` renders as [`UNPARTITIONED`].
     pub fn render(&self, run: &RunId, table: &str, shard: u64, ext: &str) -> String {
-        let mut out = self.folder(run, table);
-        if !out.is_empty() {
-            out.push('/');
-        }
-        if let Some(last) = self.segments.last() {
-            Self::render_segment(last, &mut out, run, table, shard, ext);
+        self.render_partition(run, table, UNPARTITIONED, shard, ext)
+    }
+
+    /// [`KeyTemplate::render`] for a file of `partition` (a [`partition value`](crate::layout::UNPARTITIONED)
+    /// made of safe characters, e.g. `2024-01-02`).
+    pub fn render_partition(&self, run: &RunId, table: &str, partition: &str, shard: u64, ext: &str) -> String {
+        let mut out = String::new();
+        for (i, segment) in self.segments.iter().enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            Self::render_segment(segment, &mut out, run, table, partition, shard, ext);
         }
         out
     }
 
     /// The folder holding every file of `table` in `run`, relative to the prefix and without
-    /// a trailing slash: the receipt's `tables.*.folder`, e.g. `2023-03-14T04:03/companies`.
+    /// a trailing slash: the receipt's `tables.*.folder`, e.g. `2023-03-14T04:03/companies`
+    /// (with `{partition}`, the part before the first segment holding it).
     pub fn folder(&self, run: &RunId, table: &str) -> String {
         let mut out = String::new();
-        let folder = self.segments.split_last().map(|(_, folder)| folder).unwrap_or_default();
-        for (i, segment) in folder.iter().enumerate() {
+        for (i, segment) in self.table_folder_segments().iter().enumerate() {
             if i > 0 {
                 out.push('/');
             }
-            // The folder never contains {shard} or {ext}; 0 and "" are never rendered.
-            Self::render_segment(segment, &mut out, run, table, 0, "");
+            // The table folder never contains {shard}, {ext} or {partition}.
+            Self::render_segment(segment, &mut out, run, table, "", 0, "");
         }
         out
     }

@@ -70,6 +70,11 @@ pub struct FileEntry {
     pub bytes: u64,
     /// sha256 of the object, lowercase hex.
     pub sha256: String,
+    /// The date partition the file holds rows of (`2024-01-02`, `2024-01`,
+    /// `__HIVE_DEFAULT_PARTITION__` for NULL, `all` for a table without the column), when the
+    /// destination sets `partition_by`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
 }
 
 impl TableReceipt {
@@ -250,12 +255,14 @@ mod tests {
                 rows: 21000,
                 bytes: 17_000_000,
                 sha256: "ab".repeat(32),
+                partition: None,
             },
             FileEntry {
                 key: "2023-03-14T04:03/companies/companies_000000000001.parquet.gz".into(),
                 rows: 5,
                 bytes: 1000,
                 sha256: "cd".repeat(32),
+                partition: None,
             },
         ];
         let schema = vec![ColumnSchema { name: "company_id".into(), data_type: "string".into(), nullable: false }];

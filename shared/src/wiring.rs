@@ -79,6 +79,7 @@ pub fn export_spec(config: &Config, destination: &DestinationConfig, run: RunId)
         encoder: config.export.encoder_options(),
         metadata: BTreeMap::new(),
         manifest: destination.manifest,
+        partition_by: destination.partition_by.clone(),
     })
 }
 

@@ -263,6 +263,7 @@ fn every_field_is_shown_in_the_example() {
             tables: Some(vec![]),
             schedule: Some(byob::config::Schedule::parse("hourly").unwrap()),
             manifest: true,
+            partition_by: Some(byob::config::PartitionBy { column: "c".into(), grain: byob::config::Grain::Day }),
         }],
         export: ExportConfig::default(),
         aws: AwsConfig { writer_role_arn: Some("w".into()), region: Some("r".into()), endpoint_url: Some("e".into()) },
@@ -515,7 +516,7 @@ fn prefixes_are_relative_and_safe() {
 fn key_templates_follow_the_layout_rules() {
     for (bad, words) in [
         ("/{run}/{table}/{shard}", &["starts with '/'"][..]),
-        ("{run}/{table}/{part}.{ext}", &["unknown placeholder {part}", "{run}, {table}, {shard}"]),
+        ("{run}/{table}/{part}.{ext}", &["unknown placeholder {part}", "{run}, {table}, {partition}, {shard}"]),
         ("{run}/{table}/{table}_{shard", &["no matching '}'"]),
         ("{run}/../{table}/{shard}", &["\"..\""]),
         ("{run}/{table}/{table}.{ext}", &["no {shard}"]),
@@ -553,6 +554,27 @@ fn schedules_are_parsed_and_either_every_destination_has_one_or_none_does() {
         byob::config::firing_expression(config.destinations.iter().filter_map(|d| d.schedule.as_ref())).as_deref(),
         Some("cron(0,30 * * * ? *)")
     );
+}
+
+#[test]
+fn partitions_need_partition_in_the_template_and_the_template_needs_partition_by() {
+    let errors =
+        problems(|v| set(v, "/destinations/0/partition_by", json!({ "column": "occurred_at", "grain": "day" })));
+    assert_problem(&errors, "destinations[0].key_template", &["no {partition}", "partition_by"]);
+    let errors =
+        problems(|v| set(v, "/destinations/0/key_template", json!("{run}/{table}/{partition}/{table}_{shard}.{ext}")));
+    assert_problem(&errors, "destinations[0].key_template", &["partition_by is not set"]);
+    let errors = problems(|v| set(v, "/destinations/0/partition_by", json!({ "column": "at", "grain": "week" })));
+    assert_problem(&errors, "destinations[0].partition_by.grain", &["week"]);
+    let errors = problems(|v| {
+        set(v, "/destinations/0/partition_by", json!({ "column": "at", "grain": "day" }));
+        set(v, "/destinations/0/key_template", json!("{run}/{partition}/{table}/{table}_{shard}.{ext}"));
+    });
+    assert_problem(&errors, "destinations[0].key_template", &["{partition} must come after"]);
+    let mut v = valid();
+    set(&mut v, "/destinations/0/partition_by", json!({ "column": "at", "grain": "month" }));
+    set(&mut v, "/destinations/0/key_template", json!("{run}/{table}/at={partition}/{table}_{shard}.{ext}"));
+    Config::from_value(v, base()).unwrap();
 }
 
 #[test]

@@ -225,6 +225,60 @@ async fn a_destination_with_a_manifest_gets_aeps_manifest_whose_sizes_equal_the_
     }
 }
 
+/// `partition_by`: every row of `events` lands once, in the file of its UTC day; each day is
+/// a file sequence of its own (small files force several per day, and more days than open
+/// files force closing and reopening); tables without the column are the one partition `all`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_dumps_hold_every_row_once_in_the_right_partition() {
+    use std::collections::HashSet;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = lake(dir.path());
+    let config = config(
+        dir.path(),
+        "[[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"buckets/acme\"\nmax_file_rows = 300\n\
+         partition_by = { column = \"occurred_at\", grain = \"day\" }\n\
+         key_template = \"{run}/{table}/day={partition}/{table}_{shard}.{ext}\"\n",
+    );
+    let run: RunId = "2024-01-02T04:00".parse().expect("run");
+    let report =
+        run::run(&config, &RunOptions { run, filter: PlanFilter::default() }, Arc::new(Silent)).await.expect("run");
+    assert_eq!(report.failed().count(), 0);
+    let root = dir.path().join("buckets/acme");
+    let receipt = read_receipt(&root);
+    let expected = lake_counts(&lake);
+    let events = &receipt.tables["events"];
+    let mut ids = HashSet::new();
+    let mut days = HashSet::new();
+    for file in &events.files {
+        let partition = file.partition.as_deref().expect("every file names its partition");
+        assert!(file.key.contains(&format!("/day={partition}/")), "{} in {partition}", file.key);
+        days.insert(partition.to_owned());
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(root.join(&file.key)).expect("open"))
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        let mut rows = 0;
+        for batch in reader {
+            let batch = batch.expect("batch");
+            rows += batch.num_rows() as u64;
+            let at = batch.column_by_name("occurred_at").expect("occurred_at");
+            let at = arrow::compute::cast(at, &arrow::datatypes::DataType::Int64).expect("micros");
+            let ids_col = batch.column_by_name("event_id").expect("event_id").as_string::<i32>().clone();
+            for (i, micros) in at.as_primitive::<arrow::datatypes::Int64Type>().iter().enumerate() {
+                let day =
+                    chrono::DateTime::from_timestamp_micros(micros.expect("not null")).expect("time").date_naive();
+                assert_eq!(day.to_string(), partition, "a row of {} in the wrong partition", file.key);
+                assert!(ids.insert(ids_col.value(i).to_owned()), "event {} twice", ids_col.value(i));
+            }
+        }
+        assert_eq!(rows, file.rows);
+    }
+    assert_eq!(ids.len() as u64, expected[&("events".to_string(), "acme".to_string())], "every acme event once");
+    assert!(days.len() > byob::export::MAX_OPEN_PARTITIONS, "the lake spans {} days", days.len());
+    let companies = &receipt.tables["companies"];
+    assert!(companies.files.iter().all(|f| f.partition.as_deref() == Some("all") && f.key.contains("/day=all/")));
+}
+
 /// Per-destination schedules: at each hour of a day (a Monday), a scheduled run plans exactly
 /// the destinations due then; a run by hand plans every one.
 #[tokio::test]

@@ -54,6 +54,7 @@ fn spec(format: Format, max_file_rows: u64) -> ExportSpec {
         encoder: EncoderOptions::default(),
         metadata: BTreeMap::new(),
         manifest: false,
+        partition_by: None,
     }
 }
 
@@ -302,7 +303,13 @@ async fn rerunning_a_run_rewrites_the_same_keys_with_the_same_bytes() {
 fn result_for(table: &str, slice: Slice, files: Vec<(&str, u64)>) -> TaskResult {
     let files: Vec<byob::receipt::FileEntry> = files
         .into_iter()
-        .map(|(k, rows)| byob::receipt::FileEntry { key: k.into(), rows, bytes: 10, sha256: "00".repeat(32) })
+        .map(|(k, rows)| byob::receipt::FileEntry {
+            key: k.into(),
+            rows,
+            bytes: 10,
+            sha256: "00".repeat(32),
+            partition: None,
+        })
         .collect();
     TaskResult {
         task: task(table, slice),
@@ -366,6 +373,7 @@ async fn finalize_writes_the_run_copy_then_the_root_and_never_moves_the_root_bac
             rows: 1,
             bytes: 1,
             sha256: "00".repeat(32),
+            partition: None,
         }];
         r.rows = 1;
         vec![r]

@@ -563,7 +563,7 @@ fn check_rendered(
     prop_assert!(!full.split('/').any(|s| s == ".." || s.is_empty()), "{t}: {full}");
     // The loader accepts what the exporter writes: the key is inside the folder of the run.
     let schema = vec![ColumnSchema { name: "id".into(), data_type: "int64".into(), nullable: false }];
-    let file = FileEntry { key: key.clone(), rows: 1, bytes: 1, sha256: "0".repeat(64) };
+    let file = FileEntry { key: key.clone(), rows: 1, bytes: 1, sha256: "0".repeat(64), partition: None };
     let receipt_table = TableReceipt::new(folder, schema, vec![file]);
     verify::check_keys(run, table, &receipt_table)
         .map_err(|e| TestCaseError::fail(format!("{t}: the loader refuses a key the exporter writes: {e}")))?;

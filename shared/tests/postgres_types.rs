@@ -496,6 +496,7 @@ async fn export_into_folder(source: &PgSource, table: &str) -> (String, Vec<Stri
         encoder: byob::format::EncoderOptions::default(),
         metadata: Default::default(),
         manifest: false,
+        partition_by: None,
     };
     let task = byob::plan::ExportTask {
         destination: "d".into(),

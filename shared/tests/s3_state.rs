@@ -25,6 +25,7 @@ fn result(run: &str) -> TaskResult {
             rows: 7,
             bytes: 99,
             sha256: "ab".repeat(32),
+            partition: None,
         }],
         rows: 7,
         bytes: 99,

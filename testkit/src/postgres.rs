@@ -424,6 +424,7 @@ pub async fn export_parquet(
         encoder: EncoderOptions::default(),
         metadata: BTreeMap::new(),
         manifest: false,
+        partition_by: None,
     };
     let request = TableRequest {
         table: table.into(),

@@ -408,6 +408,33 @@ pub struct DestinationConfig {
     /// receipt, for consumers built on AEP's exports. Example: `true` (default `false`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub manifest: bool,
+    /// Splits each table's files by the day or month of a date or timestamp column (UTC), each
+    /// partition its own file sequence, named by `{partition}` in `key_template` (`2024-01-02`
+    /// or `2024-01`; NULL: `__HIVE_DEFAULT_PARTITION__`). A table without the column is one
+    /// partition, `all`. Example: `{ column = "occurred_at", grain = "day" }` with
+    /// `key_template = "{run}/{table}/occurred_at={partition}/{table}_{shard}.{ext}"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_by: Option<PartitionBy>,
+}
+
+/// A destination's date partitioning of table files.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionBy {
+    /// The date or timestamp column whose value picks the partition.
+    pub column: String,
+    /// `day` (`2024-01-02`) or `month` (`2024-01`).
+    pub grain: Grain,
+}
+
+/// The width of a date partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Grain {
+    /// One partition per UTC day.
+    Day,
+    /// One partition per UTC month.
+    Month,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -460,6 +487,7 @@ impl DestinationConfig {
             tables: None,
             schedule: None,
             manifest: false,
+            partition_by: None,
         }
     }
 

@@ -331,8 +331,29 @@ impl View<'_> {
             if let Err(e) = layout::normalize_prefix(&d.prefix) {
                 problems.push(ConfigProblem::with_str(at("prefix"), &d.prefix, e.reason()));
             }
-            if let Err(e) = KeyTemplate::parse(&d.key_template) {
-                problems.push(ConfigProblem::with_str(at("key_template"), &d.key_template, e.reason()));
+            match KeyTemplate::parse(&d.key_template) {
+                Err(e) => problems.push(ConfigProblem::with_str(at("key_template"), &d.key_template, e.reason())),
+                Ok(template) => match (&d.partition_by, template.has_partition()) {
+                    (Some(_), false) => problems.push(ConfigProblem::with_str(
+                        at("key_template"),
+                        &d.key_template,
+                        "has no {partition} while partition_by is set: each partition needs files of its own, e.g. \"{run}/{table}/{partition}/{table}_{shard}.{ext}\"",
+                    )),
+                    (None, true) => problems.push(ConfigProblem::with_str(
+                        at("key_template"),
+                        &d.key_template,
+                        "uses {partition} but partition_by is not set, e.g. partition_by = { column = \"occurred_at\", grain = \"day\" }",
+                    )),
+                    _ => {}
+                },
+            }
+            if let Some(partition) = &d.partition_by
+                && partition.column.trim().is_empty()
+            {
+                problems.push(ConfigProblem::at(
+                    at("partition_by.column"),
+                    "must name a date or timestamp column, e.g. \"occurred_at\"",
+                ));
             }
             if let Err(e) = d.format.validate() {
                 problems.push(ConfigProblem::new(at("format"), serde_json::to_string(&d.format).ok(), e));

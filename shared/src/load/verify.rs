@@ -226,8 +226,10 @@ mod tests {
     }
 
     fn table(keys: &[&str]) -> TableReceipt {
-        let files =
-            keys.iter().map(|k| FileEntry { key: (*k).into(), rows: 1, bytes: 1, sha256: "ab".repeat(32) }).collect();
+        let files = keys
+            .iter()
+            .map(|k| FileEntry { key: (*k).into(), rows: 1, bytes: 1, sha256: "ab".repeat(32), partition: None })
+            .collect();
         let schema = vec![ColumnSchema { name: "id".into(), data_type: "int64".into(), nullable: false }];
         TableReceipt::new("2023-03-14T04:03/companies".into(), schema, files)
     }

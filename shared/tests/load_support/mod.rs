@@ -59,7 +59,13 @@ impl Dump {
             let (last, stats) = writer.finish().unwrap();
             bytes.extend_from_slice(&last);
             let key = template.render(&self.run, name, n as u64, self.format.extension());
-            entries.push(FileEntry { key: key.clone(), rows: stats.rows, bytes: stats.bytes, sha256: stats.sha256 });
+            entries.push(FileEntry {
+                key: key.clone(),
+                rows: stats.rows,
+                bytes: stats.bytes,
+                sha256: stats.sha256,
+                partition: None,
+            });
             self.files.push((key, bytes));
         }
         let schema = byob::schema::describe(&batch.schema()).unwrap();
