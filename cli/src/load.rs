@@ -47,6 +47,7 @@ pub(crate) async fn load(
     schema: Option<&str>,
     tables: Vec<String>,
     tls: &byob::load::TargetTls,
+    pgp_key_file: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     let location = ReceiptLocation::parse(receipt)?;
     let target: Box<dyn Target> = match (target, secret) {
@@ -78,6 +79,15 @@ pub(crate) async fn load(
     let loader = match location {
         ReceiptLocation::S3 { .. } => Loader::from_env().await,
         ReceiptLocation::Path(_) => Loader::local(),
+    };
+    // Encrypted dumps: --pgp-key-file (BYOB_LOAD_PGP_KEY_FILE), else BYOB_LOAD_PGP_SECRET.
+    let loader = match pgp_key_file {
+        Some(path) => {
+            let key = std::fs::read(path).with_context(|| format!("--pgp-key-file {}", path.display()))?;
+            let passphrase = std::env::var("BYOB_LOAD_PGP_PASSPHRASE").ok().filter(|p| !p.is_empty());
+            loader.with_pgp_key(byob::load::PgpSecretKey { key, passphrase })
+        }
+        None => loader.with_pgp_from_env().await?,
     };
     let loader = if tables.is_empty() { loader } else { loader.only_tables(tables) };
     let outcome = loader.load(&location, target.as_ref()).await.with_context(|| format!("loading {location}"))?;

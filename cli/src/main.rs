@@ -145,6 +145,11 @@ enum Command {
         /// Extra trusted roots for PostgreSQL TLS (PEM), e.g. Amazon RDS's global bundle.
         #[arg(long, env = "BYOB_LOAD_CA_FILE")]
         ca_file: Option<std::path::PathBuf>,
+        /// The OpenPGP secret key (armored or binary) that opens an encrypted dump's files; its
+        /// passphrase, if any, in BYOB_LOAD_PGP_PASSPHRASE. Or BYOB_LOAD_PGP_SECRET: a Secrets
+        /// Manager secret holding the key.
+        #[arg(long, env = "BYOB_LOAD_PGP_KEY_FILE")]
+        pgp_key_file: Option<std::path::PathBuf>,
     },
     /// Export one Parquet file or folder of any origin (every row, no tenant filter) as a dump
     /// into a local folder: the same planner, encoders, receipt and file layout as `byob run`.
@@ -191,9 +196,10 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Demo { dir, scale, load_postgres } => demo::demo(&dir, scale, load_postgres.as_deref()).await,
-        Command::Load { receipt, target, secret, schema, tables, tls, ca_file } => {
+        Command::Load { receipt, target, secret, schema, tables, tls, ca_file, pgp_key_file } => {
             let tls = byob::load::TargetTls { mode: tls.as_deref().and_then(byob::load::parse_tls_mode), ca_file };
-            load::load(&receipt, target.as_deref(), secret.as_deref(), schema.as_deref(), tables, &tls).await
+            let (secret, schema) = (secret.as_deref(), schema.as_deref());
+            load::load(&receipt, target.as_deref(), secret, schema, tables, &tls, pgp_key_file.as_deref()).await
         }
         Command::Generate { out, scale, shape, seed, postgres, schema } => {
             demo::generate_into(out.as_deref(), scale, &shape, seed, postgres.as_deref(), &schema).await?;

@@ -75,6 +75,7 @@ async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slic
         metadata: BTreeMap::new(),
         manifest: false,
         partition_by: None,
+        pgp: None,
     };
     let started = Instant::now();
     // About `slices` slices, as the planner cuts them.

@@ -30,6 +30,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use crate::format::pgp::RecipientKey;
 use crate::format::{EncoderOptions, FileStats, FileWriter, Format, FormatError};
 use crate::layout::{self, KeyTemplate, RunId, SHARD_STRIDE};
 use crate::plan::{ExportTask, TaskResult};
@@ -69,6 +70,26 @@ pub struct ExportSpec {
     pub manifest: bool,
     /// Date partitions of each table's files (`{partition}` in the template).
     pub partition_by: Option<crate::config::PartitionBy>,
+    /// Every file encrypted to this OpenPGP key (`.gpg` appended to the extension).
+    pub pgp: Option<Arc<RecipientKey>>,
+}
+
+impl ExportSpec {
+    /// The files' extension: the format's, plus `.gpg` when they are encrypted.
+    pub fn extension(&self) -> String {
+        match &self.pgp {
+            Some(_) => format!("{}.gpg", self.format.extension()),
+            None => self.format.extension().to_owned(),
+        }
+    }
+
+    /// The `Content-Type` stored with each file.
+    pub fn content_type(&self) -> &'static str {
+        match &self.pgp {
+            Some(_) => "application/pgp-encrypted",
+            None => self.format.content_type(),
+        }
+    }
 }
 
 /// A flag that stops exports between batches (set when another task of the same destination
@@ -185,13 +206,15 @@ pub async fn export(
             first_shard: u64::from(task.slice.index) * SHARD_STRIDE,
             always_write_a_file: task.slice.index == 0,
             partitioner,
+            pgp: spec.pgp.clone(),
             cancel: cancel.clone(),
             on_rows,
         };
         tokio::task::spawn_blocking(move || job.run(batch_rx, piece_tx, &upload_queue))
     };
 
-    let ext = spec.format.extension();
+    let ext = spec.extension();
+    let ext = ext.as_str();
     let mut files = Vec::new();
     // The files being written, by number.
     let mut open: HashMap<u64, Uploading> = HashMap::new();
@@ -203,10 +226,8 @@ pub async fn export(
                     let value = partition.as_deref().unwrap_or(layout::UNPARTITIONED);
                     let relative = spec.template.render_partition(&spec.run, &task.table, value, shard, ext);
                     let key = layout::join(&spec.prefix, &relative);
-                    let mut options = PutOptions {
-                        content_type: spec.format.content_type().to_string(),
-                        metadata: spec.metadata.clone(),
-                    };
+                    let mut options =
+                        PutOptions { content_type: spec.content_type().to_string(), metadata: spec.metadata.clone() };
                     options.metadata.insert("byob-run".into(), spec.run.to_string());
                     options.metadata.insert("byob-table".into(), task.table.clone());
                     options.metadata.insert("byob-shard".into(), layout::shard_name(shard));
@@ -287,6 +308,8 @@ struct EncodeJob {
     always_write_a_file: bool,
     /// `Some` with `partition_by`: rows split by partition, each its own file sequence.
     partitioner: Option<Partitioner>,
+    /// Every file encrypted to this key.
+    pgp: Option<Arc<RecipientKey>>,
     cancel: Cancel,
     on_rows: RowsCallback,
 }
@@ -355,8 +378,7 @@ impl EncodeJob {
                             files += 1;
                             send(Piece::Start { file: files, shard: *shard, partition: partition.clone() })?;
                             *shard += 1;
-                            let writer = FileWriter::new(&self.format, self.schema.clone(), &self.options)
-                                .map_err(format_error)?;
+                            let writer = self.writer().map_err(format_error)?;
                             open.push(OpenFile { file: files, partition: partition.clone(), writer, used: clock });
                             open.len() - 1
                         }
@@ -385,10 +407,19 @@ impl EncodeJob {
             // One empty file carries the schema (partition `all` when partitioned).
             let partition = self.partitioner.as_ref().map(|_| layout::UNPARTITIONED.to_owned());
             send(Piece::Start { file: 1, shard: self.first_shard, partition: partition.clone() })?;
-            let writer = FileWriter::new(&self.format, self.schema.clone(), &self.options).map_err(format_error)?;
+            let writer = self.writer().map_err(format_error)?;
             self.finish(OpenFile { file: 1, partition, writer, used: 0 }, &send)?;
         }
         Ok(())
+    }
+
+    /// A new file's writer, encrypting when the destination has a key.
+    fn writer(&self) -> std::result::Result<FileWriter, FormatError> {
+        let writer = FileWriter::new(&self.format, self.schema.clone(), &self.options)?;
+        match &self.pgp {
+            Some(key) => writer.encrypted_to(key),
+            None => Ok(writer),
+        }
     }
 
     fn finish(&self, f: OpenFile, send: &dyn Fn(Piece) -> Result<()>) -> Result<()> {

@@ -15,7 +15,7 @@ use crate::export::ExportSpec;
 use crate::format::Format;
 use crate::layout::{self, RunId};
 use crate::plan::{DestinationPlan, TaskResult};
-use crate::receipt::{Manifest, Receipt, TableReceipt};
+use crate::receipt::{FileEncryption, Manifest, Receipt, TableReceipt};
 use crate::sink::{ObjectSink, PutOptions};
 use crate::state::{self, StateStore};
 use crate::{Error, Result};
@@ -114,6 +114,16 @@ pub async fn finalize(
     let finished = state.finished_runs(&plan.destination).await?;
     let previous = state::previous_run(&finished, run);
     let mut receipt = build_receipt(plan, results, run, previous, spec.format.clone(), Utc::now())?;
+    if let Some(key) = &spec.pgp {
+        let info = key
+            .check(std::time::SystemTime::now())
+            .map_err(|e| Error::Format { table: String::new(), source: crate::format::FormatError::Pgp(e) })?;
+        receipt.encryption = Some(FileEncryption {
+            kind: "openpgp".into(),
+            fingerprint: info.fingerprint,
+            encryption_key: info.encryption_fingerprint,
+        });
+    }
     let options = PutOptions {
         content_type: "application/json".into(),
         metadata: BTreeMap::from([("byob-run".to_string(), run.to_string())]),

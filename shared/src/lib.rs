@@ -38,6 +38,11 @@
 //! and the local servers' harnesses are the dev-only `byob-testkit` crate (`testkit/`).
 //! - [`malloc`]: glibc malloc settings every binary applies first thing (flat peak RSS).
 
+// The PostgreSQL source's `async_trait` futures nest deeper than rustc's default query depth
+// once rpgp (format::pgp) is in the crate graph ("queries overflow the depth limit" computing
+// their layout).
+#![recursion_limit = "256"]
+
 pub mod aws;
 pub mod config;
 pub mod error;

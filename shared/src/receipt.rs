@@ -40,6 +40,22 @@ pub struct Receipt {
     /// when the destination asks for one (`manifest = true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
+    /// How the files are encrypted, when they are (`pgp_public_key`): every listed `bytes` and
+    /// `sha256` is then the stored, encrypted object's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<FileEncryption>,
+}
+
+/// The files' encryption, as the receipt states it (the receipt itself is never encrypted).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEncryption {
+    /// `openpgp`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The recipient key's primary fingerprint, uppercase hex (what `gpg --list-keys` shows).
+    pub fingerprint: String,
+    /// The (sub)key the files are encrypted to, uppercase hex.
+    pub encryption_key: String,
 }
 
 /// One table of a run.
@@ -127,7 +143,16 @@ impl Receipt {
         tables: BTreeMap<String, TableReceipt>,
         now: DateTime<Utc>,
     ) -> Self {
-        Receipt { version: VERSION, timestamp: timestamp(now), run, previous_run, format, tables, manifest: None }
+        Receipt {
+            version: VERSION,
+            timestamp: timestamp(now),
+            run,
+            previous_run,
+            format,
+            tables,
+            manifest: None,
+            encryption: None,
+        }
     }
 
     /// The pretty-printed JSON written to the bucket.

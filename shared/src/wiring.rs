@@ -80,6 +80,15 @@ pub fn export_spec(config: &Config, destination: &DestinationConfig, run: RunId)
         metadata: BTreeMap::new(),
         manifest: destination.manifest,
         partition_by: destination.partition_by.clone(),
+        pgp: destination
+            .pgp_public_key
+            .as_ref()
+            .map(|text| {
+                crate::format::pgp::RecipientKey::parse(text.as_bytes())
+                    .map(Arc::new)
+                    .map_err(|e| Error::Plan(format!("destination {:?}: pgp_public_key: {e}", destination.id)))
+            })
+            .transpose()?,
     })
 }
 

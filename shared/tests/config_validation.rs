@@ -264,6 +264,7 @@ fn every_field_is_shown_in_the_example() {
             schedule: Some(byob::config::Schedule::parse("hourly").unwrap()),
             manifest: true,
             partition_by: Some(byob::config::PartitionBy { column: "c".into(), grain: byob::config::Grain::Day }),
+            pgp_public_key: Some("k".into()),
         }],
         export: ExportConfig::default(),
         aws: AwsConfig { writer_role_arn: Some("w".into()), region: Some("r".into()), endpoint_url: Some("e".into()) },

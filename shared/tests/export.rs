@@ -55,6 +55,7 @@ fn spec(format: Format, max_file_rows: u64) -> ExportSpec {
         metadata: BTreeMap::new(),
         manifest: false,
         partition_by: None,
+        pgp: None,
     }
 }
 

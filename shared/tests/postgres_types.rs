@@ -497,6 +497,7 @@ async fn export_into_folder(source: &PgSource, table: &str) -> (String, Vec<Stri
         metadata: Default::default(),
         manifest: false,
         partition_by: None,
+        pgp: None,
     };
     let task = byob::plan::ExportTask {
         destination: "d".into(),

@@ -17,6 +17,7 @@ mod load_postgres;
 mod load_s3_events;
 mod load_support;
 mod many_destinations;
+mod pgp_gpg;
 mod postgres_dump;
 mod postgres_secret;
 mod postgres_slices;

@@ -11,13 +11,15 @@
 //! - [`workflow`]: the deployed steps over a tiny generated lake (the handlers' tests).
 //! - Local servers: [`moto`] (S3, STS, IAM, Secrets Manager), [`postgres`] (a throwaway
 //!   cluster), [`fault_proxy`] (an HTTP proxy that drops, delays and fails requests), [`wire`]
-//!   (an SDK interceptor recording and faulting requests), [`files`] (what a folder holds).
+//!   (an SDK interceptor recording and faulting requests), [`files`] (what a folder holds),
+//!   [`gpg`] (a throwaway GnuPG home: keys, `gpg --encrypt`/`--decrypt`).
 #![allow(clippy::unwrap_used)]
 
 pub mod conformance;
 pub mod fault_proxy;
 pub mod files;
 pub mod generate;
+pub mod gpg;
 pub mod memory;
 pub mod moto;
 pub mod postgres;

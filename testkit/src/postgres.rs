@@ -425,6 +425,7 @@ pub async fn export_parquet(
         metadata: BTreeMap::new(),
         manifest: false,
         partition_by: None,
+        pgp: None,
     };
     let request = TableRequest {
         table: table.into(),

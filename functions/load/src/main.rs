@@ -7,13 +7,18 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 fn main() -> Result<(), lambda_runtime::Error> {
     byob::lambda::start(async {
-        let loader = Loader::from_env().await;
-        // The target (and its secret) is read by the first invocation, so a transient failure
-        // there is that invocation's Retryable error, not a failed start-up.
+        let loader = tokio::sync::OnceCell::new();
+        // The target (and its secret) and the loader's OpenPGP key are read by the first
+        // invocation, so a transient failure there is that invocation's Retryable error, not
+        // a failed start-up.
         let target = tokio::sync::OnceCell::new();
         lambda_runtime::run(service_fn(|event| {
             let (loader, target) = (&loader, &target);
             async move {
+                let loader = loader
+                    .get_or_try_init(|| async { Loader::from_env().await.with_pgp_from_env().await })
+                    .await
+                    .map_err(byob::Error::from)?;
                 let target = target.get_or_try_init(load::target_from_env).await.map_err(byob::Error::from)?;
                 handler(loader, target, event).await
             }

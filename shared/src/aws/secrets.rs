@@ -140,6 +140,11 @@ impl Secret {
 
 /// Reads the secret `secret_id` (a name or an ARN) with `client` and parses it.
 pub async fn read(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<Secret, AwsError> {
+    Secret::parse(secret_id, &read_string(client, secret_id).await?)
+}
+
+/// The `SecretString` of `secret_id` as stored (errors say what to fix, never the value).
+pub async fn read_string(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<String, AwsError> {
     let output = client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| {
         let code = error_code(&e).unwrap_or_default();
         let hint = match code.as_str() {
@@ -157,7 +162,7 @@ pub async fn read(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> R
         }
     })?;
     match output.secret_string() {
-        Some(text) => Secret::parse(secret_id, text),
+        Some(text) => Ok(text.to_owned()),
         None => Err(AwsError::Secret {
             secret_id: secret_id.to_owned(),
             reason: format!("it has no SecretString (a binary secret?); {FORMAT}"),

@@ -415,6 +415,13 @@ pub struct DestinationConfig {
     /// `key_template = "{run}/{table}/occurred_at={partition}/{table}_{shard}.{ext}"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_by: Option<PartitionBy>,
+    /// The customer's OpenPGP public key (ASCII-armored), as AEP lets customers attach one:
+    /// every file is encrypted to it after compression (`events_000000000000.parquet.gz.gpg`);
+    /// the receipt stays plain and names the key's fingerprint. RSA of 2048+ bits or Curve25519,
+    /// not expired or revoked (checked by `byob config validate` and `byob check`). Example:
+    /// `"""-----BEGIN PGP PUBLIC KEY BLOCK----- ..."""`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgp_public_key: Option<String>,
 }
 
 /// A destination's date partitioning of table files.
@@ -488,6 +495,7 @@ impl DestinationConfig {
             schedule: None,
             manifest: false,
             partition_by: None,
+            pgp_public_key: None,
         }
     }
 

@@ -347,6 +347,14 @@ impl View<'_> {
                     _ => {}
                 },
             }
+            if let Some(key) = &d.pgp_public_key {
+                // Never echo the key: the message says what is wrong with it.
+                let checked = crate::format::pgp::RecipientKey::parse(key.as_bytes())
+                    .and_then(|k| k.check(std::time::SystemTime::now()));
+                if let Err(e) = checked {
+                    problems.push(ConfigProblem::at(at("pgp_public_key"), e.to_string()));
+                }
+            }
             if let Some(partition) = &d.partition_by
                 && partition.column.trim().is_empty()
             {

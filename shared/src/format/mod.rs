@@ -11,6 +11,7 @@
 mod csv;
 mod jsonl;
 mod parquet;
+pub mod pgp;
 mod pool;
 mod writer;
 
@@ -367,6 +368,9 @@ pub enum FormatError {
     /// An encoder thread failed (a job panicked or was lost).
     #[error("encoder thread: {0}")]
     Worker(String),
+    /// OpenPGP encryption failed (or the key cannot be used).
+    #[error("openpgp: {0}")]
+    Pgp(#[from] pgp::PgpError),
 }
 
 /// Turns record batches into the bytes of one file.

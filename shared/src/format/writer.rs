@@ -56,6 +56,8 @@ pub struct FileStats {
 /// ```
 pub struct FileWriter {
     encoder: Box<dyn Encoder>,
+    /// Encrypts the encoder's output (after compression) when the file goes to a key.
+    pgp: Option<super::pgp::PgpEncryptor>,
     /// Finished bytes pulled from the encoder but not yet taken by the caller.
     ready: Vec<u8>,
     /// Bytes already handed to the caller.
@@ -82,11 +84,28 @@ impl FileWriter {
     pub fn new(format: &Format, schema: SchemaRef, options: &EncoderOptions) -> Result<Self, FormatError> {
         Ok(FileWriter {
             encoder: super::encoder(format, schema, options)?,
+            pgp: None,
             ready: Vec::new(),
             taken: 0,
             rows: 0,
             hasher: Sha256::new(),
         })
+    }
+
+    /// Encrypts the file to `key` (an OpenPGP message around the encoded, compressed bytes):
+    /// the stats, the size limits and the bytes handed out are then those of the ciphertext.
+    pub fn encrypted_to(mut self, key: &super::pgp::RecipientKey) -> Result<Self, FormatError> {
+        self.pgp = Some(super::pgp::PgpEncryptor::new(key, std::time::SystemTime::now())?);
+        Ok(self)
+    }
+
+    /// The encoder's finished bytes, encrypted when the file goes to a key.
+    fn pull(&mut self) -> Result<Vec<u8>, FormatError> {
+        let plain = self.encoder.take_ready();
+        match self.pgp.as_mut() {
+            Some(pgp) if !plain.is_empty() => Ok(pgp.push(&plain)?),
+            _ => Ok(plain),
+        }
     }
 
     /// Encodes one batch (which must have the file's schema).
@@ -95,7 +114,7 @@ impl FileWriter {
         self.rows += batch.num_rows() as u64;
         // Pull finished bytes out at once, so `estimated_size` and `in_memory_bytes` see
         // them without asking the encoder for a count it does not keep.
-        let ready = self.encoder.take_ready();
+        let ready = self.pull()?;
         if self.ready.is_empty() {
             self.ready = ready;
         } else {
@@ -107,7 +126,10 @@ impl FileWriter {
     /// Drains the finished bytes produced so far (possibly none): the next part of the object.
     pub fn take_ready(&mut self) -> Bytes {
         let mut out = std::mem::take(&mut self.ready);
-        out.extend_from_slice(&self.encoder.take_ready());
+        // Encrypted files pull on every write, so only a plain encoder has bytes left here.
+        if self.pgp.is_none() {
+            out.extend_from_slice(&self.encoder.take_ready());
+        }
         self.taken += out.len() as u64;
         self.hasher.update(&out);
         Bytes::from(out)
@@ -116,7 +138,7 @@ impl FileWriter {
     /// The size the file has reached so far: bytes already taken, bytes ready to take, and
     /// the encoder's estimate of what it holds in progress. Used to roll files over.
     pub fn estimated_size(&self) -> u64 {
-        self.taken + self.ready.len() as u64 + self.encoder.in_progress_size() as u64
+        self.taken + self.in_memory_bytes() as u64
     }
 
     /// Rows written so far.
@@ -127,14 +149,21 @@ impl FileWriter {
     /// Bytes this writer holds now (ready output plus the encoder's in-progress estimate):
     /// what taking the ready bytes and finishing would still have to move.
     pub fn in_memory_bytes(&self) -> usize {
-        self.ready.len() + self.encoder.in_progress_size()
+        self.ready.len() + self.encoder.in_progress_size() + self.pgp.as_ref().map_or(0, |p| p.buffered())
     }
 
     /// Finishes the file: returns its last bytes (footer included) and the stats of the
     /// whole object, i.e. of every [`FileWriter::take_ready`] output followed by these bytes.
     pub fn finish(self) -> Result<(Bytes, FileStats), FormatError> {
-        let FileWriter { encoder, ready: mut out, taken, rows, mut hasher } = self;
-        out.extend_from_slice(&encoder.finish()?);
+        let FileWriter { encoder, pgp, ready: mut out, taken, rows, mut hasher } = self;
+        let last = encoder.finish()?;
+        match pgp {
+            Some(mut pgp) => {
+                out.extend_from_slice(&pgp.push(&last)?);
+                out.extend_from_slice(&pgp.finish()?);
+            }
+            None => out.extend_from_slice(&last),
+        }
         hasher.update(&out);
         let stats = FileStats { rows, bytes: taken + out.len() as u64, sha256: hex::encode(hasher.finalize()) };
         Ok((Bytes::from(out), stats))

@@ -205,6 +205,22 @@ pub struct Loader {
     scope: Option<Scope>,
     space: Option<u64>,
     tables: Option<std::collections::BTreeSet<String>>,
+    pgp: Option<std::sync::Arc<PgpSecretKey>>,
+}
+
+/// The OpenPGP secret key that opens encrypted dumps (`pgp_public_key` on the export side).
+#[derive(Clone)]
+pub struct PgpSecretKey {
+    /// The secret key, armored or binary.
+    pub key: Vec<u8>,
+    /// Its passphrase, when it has one.
+    pub passphrase: Option<String>,
+}
+
+impl std::fmt::Debug for PgpSecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgpSecretKey(<redacted>)")
+    }
 }
 
 /// The one bucket and prefix a loader reads from, and the account that must own the bucket.
@@ -221,12 +237,19 @@ pub struct Scope {
 impl Loader {
     /// A loader for local receipts only.
     pub fn local() -> Loader {
-        Loader { s3: None, scope: None, space: None, tables: None }
+        Loader { s3: None, scope: None, space: None, tables: None, pgp: None }
     }
 
     /// A loader that reads `s3://` receipts with `client`, from any bucket its credentials reach.
     pub fn with_s3(client: aws_sdk_s3::Client) -> Loader {
-        Loader { s3: Some(client), scope: None, space: None, tables: None }
+        Loader { s3: Some(client), scope: None, space: None, tables: None, pgp: None }
+    }
+
+    /// Opens encrypted dumps with this secret key: each verified file (the receipt's size and
+    /// sha256 are the encrypted object's) is decrypted, integrity checked, before it is read.
+    pub fn with_pgp_key(mut self, key: PgpSecretKey) -> Loader {
+        self.pgp = Some(std::sync::Arc::new(key));
+        self
     }
 
     /// Reads only receipts (and so files) under `scope`: a notification naming another bucket
@@ -297,6 +320,49 @@ impl Loader {
             }),
             None => loader,
         }
+    }
+
+    /// Adds the OpenPGP secret key the environment names, if any: `BYOB_LOAD_PGP_KEY_FILE` (a
+    /// file, with `BYOB_LOAD_PGP_PASSPHRASE` when the key has one) or `BYOB_LOAD_PGP_SECRET` (a
+    /// Secrets Manager secret holding the armored key, or JSON `{"private_key": ..., "passphrase": ...}`).
+    pub async fn with_pgp_from_env(self) -> Result<Loader, LoadError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let bad = |what: &str, reason: String| LoadError::Read { location: what.to_owned(), reason, retryable: false };
+        let key = match (var("BYOB_LOAD_PGP_KEY_FILE"), var("BYOB_LOAD_PGP_SECRET")) {
+            (Some(path), _) => {
+                let key =
+                    std::fs::read(&path).map_err(|e| bad(&format!("BYOB_LOAD_PGP_KEY_FILE {path}"), e.to_string()))?;
+                PgpSecretKey { key, passphrase: var("BYOB_LOAD_PGP_PASSPHRASE") }
+            }
+            (None, Some(secret)) => {
+                let base = crate::aws::sdk_config(&crate::config::AwsConfig::default()).await;
+                let client = aws_sdk_secretsmanager::Client::new(&base);
+                let text = crate::aws::secrets::read_string(&client, &secret).await.map_err(|e| LoadError::Read {
+                    location: format!("BYOB_LOAD_PGP_SECRET {secret}"),
+                    retryable: e.is_retryable(),
+                    reason: e.to_string(),
+                })?;
+                match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(json) => PgpSecretKey {
+                        key: json["private_key"]
+                            .as_str()
+                            .ok_or_else(|| {
+                                bad(
+                                    &format!("BYOB_LOAD_PGP_SECRET {secret}"),
+                                    "a JSON secret needs a \"private_key\" string (and optionally \"passphrase\")"
+                                        .into(),
+                                )
+                            })?
+                            .as_bytes()
+                            .to_vec(),
+                        passphrase: json["passphrase"].as_str().map(str::to_owned),
+                    },
+                    Err(_) => PgpSecretKey { key: text.into_bytes(), passphrase: None },
+                }
+            }
+            (None, None) => return Ok(self),
+        };
+        Ok(self.with_pgp_key(key))
     }
 
     /// Refuses a receipt whose files would not fit in the room downloads have.
@@ -427,6 +493,41 @@ impl Loader {
                 }
                 downloads = Some(dir);
             }
+        }
+        if let Some(encryption) = &info.receipt.encryption {
+            let Some(secret) = self.pgp.clone() else {
+                return Err(LoadError::Receipt {
+                    receipt: receipt_name,
+                    reason: format!(
+                        "its files are encrypted ({} to key {}); give the loader the secret key: BYOB_LOAD_PGP_KEY_FILE or `byob load --pgp-key-file` (a file), BYOB_LOAD_PGP_SECRET (a Secrets Manager secret)",
+                        encryption.kind, encryption.fingerprint
+                    ),
+                });
+            };
+            let dir = match downloads.take() {
+                Some(dir) => dir,
+                None => tempfile::tempdir().map_err(|e| LoadError::Read {
+                    location: "a temporary folder".into(),
+                    reason: e.to_string(),
+                    retryable: true,
+                })?,
+            };
+            for (n, (key, path)) in paths.iter_mut().enumerate() {
+                let plain = dir.path().join(format!("{n:08}.plain"));
+                let (input, output, secret) = (path.clone(), plain.clone(), secret.clone());
+                tokio::task::spawn_blocking(move || {
+                    crate::format::pgp::decrypt_file(&input, &output, &secret.key, secret.passphrase.as_deref())
+                })
+                .await
+                .map_err(|e| LoadError::Decode { table: String::new(), key: key.clone(), reason: e.to_string() })?
+                .map_err(|e| LoadError::Tampered {
+                    receipt: receipt_name.clone(),
+                    key: key.clone(),
+                    reason: format!("cannot be decrypted: {e}"),
+                })?;
+                *path = plain;
+            }
+            downloads = Some(dir);
         }
         Ok(VerifiedReceipt { info, paths, _downloads: downloads })
     }
