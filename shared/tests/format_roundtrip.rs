@@ -169,6 +169,8 @@ fn read_back(format: &Format, object: Vec<u8>) -> RecordBatch {
             .map(|b| b.map(relabel))
             .collect::<Result<_, _>>()
             .expect("json batches"),
+        // Not in all_formats: format::avro's own tests round-trip it, and fastavro reads it.
+        FormatKind::Avro => unreachable!("Avro is checked by format::avro's tests"),
     };
     concat_batches(&schema(), &batches).expect("concat")
 }

@@ -234,6 +234,8 @@ async fn csv_and_json_lines_dumps_load_the_same_rows_as_parquet() {
             ..Format::new(FormatKind::Csv, Codec::Gzip)
         },
         Format::new(FormatKind::Jsonl, Codec::Gzip),
+        Format::new(FormatKind::Avro, Codec::Gzip),
+        Format::new(FormatKind::Avro, Codec::Zstd),
         Format::new(FormatKind::Parquet, Codec::Zstd),
     ] {
         let dir = tempfile::tempdir().unwrap();

@@ -8,6 +8,8 @@
 //! Encoders never touch the network or the file system: they produce bytes, the sink stores
 //! them.
 
+mod avro;
+pub(crate) use avro::read_avro;
 mod csv;
 mod jsonl;
 mod parquet;
@@ -33,6 +35,9 @@ pub enum FormatKind {
     Csv,
     /// JSON lines: one JSON object per row, newline terminated.
     Jsonl,
+    /// Apache Avro object container files; compression is Avro's own, per block (`gzip` is
+    /// written as Avro's `deflate`).
+    Avro,
 }
 
 /// Compression codec. For Parquet it is the column-chunk codec inside the file; for CSV and
@@ -273,6 +278,7 @@ impl Format {
             (FormatKind::Csv, _) => "csv.gz",
             (FormatKind::Jsonl, Codec::None) => "jsonl",
             (FormatKind::Jsonl, _) => "jsonl.gz",
+            (FormatKind::Avro, _) => "avro",
         }
     }
 
@@ -280,6 +286,7 @@ impl Format {
     pub fn content_type(&self) -> &'static str {
         match (self.kind, self.codec) {
             (FormatKind::Parquet, _) => "application/vnd.apache.parquet",
+            (FormatKind::Avro, _) => "application/avro",
             (_, Codec::Gzip) => "application/gzip",
             (FormatKind::Csv, _) => "text/csv; charset=utf-8",
             (FormatKind::Jsonl, _) => "application/x-ndjson",
@@ -396,5 +403,14 @@ pub fn encoder(format: &Format, schema: SchemaRef, options: &EncoderOptions) -> 
         FormatKind::Parquet => Ok(Box::new(parquet::ParquetEncoder::new(schema, format.codec, options)?)),
         FormatKind::Csv => Ok(Box::new(csv::CsvEncoder::new(schema, format.csv_style(), format.codec, options)?)),
         FormatKind::Jsonl => Ok(Box::new(jsonl::JsonlEncoder::new(schema, format.codec, options)?)),
+        FormatKind::Avro => {
+            let codec = match format.codec {
+                Codec::None => avro::AvroCodec::Null,
+                Codec::Gzip => avro::AvroCodec::Deflate(options.gzip_level),
+                Codec::Snappy => avro::AvroCodec::Snappy,
+                Codec::Zstd => avro::AvroCodec::Zstd(options.zstd_level),
+            };
+            Ok(Box::new(avro::AvroEncoder::new(schema, codec, avro::DEFAULT_BLOCK_BYTES)?))
+        }
     }
 }

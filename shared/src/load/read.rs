@@ -54,6 +54,10 @@ pub fn batches(format: &Format, schema: &Schema, path: &Path) -> Result<Batches,
             let reader = builder.build(input).map_err(|e| e.to_string())?;
             Ok(Box::new(reader.map(|b| b.map_err(|e| e.to_string()))))
         }
+        FormatKind::Avro => {
+            let reader = crate::format::read_avro(BufReader::new(file), Arc::new(offset_zones(schema)), BATCH_ROWS)?;
+            Ok(Box::new(reader))
+        }
         FormatKind::Jsonl => {
             let input = BufReader::new(unwrap(format.codec, file));
             let reader = arrow::json::ReaderBuilder::new(Arc::new(offset_zones(schema)))
