@@ -61,6 +61,34 @@ impl Report {
     }
 }
 
+/// The customer's OpenPGP key: parsed, usable now (algorithm, size, expiry, revocation), and
+/// how long it stays so.
+fn check_pgp_key(text: &str, report: &mut Report) {
+    let title = "the OpenPGP key files are encrypted to";
+    let fix =
+        "ask the customer for a current RSA (2048+ bits) or Curve25519 encryption key and paste it as pgp_public_key";
+    let checked =
+        byob::format::pgp::RecipientKey::parse(text.as_bytes()).and_then(|key| key.check(std::time::SystemTime::now()));
+    match checked {
+        Ok(info) => {
+            let bits = info.bits.map(|b| format!(" {b} bits")).unwrap_or_default();
+            let expires = match info.expires {
+                Some(at) => format!("expires {}", chrono::DateTime::<Utc>::from(at).format("%Y-%m-%d")),
+                None => "does not expire".to_owned(),
+            };
+            let detail = format!(
+                "{} ({}{bits}), encryption key {}, {expires}, {}",
+                info.fingerprint,
+                info.algorithm,
+                info.encryption_fingerprint,
+                info.user_ids.join("; ")
+            );
+            report.pass(title, &detail);
+        }
+        Err(e) => report.fail(title, &e.to_string(), fix),
+    }
+}
+
 /// Runs the preflight of destination `id`; exit code 0 only when every step passed.
 pub(crate) async fn check(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
     let Some(destination) = config.destination(id) else {
@@ -76,6 +104,9 @@ pub(crate) async fn check(config: &Config, id: &str) -> anyhow::Result<ExitCode>
     println!();
 
     let mut report = Report::default();
+    if let Some(text) = &destination.pgp_public_key {
+        check_pgp_key(text, &mut report);
+    }
     run_steps(config, destination, &label, now, &mut report).await;
 
     println!();

@@ -253,6 +253,22 @@ fn print_destinations(config: &Config) {
                 (_, Some(folder)) => folder.display().to_string(),
                 _ => String::new(),
             };
+            let mut extras: Vec<String> = Vec::new();
+            if let Some(p) = &d.partition_by {
+                extras.push(format!("partitioned by {} ({:?})", p.column, p.grain).to_lowercase());
+            }
+            if d.manifest {
+                extras.push("AEP manifest".into());
+            }
+            if let Some(key) = &d.pgp_public_key {
+                let fingerprint = byob::format::pgp::RecipientKey::parse(key.as_bytes())
+                    .map(|k| k.fingerprint())
+                    .unwrap_or_else(|_| "?".into());
+                extras.push(format!("encrypted to {fingerprint}"));
+            }
+            if !extras.is_empty() {
+                format = format!("{format}; {}", extras.join("; "));
+            }
             let schedule = d.schedule.as_ref().map_or("every run", |s| s.as_str()).to_owned();
             [d.id.clone(), d.tenant.clone(), format, schedule, location]
         })

@@ -367,7 +367,9 @@ impl Loader {
 
     /// Refuses a receipt whose files would not fit in the room downloads have.
     fn check_space(&self, info: &ReceiptInfo) -> Result<(), LoadError> {
-        let needed = info.receipt.tables.values().fold(0u64, |sum, t| sum.saturating_add(t.byte_count));
+        let stored = info.receipt.tables.values().fold(0u64, |sum, t| sum.saturating_add(t.byte_count));
+        // Encrypted files are decrypted beside their downloads: room for both.
+        let needed = if info.receipt.encryption.is_some() { stored.saturating_mul(2) } else { stored };
         match self.space {
             Some(space) if needed > space => Err(LoadError::Receipt {
                 receipt: info.location.clone(),
