@@ -5,17 +5,19 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the one configuration schema (TOML or JSON), documented field by field, and
-//!   the validation that rejects bad input before anything is written.
+//! - [`config`]: the one configuration schema (TOML or JSON), documented field by field, the
+//!   validation that rejects bad input before anything is written, and per-destination schedules.
 //! - [`layout`]: run ids, key templates and the bucket layout (Dreamdata's, by default).
-//! - [`format`]: file formats (Parquet, CSV, JSON lines), codecs, and the encoders that turn
-//!   Arrow record batches into file bytes, reporting rows, bytes and sha256.
+//! - [`format`]: file formats (Parquet, CSV with its options, JSON lines, Avro), codecs, the
+//!   encoders that turn Arrow record batches into file bytes (reporting rows, bytes and sha256),
+//!   and OpenPGP encryption of those bytes to a customer's key ([`format::pgp`]).
 //! - [`source`]: where rows come from: a stream of Arrow record batches for one tenant.
 //! - [`sink`]: where files go: the multipart object sink interface, the local folder sink and
 //!   the S3 sink (streaming multipart uploads into a customer's bucket).
-//! - [`receipt`]: `receipt.json` version 1, the contract with every loader.
+//! - [`receipt`]: `receipt.json` version 1, the contract with every loader (and AEP's manifest).
 //! - [`schema`]: the portable column type names written into the receipt.
-//! - [`export`]: one export task: source -> encoder -> sink, rolling files over at size limits.
+//! - [`export`]: one export task: source -> encoder -> sink, rolling files over at size limits,
+//!   split by date partition when a destination asks.
 //! - [`plan`]: destinations x tables x slices -> export tasks, and their results.
 //! - [`finalize`]: verify every task of a destination, then write its receipts, last.
 //! - [`wiring`]: from a config to the parts every runner uses (source, sinks, state store,

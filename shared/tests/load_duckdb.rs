@@ -221,23 +221,7 @@ async fn every_portable_type_round_trips_from_arrow() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn csv_and_json_lines_dumps_load_the_same_rows_as_parquet() {
-    use byob::format::{Codec, Delimiter, Format, FormatKind};
-    for format in [
-        Format { delimiter: Some(Delimiter::Semicolon), ..Format::new(FormatKind::Csv, Codec::Gzip) },
-        // Every CSV option at once: no header, `'` quotes with `\\` escapes, a NULL text, CRLF.
-        Format {
-            header: Some(false),
-            quote: Some('\''),
-            escape: Some('\\'),
-            null: Some("NULL".into()),
-            line_ending: Some(byob::format::LineEnding::Crlf),
-            ..Format::new(FormatKind::Csv, Codec::Gzip)
-        },
-        Format::new(FormatKind::Jsonl, Codec::Gzip),
-        Format::new(FormatKind::Avro, Codec::Gzip),
-        Format::new(FormatKind::Avro, Codec::Zstd),
-        Format::new(FormatKind::Parquet, Codec::Zstd),
-    ] {
+    for format in load_support::formats() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("w.duckdb");
         let mut dump = Dump::new(RUN1, None);

@@ -232,27 +232,7 @@ fn locations_parse() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn csv_and_json_lines_dumps_load_the_same_rows_as_parquet() {
-    use byob::format::{Codec, Delimiter, Format, FormatKind};
-    for (n, format) in [
-        Format { delimiter: Some(Delimiter::Semicolon), ..Format::new(FormatKind::Csv, Codec::Gzip) },
-        Format { delimiter: Some(Delimiter::Tab), ..Format::new(FormatKind::Csv, Codec::None) },
-        // Every CSV option at once: no header, `'` quotes with `\\` escapes, a NULL text, CRLF.
-        Format {
-            header: Some(false),
-            quote: Some('\''),
-            escape: Some('\\'),
-            null: Some("NULL".into()),
-            line_ending: Some(byob::format::LineEnding::Crlf),
-            ..Format::new(FormatKind::Csv, Codec::Gzip)
-        },
-        Format::new(FormatKind::Jsonl, Codec::Gzip),
-        Format::new(FormatKind::Avro, Codec::Gzip),
-        Format::new(FormatKind::Avro, Codec::Zstd),
-        Format::new(FormatKind::Parquet, Codec::Zstd),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (n, format) in load_support::formats().into_iter().enumerate() {
         let Some((target, url)) = target(&format!("load_fmt{n}")).await else { return };
         let dir = tempfile::tempdir().unwrap();
         let mut dump = Dump::new(RUN1, None);

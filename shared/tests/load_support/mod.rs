@@ -308,3 +308,26 @@ pub fn all_types_query() -> String {
 pub fn temp_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
+
+/// Every text and container format the loaders must read back as Parquet's rows: CSV (with a
+/// delimiter, without compression, with every CSV option at once), JSON lines, Avro, Parquet.
+pub fn formats() -> Vec<byob::format::Format> {
+    use byob::format::{Codec, Delimiter, Format, FormatKind, LineEnding};
+    vec![
+        Format { delimiter: Some(Delimiter::Semicolon), ..Format::new(FormatKind::Csv, Codec::Gzip) },
+        Format { delimiter: Some(Delimiter::Tab), ..Format::new(FormatKind::Csv, Codec::None) },
+        // Every CSV option at once: no header, `'` quotes with `\\` escapes, a NULL text, CRLF.
+        Format {
+            header: Some(false),
+            quote: Some('\''),
+            escape: Some('\\'),
+            null: Some("NULL".into()),
+            line_ending: Some(LineEnding::Crlf),
+            ..Format::new(FormatKind::Csv, Codec::Gzip)
+        },
+        Format::new(FormatKind::Jsonl, Codec::Gzip),
+        Format::new(FormatKind::Avro, Codec::Gzip),
+        Format::new(FormatKind::Avro, Codec::Zstd),
+        Format::new(FormatKind::Parquet, Codec::Zstd),
+    ]
+}
