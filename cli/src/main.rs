@@ -261,10 +261,14 @@ fn print_destinations(config: &Config) {
                 extras.push("AEP manifest".into());
             }
             if let Some(key) = &d.pgp_public_key {
-                let fingerprint = byob::format::pgp::RecipientKey::parse(key.as_bytes())
-                    .map(|k| k.fingerprint())
-                    .unwrap_or_else(|_| "?".into());
-                extras.push(format!("encrypted to {fingerprint}"));
+                // Parsed by validation; whether it is usable now is shown, not required.
+                let status = byob::format::pgp::RecipientKey::parse(key.as_bytes()).map(|k| {
+                    match k.check(std::time::SystemTime::now()) {
+                        Ok(_) => format!("encrypted to {}", k.fingerprint()),
+                        Err(e) => format!("encrypted to {} (UNUSABLE NOW, exports will fail: {e})", k.fingerprint()),
+                    }
+                });
+                extras.push(status.unwrap_or_else(|e| e.to_string()));
             }
             if !extras.is_empty() {
                 format = format!("{format}; {}", extras.join("; "));

@@ -437,3 +437,49 @@ async fn an_encrypted_dump_decrypts_to_the_plain_dump_and_loads_the_same_rows() 
         rows(Loader::local().load(&location("plain"), &DuckDbTarget::new(dir.path().join("p.duckdb"))).await.unwrap());
     assert_eq!(sealed_rows, plain_rows);
 }
+
+/// One customer's key expiring must not stop the others: the config still loads (the key
+/// parses), that destination's export fails naming the expiry, and every other destination
+/// gets its receipt; garbage in `pgp_public_key` is a config problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_key_fails_its_own_destination_and_no_other() {
+    use byob::run::{self, RunOptions, Silent};
+    use byob_testkit::generate::{self, GenerateOptions};
+
+    if !byob_testkit::gpg::available("an_expired_key_fails_its_own_destination_and_no_other") {
+        return;
+    }
+    let gpg = Gpg::new();
+    let fpr =
+        gpg.gen_key("Old <old@example.com>", "rsa2048", "encr", "1d", &["--faked-system-time", "20200101T000000!"], "");
+    let public = String::from_utf8(gpg.export_public(&fpr)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let options = GenerateOptions { out: dir.path().join("lake"), scale: 0.002, seed: 5, ..GenerateOptions::default() };
+    generate::generate(&options, &|_, _| {}).unwrap();
+    let tables: String = generate::TABLES.iter().map(|t| format!("[[tables]]\nname = \"{t}\"\n")).collect();
+    let config_with = |key: &str| {
+        format!(
+            "[source]\ntype = \"parquet\"\npath = \"lake\"\n\n{tables}\n\
+             [[destinations]]\nid = \"fine\"\ntenant = \"acme\"\nfolder = \"buckets/fine\"\n\n\
+             [[destinations]]\nid = \"expired\"\ntenant = \"globex\"\nfolder = \"buckets/expired\"\n\
+             pgp_public_key = \"\"\"\n{key}\"\"\"\n\n[state]\npath = \"state\"\n"
+        )
+    };
+    let path = dir.path().join("byob.toml");
+    std::fs::write(&path, config_with("not a key")).unwrap();
+    let problems = byob::config::Config::load(&path).expect_err("garbage is a config problem").to_string();
+    assert!(problems.contains("destinations[1].pgp_public_key"), "{problems}");
+    assert!(!problems.contains("not a key"), "the key text is never echoed: {problems}");
+
+    std::fs::write(&path, config_with(&public)).unwrap();
+    let config = byob::config::Config::load(&path).unwrap_or_else(|e| panic!("an expired key still parses: {e}"));
+    let options = RunOptions { run: "2024-05-06T04:00".parse().unwrap(), filter: byob::plan::PlanFilter::default() };
+    let report = run::run(&config, &options, std::sync::Arc::new(Silent)).await.unwrap();
+    let failed: Vec<_> = report.failed().map(|d| d.destination.clone()).collect();
+    assert_eq!(failed, ["expired"]);
+    let error =
+        report.failed().next().and_then(|d| d.outcome.as_ref().err()).map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("expired"), "{error}");
+    assert!(dir.path().join("buckets/fine/receipt.json").exists(), "the other destination got its receipt");
+    assert!(!dir.path().join("buckets/expired/receipt.json").exists());
+}

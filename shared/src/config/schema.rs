@@ -418,7 +418,9 @@ pub struct DestinationConfig {
     /// The customer's OpenPGP public key (ASCII-armored), as AEP lets customers attach one:
     /// every file is encrypted to it after compression (`events_000000000000.parquet.gz.gpg`);
     /// the receipt stays plain and names the key's fingerprint. RSA of 2048+ bits or Curve25519,
-    /// not expired or revoked (checked by `byob config validate` and `byob check`). Example:
+    /// not expired or revoked: `byob config validate` refuses a key that does not parse and shows
+    /// whether it is usable now; an unusable key fails this destination's exports alone (and
+    /// `byob check`), never the rest of the config. Example:
     /// `"""-----BEGIN PGP PUBLIC KEY BLOCK----- ..."""`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgp_public_key: Option<String>,
