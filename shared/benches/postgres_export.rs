@@ -13,13 +13,11 @@
 
 use byob_testkit::postgres as postgres_harness;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use byob::export::{self, Cancel, ExportSpec};
-use byob::format::{Codec, EncoderOptions, Format, FormatKind};
-use byob::layout::KeyTemplate;
+use byob::format::{Codec, Format, FormatKind};
 use byob::plan::ExportTask;
 use byob::sink::LocalSink;
 use byob::source::postgres::{Connector, PgSource};
@@ -65,17 +63,8 @@ async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slic
     let dir = tempfile::tempdir().unwrap();
     let sink = LocalSink::new(dir.path());
     let spec = ExportSpec {
-        run: "2024-03-01T04:00".parse().unwrap(),
-        prefix: "bench".into(),
-        template: KeyTemplate::default(),
-        format: Format::new(FormatKind::Parquet, codec),
-        max_file_rows: 1_000_000,
         max_file_bytes: 256 << 20,
-        encoder: EncoderOptions::default(),
-        metadata: BTreeMap::new(),
-        manifest: false,
-        partition_by: None,
-        pgp: None,
+        ..byob_testkit::spec::export_spec("2024-03-01T04:00", "bench", Format::new(FormatKind::Parquet, codec))
     };
     let started = Instant::now();
     // About `slices` slices, as the planner cuts them.

@@ -4,7 +4,6 @@
 use byob_testkit::files;
 use files::files_under;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, StringArray};
@@ -12,8 +11,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use byob::export::{self, Cancel, ExportSpec};
 use byob::finalize;
-use byob::format::{Codec, EncoderOptions, Format, FormatKind};
-use byob::layout::{KeyTemplate, RunId};
+use byob::format::{Codec, Format, FormatKind};
+use byob::layout::RunId;
 use byob::plan::{DestinationPlan, ExportTask, TaskResult};
 use byob::sink::LocalSink;
 use byob::source::{BatchStream, Bounds, Slice, Source, TableRequest, TableStream};
@@ -44,19 +43,7 @@ fn rows(n: i64, tenant_of: impl Fn(i64) -> &'static str) -> RecordBatch {
 }
 
 fn spec(format: Format, max_file_rows: u64) -> ExportSpec {
-    ExportSpec {
-        run: "2023-03-14T04:03".parse().expect("run id"),
-        prefix: "byob".into(),
-        template: KeyTemplate::parse(KeyTemplate::DEFAULT).expect("default template"),
-        format,
-        max_file_rows,
-        max_file_bytes: 1 << 30,
-        encoder: EncoderOptions::default(),
-        metadata: BTreeMap::new(),
-        manifest: false,
-        partition_by: None,
-        pgp: None,
-    }
+    ExportSpec { max_file_rows, ..byob_testkit::spec::export_spec("2023-03-14T04:03", "byob", format) }
 }
 
 /// The spec finalize reads: run `run`, prefix `p`, default format.

@@ -486,19 +486,7 @@ async fn a_multi_dimensional_array_fails_the_export_without_leaving_a_file() {
 async fn export_into_folder(source: &PgSource, table: &str) -> (String, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let sink = byob::sink::LocalSink::new(dir.path());
-    let spec = byob::export::ExportSpec {
-        run: "2024-02-29T04:03".parse().unwrap(),
-        prefix: String::new(),
-        template: byob::layout::KeyTemplate::default(),
-        format: byob::format::Format::default(),
-        max_file_rows: 1_000_000,
-        max_file_bytes: 1 << 30,
-        encoder: byob::format::EncoderOptions::default(),
-        metadata: Default::default(),
-        manifest: false,
-        partition_by: None,
-        pgp: None,
-    };
+    let spec = byob_testkit::spec::export_spec("2024-02-29T04:03", "", byob::format::Format::default());
     let task = byob::plan::ExportTask {
         destination: "d".into(),
         table: table.into(),

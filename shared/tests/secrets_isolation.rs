@@ -211,7 +211,7 @@ async fn no_secret_reaches_a_log_line_or_error_and_no_row_reaches_another_tenant
         }
     }
     for secret in &secret_values {
-        for form in [secret.clone(), url_encoded(secret)] {
+        for form in [secret.clone(), moto::url_encode(secret)] {
             assert!(!captured.contains(&form), "a secret ({}...) appears in the output", &secret[..6]);
         }
     }
@@ -331,18 +331,6 @@ async fn list(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
             return keys;
         }
     }
-}
-
-fn url_encoded(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// The child: started by the test above with AWS credentials in its environment; not a test

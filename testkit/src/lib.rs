@@ -8,7 +8,8 @@
 //!   feeds the demo, the tests and the benchmarks.
 //! - [`memory`]: an in-memory source applying the same tenant and slicing rules as the others.
 //! - [`conformance`]: the suite every object sink passes (local folder, S3).
-//! - [`workflow`]: the deployed steps over a tiny generated lake (the handlers' tests).
+//! - [`workflow`]: the deployed steps over a tiny generated lake (the handlers' tests);
+//!   [`spec`]: the export settings tests start from.
 //! - Local servers: [`moto`] (S3, STS, IAM, Secrets Manager), [`postgres`] (a throwaway
 //!   cluster), [`fault_proxy`] (an HTTP proxy that drops, delays and fails requests), [`wire`]
 //!   (an SDK interceptor recording and faulting requests), [`files`] (what a folder holds),
@@ -23,5 +24,6 @@ pub mod gpg;
 pub mod memory;
 pub mod moto;
 pub mod postgres;
+pub mod spec;
 pub mod wire;
 pub mod workflow;

@@ -69,7 +69,8 @@ impl Recorded {
     }
 }
 
-fn url_encode(s: &str) -> String {
+/// `s` percent-encoded as AWS query strings and form bodies want it (RFC 3986 unreserved kept).
+pub fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

@@ -402,11 +402,8 @@ pub async fn export_parquet(
     bounds: &byob::source::Bounds,
     codec: byob::format::Codec,
 ) -> byob::Result<Exported> {
-    use std::collections::BTreeMap;
-
-    use byob::export::{self, Cancel, ExportSpec};
-    use byob::format::{EncoderOptions, Format, FormatKind};
-    use byob::layout::KeyTemplate;
+    use byob::export::{self, Cancel};
+    use byob::format::{Format, FormatKind};
     use byob::plan::ExportTask;
     use byob::sink::LocalSink;
     use byob::source::TableRequest;
@@ -414,19 +411,7 @@ pub async fn export_parquet(
 
     let dir = tempfile::tempdir().unwrap();
     let sink = LocalSink::new(dir.path());
-    let spec = ExportSpec {
-        run: "2024-02-29T04:03".parse().unwrap(),
-        prefix: "out".into(),
-        template: KeyTemplate::parse(KeyTemplate::DEFAULT).unwrap(),
-        format: Format::new(FormatKind::Parquet, codec),
-        max_file_rows: 1_000_000,
-        max_file_bytes: 1 << 30,
-        encoder: EncoderOptions::default(),
-        metadata: BTreeMap::new(),
-        manifest: false,
-        partition_by: None,
-        pgp: None,
-    };
+    let spec = crate::spec::export_spec("2024-02-29T04:03", "out", Format::new(FormatKind::Parquet, codec));
     let request = TableRequest {
         table: table.into(),
         tenant: tenant.into(),
