@@ -86,7 +86,7 @@ pub(crate) async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     };
     let table = config.tables.first().context("the config has no table")?;
     let source = LakeSource::new("").with_table_path(&table.name, args.input.clone()).every_row();
-    let plan = plan::plan(&config, &source, run, &PlanFilter::default()).await?;
+    let plan = plan::plan(&config, &source, Some(&NoState), run, &PlanFilter::default()).await?;
     let destination_plan = plan.destinations.first().context("the plan has no destination")?;
     let destination = config.destinations.first().context("the config has no destination")?;
     let spec = byob::wiring::export_spec(&config, destination, run)?;
@@ -194,6 +194,9 @@ impl StateStore for NoState {
     }
     async fn record(&self, _destination: &str, _receipt: &Receipt) -> byob::Result<()> {
         Ok(())
+    }
+    async fn receipt(&self, destination: &str, run: RunId) -> byob::Result<Receipt> {
+        Err(byob::Error::Plan(format!("byob export keeps no state (receipt of {destination} run {run})")))
     }
     async fn put_result(&self, _run: RunId, _result: &TaskResult) -> byob::Result<String> {
         Err(byob::Error::Plan("byob export keeps no task results".into()))

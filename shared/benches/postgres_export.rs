@@ -72,7 +72,7 @@ async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slic
     let count = planned.len() as u32;
     let tasks = planned.into_iter().zip(0..).map(|(bounds, index)| {
         let task =
-            ExportTask { destination: "bench".into(), table: "events".into(), slice: Slice { index, count }, bounds };
+            ExportTask { destination: "bench".into(), table: "events".into(), slice: Slice { index, count }, bounds, increment: None };
         let (sink, spec) = (&sink, &spec);
         async move {
             export::export(&task, request, source, sink, spec, &Cancel::default(), Arc::new(|_| {})).await.unwrap()
@@ -92,6 +92,7 @@ async fn child(phase: &str, url: &str, rows: u64) {
         tenant: "acme".into(),
         tenant_column: "tenant_id".into(),
         columns: None,
+        window: None,
     };
     let (rows, out_bytes, seconds) = match phase {
         "copy" => {

@@ -170,6 +170,15 @@ pub async fn export(
             task.table, task.slice.index, task.slice.count
         )));
     }
+    // A table with a watermark reads the range its plan fixed, whoever built the request.
+    let windowed;
+    let request = match &task.increment {
+        Some(increment) => {
+            windowed = TableRequest { window: Some(increment.window()), ..request.clone() };
+            &windowed
+        }
+        None => request,
+    };
     let stream = source.open(request, &task.bounds).await?;
     let schema = stream.schema.clone();
     let columns = schema::describe(&schema).map_err(|m| format_error(FormatError::Invalid(m)))?;

@@ -70,10 +70,8 @@ pub fn build_receipt(
         }
         match tables.get_mut(&task.table) {
             None => {
-                tables.insert(
-                    task.table.clone(),
-                    TableReceipt::new(result.folder.clone(), result.schema.clone(), result.files.clone()),
-                );
+                let entry = TableReceipt::new(result.folder.clone(), result.schema.clone(), result.files.clone());
+                tables.insert(task.table.clone(), entry.with_increment(task.increment.as_ref()));
             }
             Some(table) => {
                 if table.schema != result.schema || table.folder != result.folder {
@@ -82,9 +80,17 @@ pub fn build_receipt(
                         task.slice.index, task.table
                     )));
                 }
+                let first = plan.tasks.iter().find(|t| t.table == task.table).and_then(|t| t.increment.as_ref());
+                if task.increment.as_ref() != first {
+                    return Err(incomplete(format!(
+                        "slice {} of table {:?} was planned with another range than slice 0",
+                        task.slice.index, task.table
+                    )));
+                }
                 let mut files = std::mem::take(&mut table.files);
                 files.extend(result.files.iter().cloned());
-                *table = TableReceipt::new(table.folder.clone(), table.schema.clone(), files);
+                let entry = TableReceipt::new(table.folder.clone(), table.schema.clone(), files);
+                *table = entry.with_increment(task.increment.as_ref());
             }
         }
     }

@@ -19,6 +19,7 @@
 //! - [`export`]: one export task: source -> encoder -> sink, rolling files over at size limits,
 //!   split by date partition when a destination asks.
 //! - [`plan`]: destinations x tables x slices -> export tasks, and their results.
+//! - [`increment`]: incremental dumps: watermarks, each run's range, full or incremental.
 //! - [`finalize`]: verify every task of a destination, then write its receipts, last.
 //! - [`wiring`]: from a config to the parts every runner uses (source, sinks, state store,
 //!   export settings, one shared SDK config); nothing else builds them.
@@ -51,6 +52,7 @@ pub mod error;
 pub mod export;
 pub mod finalize;
 pub mod format;
+pub mod increment;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod layout;

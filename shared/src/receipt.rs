@@ -14,6 +14,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::format::Format;
+use crate::increment::{Increment, Range, TableMode};
 use crate::layout::RunId;
 use crate::schema::ColumnSchema;
 
@@ -73,6 +74,23 @@ pub struct TableReceipt {
     pub schema: Vec<ColumnSchema>,
     /// Every file, in shard order.
     pub files: Vec<FileEntry>,
+    /// `full`: the files hold every row of the table (load by replacing it); `incremental`:
+    /// only the rows whose watermark is in `range` (load by merging them in). Receipts written
+    /// before incremental dumps have no `mode`: full.
+    #[serde(default)]
+    pub mode: TableMode,
+    /// For a table with a watermark: the range this dump covers (`from` exclusive, `to`
+    /// inclusive; a full dump has no `from`), and the full dump its chain starts at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<Range>,
+    /// Incremental: the run this dump continues; a loader that has not loaded it (its `to` is
+    /// this `range.from`) must not load this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builds_on: Option<RunId>,
+    /// The columns that identify a row: an incremental dump's rows replace the loaded rows with
+    /// the same key. Absent: rows are only added, and an incremental dump replaces its range.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_key: Vec<String>,
 }
 
 /// One file.
@@ -103,7 +121,22 @@ impl TableReceipt {
             byte_count: files.iter().map(|f| f.bytes).sum(),
             schema,
             files,
+            mode: TableMode::Full,
+            range: None,
+            builds_on: None,
+            primary_key: Vec::new(),
         }
+    }
+
+    /// This table's entry as `increment` (from the plan) describes it.
+    pub fn with_increment(mut self, increment: Option<&Increment>) -> Self {
+        if let Some(increment) = increment {
+            self.mode = increment.mode;
+            self.range = Some(increment.range.clone());
+            self.builds_on = increment.builds_on;
+            self.primary_key = increment.primary_key.clone();
+        }
+        self
     }
 
     /// Checks that the totals equal the sums over `files`.

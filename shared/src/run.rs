@@ -88,7 +88,7 @@ pub async fn run(config: &Config, options: &RunOptions, observer: Arc<dyn Observ
     let source = wiring::source(config, &sdk, Reads::OneSource);
     // The store the config names: a local folder, or the same S3 state the deployed steps use.
     let state = wiring::state(config, &sdk);
-    let plan = plan::plan(config, source.as_ref(), options.run, &options.filter).await?;
+    let plan = plan::plan(config, source.as_ref(), Some(state.as_ref()), options.run, &options.filter).await?;
     observer.planned(&plan);
     let permits = Semaphore::new(config.export.parallelism.max(1));
 

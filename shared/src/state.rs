@@ -19,6 +19,8 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn finished_runs(&self, destination: &str) -> Result<Vec<RunId>>;
     /// Records that `destination` finished `receipt.run`.
     async fn record(&self, destination: &str, receipt: &Receipt) -> Result<()>;
+    /// The receipt `destination` finished `run` with, as [`StateStore::record`] kept it.
+    async fn receipt(&self, destination: &str, run: RunId) -> Result<Receipt>;
     /// Stores an export task's full result (its file list can be large) and returns a pointer
     /// that travels through the state machine instead.
     async fn put_result(&self, run: RunId, result: &crate::plan::TaskResult) -> Result<String>;
@@ -102,11 +104,17 @@ impl StateStore for LocalState {
     async fn record(&self, destination: &str, receipt: &Receipt) -> Result<()> {
         let dir = self.root.join(destination);
         tokio::fs::create_dir_all(&dir).await.map_err(|e| Error::io(&dir, e))?;
-        let name = format!("{}.json", receipt.run.to_string().replace(':', "_"));
+        let name = run_file(receipt.run);
         let tmp = dir.join(format!(".{name}.tmp"));
         tokio::fs::write(&tmp, receipt.to_json()).await.map_err(|e| Error::io(&tmp, e))?;
         let path = dir.join(name);
         tokio::fs::rename(&tmp, &path).await.map_err(|e| Error::io(&path, e))
+    }
+
+    async fn receipt(&self, destination: &str, run: RunId) -> Result<Receipt> {
+        let path = self.root.join(destination).join(run_file(run));
+        let bytes = tokio::fs::read(&path).await.map_err(|e| Error::io(&path, e))?;
+        parse_receipt(&path.display().to_string(), &bytes)
     }
 
     async fn put_result(&self, run: RunId, result: &crate::plan::TaskResult) -> Result<String> {
@@ -206,6 +214,16 @@ impl S3State {
     }
 }
 
+/// A finished run's file name: `<run>.json`, `_` for `:` (valid on every file system).
+fn run_file(run: RunId) -> String {
+    format!("{}.json", run.to_string().replace(':', "_"))
+}
+
+/// A receipt kept in our state, checked as a loader would check it.
+fn parse_receipt(location: &str, bytes: &[u8]) -> Result<Receipt> {
+    Receipt::from_json(bytes).map_err(|e| Error::Receipt(format!("the state's receipt {location}: {e}")))
+}
+
 fn result_key(run: RunId, task: &crate::plan::ExportTask) -> String {
     format!("results/{run}/{}/{}/{}-of-{}.json", task.destination, task.table, task.slice.index, task.slice.count)
         .replace(':', "_")
@@ -230,8 +248,14 @@ impl StateStore for S3State {
     }
 
     async fn record(&self, destination: &str, receipt: &Receipt) -> Result<()> {
-        let key = self.key(&format!("runs/{destination}/{}.json", receipt.run.to_string().replace(':', "_")));
+        let key = self.key(&format!("runs/{destination}/{}", run_file(receipt.run)));
         self.put_json(&key, receipt.to_json()).await
+    }
+
+    async fn receipt(&self, destination: &str, run: RunId) -> Result<Receipt> {
+        let key = self.key(&format!("runs/{destination}/{}", run_file(run)));
+        let bytes = self.get_document(&key).await?;
+        parse_receipt(&format!("s3://{}/{key}", self.bucket), &bytes)
     }
 
     async fn put_result(&self, run: RunId, result: &crate::plan::TaskResult) -> Result<String> {

@@ -400,7 +400,7 @@ impl Workflow {
             due_only: input.scheduled_time.is_some(),
         };
         let source: Arc<dyn Source> = wiring::source(&self.config, self.sdk().await, Reads::SourcePerStep);
-        let plan = plan::plan(&self.config, source.as_ref(), run, &filter).await?;
+        let plan = plan::plan(&self.config, source.as_ref(), Some(self.state.as_ref()), run, &filter).await?;
         tracing::info!(%run, destinations = plan.destinations.len(), tasks = plan.destinations.iter().map(|d| d.tasks.len()).sum::<usize>(), "planned");
         Ok(plan)
     }

@@ -232,6 +232,10 @@ fn every_field_is_shown_in_the_example() {
             path: Some("p".into()),
             query: Some("q".into()),
             slice_key: Some("k".into()),
+            mode: byob::increment::TableMode::Incremental,
+            watermark: Some("w".into()),
+            primary_key: Some(vec!["k".into()]),
+            lookback: Some(byob::increment::Lookback::Amount(1)),
         }],
         destinations: vec![DestinationConfig {
             id: "a".into(),
@@ -265,6 +269,7 @@ fn every_field_is_shown_in_the_example() {
             manifest: true,
             partition_by: Some(byob::config::PartitionBy { column: "c".into(), grain: byob::config::Grain::Day }),
             pgp_public_key: Some("k".into()),
+            full_every: Some(byob::increment::Span::parse("7d").unwrap()),
         }],
         export: ExportConfig::default(),
         aws: AwsConfig { writer_role_arn: Some("w".into()), region: Some("r".into()), endpoint_url: Some("e".into()) },

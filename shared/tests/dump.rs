@@ -307,7 +307,7 @@ async fn a_scheduled_run_plans_the_destinations_due_at_each_hour_of_a_day() {
         let source = source.clone();
         async move {
             let filter = PlanFilter { due_only, ..PlanFilter::default() };
-            let plan = byob::plan::plan(config, source.as_ref(), run, &filter).await.expect("plan");
+            let plan = byob::plan::plan(config, source.as_ref(), None, run, &filter).await.expect("plan");
             plan.destinations.iter().map(|d| d.destination.clone()).collect::<Vec<_>>()
         }
     };

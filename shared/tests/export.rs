@@ -52,11 +52,11 @@ fn finalizing(run: &str) -> ExportSpec {
 }
 
 fn request(table: &str, tenant: &str) -> TableRequest {
-    TableRequest { table: table.into(), tenant: tenant.into(), tenant_column: "tenant_id".into(), columns: None }
+    TableRequest { table: table.into(), tenant: tenant.into(), tenant_column: "tenant_id".into(), columns: None, window: None }
 }
 
 fn task(table: &str, slice: Slice) -> ExportTask {
-    ExportTask { destination: "acme".into(), table: table.into(), slice, bounds: Bounds::Whole }
+    ExportTask { destination: "acme".into(), table: table.into(), slice, bounds: Bounds::Whole, increment: None }
 }
 
 fn no_progress() -> export::RowsCallback {

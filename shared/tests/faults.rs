@@ -168,7 +168,7 @@ async fn dump(base: &SdkConfig, config: &Config) -> BTreeMap<String, Result<Rece
     let run: RunId = RUN.parse().expect("run id");
     let source = byob::wiring::source(config, &byob::wiring::sdk(config).await, byob::wiring::Reads::OneSource);
     let state = LocalState::new(config.state.path.clone());
-    let plan = plan::plan(config, source.as_ref(), run, &PlanFilter::default()).await.expect("plan");
+    let plan = plan::plan(config, source.as_ref(), Some(&state), run, &PlanFilter::default()).await.expect("plan");
     let mut outcomes = BTreeMap::new();
     for dp in &plan.destinations {
         let destination = config.destinations.iter().find(|d| d.id == dp.destination).expect("destination");

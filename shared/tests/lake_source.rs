@@ -41,6 +41,7 @@ fn request(table: &str, tenant: &str, columns: Option<&[&str]>) -> TableRequest 
         tenant: tenant.to_string(),
         tenant_column: "tenant_id".to_string(),
         columns: columns.map(|c| c.iter().map(|s| s.to_string()).collect()),
+        window: None,
     }
 }
 

@@ -492,9 +492,10 @@ async fn export_into_folder(source: &PgSource, table: &str) -> (String, Vec<Stri
         table: table.into(),
         slice: byob::source::Slice::WHOLE,
         bounds: Bounds::Whole,
+        increment: None,
     };
     let request =
-        TableRequest { table: table.into(), tenant: "acme".into(), tenant_column: "tenant_id".into(), columns: None };
+        TableRequest { table: table.into(), tenant: "acme".into(), tenant_column: "tenant_id".into(), columns: None, window: None };
     let e = byob::export::export(&task, &request, source, &sink, &spec, &Default::default(), Arc::new(|_| {}))
         .await
         .err()
@@ -605,6 +606,7 @@ fn request(table: &str, tenant: &str, columns: Option<&[&str]>) -> TableRequest 
         tenant: tenant.into(),
         tenant_column: "tenant_id".into(),
         columns: columns.map(|c| c.iter().map(|s| s.to_string()).collect()),
+        window: None,
     }
 }
 
@@ -649,6 +651,7 @@ async fn hostile_names_and_tenant_values_cannot_inject() {
             tenant: tenant.into(),
             tenant_column: tenant_column.into(),
             columns: Some(vec![value_column.into(), tenant_column.into()]),
+            window: None,
         };
         let stream = db.source().open(&request, &Bounds::Whole).await.unwrap_or_else(|e| panic!("{tenant}: {e}"));
         assert_eq!(stream.schema.field(0).name(), value_column);

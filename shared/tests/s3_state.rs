@@ -17,6 +17,7 @@ fn result(run: &str) -> TaskResult {
             table: "events".into(),
             slice: Slice { index: 1, count: 3 },
             bounds: Bounds::Rows { from: 10, to: 20 },
+            increment: None,
         },
         folder: format!("{run}/events"),
         schema: vec![],

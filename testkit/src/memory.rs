@@ -74,6 +74,9 @@ impl Source for MemorySource {
     }
 
     async fn open(&self, request: &TableRequest, bounds: &Bounds) -> Result<TableStream> {
+        if request.window.is_some() {
+            return Err(self.error(&request.table, "the in-memory source cannot read by watermark".into()));
+        }
         let rows = self.tenant_rows(request)?;
         let n = rows.num_rows();
         let (start, end) = match bounds {
@@ -118,7 +121,7 @@ mod tests {
         .expect("batch");
         let source = MemorySource::new().with_table("t", schema, vec![batch]);
         let request =
-            TableRequest { table: "t".into(), tenant: "a".into(), tenant_column: "tenant_id".into(), columns: None };
+            TableRequest { table: "t".into(), tenant: "a".into(), tenant_column: "tenant_id".into(), columns: None, window: None };
         let planned = source.plan(&request, 500).await.expect("plan");
         assert_eq!(planned.len(), 4);
         assert_eq!(planned[0], Bounds::Rows { from: 0, to: 416 });

@@ -417,12 +417,14 @@ pub async fn export_parquet(
         tenant: tenant.into(),
         tenant_column: "tenant_id".into(),
         columns: columns.map(|c| c.iter().map(|s| s.to_string()).collect()),
+        window: None,
     };
     let task = ExportTask {
         destination: "d".into(),
         table: table.into(),
         slice: byob::source::Slice::WHOLE,
         bounds: bounds.clone(),
+        increment: None,
     };
     let result =
         export::export(&task, &request, source, &sink, &spec, &Cancel::default(), std::sync::Arc::new(|_| {})).await?;

@@ -79,7 +79,7 @@ async fn stored(
     source: &Planned,
 ) -> (StoredPlan, Vec<(DestinationItem, Vec<ExportTask>)>, tempfile::TempDir) {
     let run = "2026-11-30T04:00".parse().expect("run");
-    let plan = byob::plan::plan(config, source, run, &PlanFilter::default()).await.expect("plan");
+    let plan = byob::plan::plan(config, source, None, run, &PlanFilter::default()).await.expect("plan");
     let dir = tempfile::tempdir().expect("tempdir");
     let state = LocalState::new(dir.path());
     let stored = store_plan(&state, &plan, "5b0c7c1e-9a52-3f0b-4d8e-9a611f2e3d4c").await.expect("store");

@@ -31,6 +31,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::format::{EncoderOptions, Format};
+use crate::increment::{Lookback, Span, TableMode};
 use crate::layout::{self, KeyTemplate, LayoutError};
 
 const KIB: u64 = 1024;

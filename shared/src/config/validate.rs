@@ -149,6 +149,7 @@ impl View<'_> {
                 }
                 check_column(problems, at("slice_key"), key);
             }
+            validate_increment(table, &at, problems);
         }
     }
 
@@ -355,6 +356,15 @@ impl View<'_> {
             {
                 // Never echo the key: the message says what is wrong with it.
                 problems.push(ConfigProblem::at(at("pgp_public_key"), e.to_string()));
+            }
+            let incremental = self.tables.iter().flatten().any(|t| t.mode == TableMode::Incremental);
+            if let Some(every) = d.full_every
+                && !incremental
+            {
+                problems.push(ConfigProblem::at(
+                    at("full_every"),
+                    format!("is \"{every}\" but no table has mode = \"incremental\": every run is already full; leave it out"),
+                ));
             }
             if let Some(partition) = &d.partition_by
                 && partition.column.trim().is_empty()
@@ -633,5 +643,71 @@ pub(super) fn validate_aws(aws: &AwsConfig, problems: &mut Vec<ConfigProblem>) {
         && let Err(e) = check_endpoint_url(url)
     {
         problems.push(ConfigProblem::with_str("aws.endpoint_url", url, e));
+    }
+}
+
+/// A table's incremental settings: a watermark for incremental mode, keys and lookback only
+/// with one, each a column the table exports.
+fn validate_increment(table: &TableConfig, at: &dyn Fn(&str) -> String, problems: &mut Vec<ConfigProblem>) {
+    let exported = |column: &str| table.columns.as_ref().is_none_or(|columns| columns.iter().any(|c| c == column));
+    match &table.watermark {
+        None => {
+            if table.mode == TableMode::Incremental {
+                problems.push(ConfigProblem::at(
+                    at("watermark"),
+                    "is required with mode = \"incremental\": the column whose value only grows when a row is written, e.g. watermark = \"updated_at\"",
+                ));
+            }
+            for field in ["primary_key", "lookback"] {
+                let set = if field == "lookback" { table.lookback.is_some() } else { table.primary_key.is_some() };
+                if set {
+                    problems.push(ConfigProblem::at(
+                        at(field),
+                        "applies only to a table with a watermark (mode = \"incremental\", watermark = \"updated_at\")",
+                    ));
+                }
+            }
+        }
+        Some(column) => {
+            if check_column(problems, at("watermark"), column) && !exported(column) {
+                problems.push(ConfigProblem::with_str(
+                    at("watermark"),
+                    column,
+                    "is not in columns: the loader needs the watermark of every row it merges; add it to columns",
+                ));
+            }
+        }
+    }
+    if let Some(keys) = &table.primary_key {
+        if keys.is_empty() {
+            problems.push(ConfigProblem::at(
+                at("primary_key"),
+                "list at least one column, or leave primary_key out for a table whose rows never change",
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for (j, column) in keys.iter().enumerate() {
+            let path = at(&format!("primary_key[{j}]"));
+            if !check_column(problems, path.clone(), column) {
+                continue;
+            }
+            if !names.insert(column.as_str()) {
+                problems.push(ConfigProblem::with_str(path, column, "is listed twice; each column appears once"));
+            } else if !exported(column) {
+                problems.push(ConfigProblem::with_str(
+                    path,
+                    column,
+                    "is not in columns: the loader merges rows by it; add it to columns",
+                ));
+            }
+        }
+    }
+    if let Some(Lookback::Amount(n)) = table.lookback
+        && n <= 0
+    {
+        problems.push(ConfigProblem::at(
+            at("lookback"),
+            format!("is {n}; give a positive number (integer watermarks) or a duration such as \"30m\""),
+        ));
     }
 }

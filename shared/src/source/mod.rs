@@ -17,6 +17,7 @@ use futures::Stream;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
+use crate::increment::{HighWater, Window};
 
 /// A stream of record batches.
 pub type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>;
@@ -61,6 +62,22 @@ pub struct TableRequest {
     pub tenant_column: String,
     /// Columns to export, in this order; `None` exports every column.
     pub columns: Option<Vec<String>>,
+    /// Only the rows whose watermark lies in this window (an incremental-capable table, the
+    /// window fixed by the plan); `None`: every row. A source that cannot filter by one refuses.
+    pub window: Option<Window>,
+}
+
+impl TableRequest {
+    /// A request for every row of `table` of `tenant`, every column.
+    pub fn new(table: impl Into<String>, tenant: impl Into<String>, tenant_column: impl Into<String>) -> Self {
+        TableRequest {
+            table: table.into(),
+            tenant: tenant.into(),
+            tenant_column: tenant_column.into(),
+            columns: None,
+            window: None,
+        }
+    }
 }
 
 /// Exactly what one slice reads, fixed when the run is planned and carried by its task, so an
@@ -158,4 +175,15 @@ pub trait Source: Send + Sync + Debug {
     /// column, unsupported type, bounds this source did not plan) are returned here, before
     /// anything is written.
     async fn open(&self, request: &TableRequest, bounds: &Bounds) -> Result<TableStream>;
+
+    /// The tenant's largest value of the watermark `column` (NULLs ignored), its kind, and the
+    /// columns `request` exports: what a plan needs to fix an incremental range. Sources that
+    /// cannot read by watermark refuse (the default).
+    async fn high_water(&self, request: &TableRequest, column: &str) -> Result<HighWater> {
+        let _ = column;
+        Err(crate::Error::Plan(format!(
+            "table {:?}: this source cannot dump a table incrementally (by watermark); set mode = \"full\"",
+            request.table
+        )))
+    }
 }

@@ -40,6 +40,7 @@ use store::{Listed, Stores};
 
 use super::{BatchStream, Bounds, FilePart, Source, TableRequest, TableStream};
 use crate::config::AwsConfig;
+use crate::increment::{HighWater, Watermark, WatermarkKind, Window, columns};
 use crate::sink::S3Error;
 use crate::{Error, Result};
 
@@ -95,6 +96,14 @@ pub enum LakeError {
         /// Its type.
         data_type: String,
         /// Why the tenant cannot be matched.
+        reason: String,
+    },
+    /// The watermark column cannot be one, or its values cannot be read as one.
+    #[error("watermark column {column:?}: {reason}")]
+    Watermark {
+        /// The watermark column.
+        column: String,
+        /// What is wrong.
         reason: String,
     },
     /// The tenant cannot name a folder of a tenant-partitioned table path.
@@ -176,6 +185,7 @@ impl LakeError {
             | LakeError::SchemaMismatch { .. }
             | LakeError::Tenant { .. }
             | LakeError::TenantPath { .. }
+            | LakeError::Watermark { .. }
             | LakeError::Bounds(_)
             | LakeError::Changed { .. }
             | LakeError::Parquet(_)
@@ -280,6 +290,12 @@ impl LakeSource {
         }
         let files = self.footers(listed).await.map_err(|(at, e)| fail(&at, e))?;
         let table = Table::check(request, &files, partitioned, self.every_row).map_err(|(at, e)| fail(&at, e))?;
+        let watermark = request
+            .window
+            .as_ref()
+            .map(|window| WatermarkRead::new(&table.schema, window))
+            .transpose()
+            .map_err(|e| fail(&files[0].listed.path, e))?;
 
         let mut units = Vec::new();
         for (file_index, file) in files.iter().enumerate() {
@@ -292,9 +308,13 @@ impl LakeSource {
                     vec![true; row_groups.len()]
                 }),
             };
+            let overlaps = match &watermark {
+                Some(watermark) => watermark.overlaps(file),
+                None => vec![true; row_groups.len()],
+            };
             for (row_group, meta) in row_groups.iter().enumerate() {
                 let rows = u64::try_from(meta.num_rows()).unwrap_or(0);
-                if rows > 0 && may_hold[row_group] {
+                if rows > 0 && may_hold[row_group] && overlaps[row_group] {
                     units.push(Unit { file: file_index, row_group, rows });
                 }
             }
@@ -392,6 +412,69 @@ impl Source for LakeSource {
         Ok(cut(&scan.units, &listed, target_rows_per_slice))
     }
 
+    /// The tenant's largest watermark: row groups that may hold the tenant, largest statistic
+    /// first, each read (watermark column only, tenant-filtered) until the next one's statistics
+    /// cannot beat what was found; a row group without statistics is always read.
+    async fn high_water(&self, request: &TableRequest, column: &str) -> Result<HighWater> {
+        let request = TableRequest { window: None, ..request.clone() };
+        let scan = self.scan(&request).await?;
+        let fail = |e: LakeError| source_error(&request.table, &scan.location, e);
+        let index = column_index(&scan.table.schema, column).map_err(fail)?;
+        let kind = watermark_kind(&scan.table.schema, index).map_err(fail)?;
+        let exported = projection(&request, &scan.table.schema).map_err(fail)?;
+        let exported = scan.table.schema.project(&exported).map_err(|e| fail(e.into()))?;
+        let columns = crate::schema::describe(&exported)
+            .map_err(|reason| fail(LakeError::Watermark { column: column.to_owned(), reason }))?;
+        // Each unit's largest watermark by statistics (None: unknown, read it first).
+        let mut candidates: Vec<(Option<Watermark>, usize, usize)> = Vec::with_capacity(scan.units.len());
+        let mut stats: BTreeMap<usize, Vec<Option<Watermark>>> = BTreeMap::new();
+        for unit in &scan.units {
+            let file = &scan.files[unit.file];
+            let maxes = stats.entry(unit.file).or_insert_with(|| {
+                row_group_range(file, column, kind).map(|(_, max)| max).unwrap_or_else(|e| {
+                    tracing::debug!(file = %file.listed.path, error = %e, "watermark statistics unusable");
+                    vec![None; file.metadata.metadata().num_row_groups()]
+                })
+            });
+            candidates.push((maxes[unit.row_group], unit.file, unit.row_group));
+        }
+        // Unknown first, then the largest statistics.
+        candidates.sort_by(|a, b| match (a.0, b.0) {
+            (None, None) => std::cmp::Ordering::Equal,
+            (None, Some(_)) => std::cmp::Ordering::Less,
+            (Some(_), None) => std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => y.cmp(&x),
+        });
+        let schema = Arc::new(scan.table.schema.project(&[index]).map_err(|e| fail(e.into()))?);
+        let plan = Arc::new(ReadPlan {
+            table: request.table.clone(),
+            schema,
+            read: vec![index],
+            reorder: vec![0],
+            tenant_index: scan.table.tenant_index,
+            tenant: scan.table.tenant.clone(),
+            watermark: None,
+            batch_rows: self.batch_rows,
+            row_groups_read: self.row_groups_read.clone(),
+            stores: self.stores.clone(),
+        });
+        let mut best: Option<Watermark> = None;
+        for (stat, file, row_group) in candidates {
+            if let (Some(stat), Some(found)) = (stat, best)
+                && stat <= found
+            {
+                break;
+            }
+            let mut batches = plan.clone().open_file(scan.files[file].clone(), vec![row_group]).await?;
+            while let Some(batch) = batches.next().await {
+                let found = columns::max(batch?.column(0), kind)
+                    .map_err(|e| fail(LakeError::Watermark { column: column.to_owned(), reason: e.to_string() }))?;
+                best = best.max(found);
+            }
+        }
+        Ok(HighWater { kind, max: best, columns })
+    }
+
     async fn open(&self, request: &TableRequest, bounds: &Bounds) -> Result<TableStream> {
         let (location, files, table, groups) = match bounds {
             Bounds::Whole => {
@@ -414,26 +497,19 @@ impl Source for LakeSource {
         let fail = |e: LakeError| source_error(&request.table, &location, e);
 
         // Output columns, in the requested order.
-        let wanted: Vec<usize> = match &request.columns {
-            None => (0..table.schema.fields().len()).collect(),
-            Some(columns) => {
-                let mut indices = Vec::with_capacity(columns.len());
-                for column in columns {
-                    let index = column_index(&table.schema, column).map_err(fail)?;
-                    if indices.contains(&index) {
-                        return Err(fail(LakeError::DuplicateColumn { column: column.clone() }));
-                    }
-                    indices.push(index);
-                }
-                indices
-            }
-        };
+        let wanted = projection(request, &table.schema).map_err(fail)?;
         let schema = Arc::new(table.schema.project(&wanted).map_err(|e| fail(e.into()))?);
         // The reader yields projected columns in file order; `reorder` puts them in ours.
         let mut read: Vec<usize> = wanted.clone();
         read.sort_unstable();
         let reorder: Vec<usize> = wanted.iter().filter_map(|i| read.binary_search(i).ok()).collect();
 
+        let watermark = request
+            .window
+            .as_ref()
+            .map(|window| WatermarkRead::new(&table.schema, window))
+            .transpose()
+            .map_err(fail)?;
         let plan = Arc::new(ReadPlan {
             table: request.table.clone(),
             schema: schema.clone(),
@@ -441,6 +517,7 @@ impl Source for LakeSource {
             reorder,
             tenant_index: table.tenant_index,
             tenant: table.tenant,
+            watermark,
             batch_rows: self.batch_rows,
             row_groups_read: self.row_groups_read.clone(),
             stores: self.stores.clone(),
@@ -576,6 +653,8 @@ struct ReadPlan {
     reorder: Vec<usize>,
     tenant_index: Option<usize>,
     tenant: ArrayRef,
+    /// Only the rows of this window (a table with a watermark).
+    watermark: Option<WatermarkRead>,
     batch_rows: usize,
     row_groups_read: Arc<AtomicU64>,
     stores: Arc<Stores>,
@@ -594,13 +673,25 @@ impl ReadPlan {
             .with_row_groups(row_groups)
             .with_projection(projection)
             .with_batch_size(self.batch_rows);
+        let mut predicates: Vec<Box<dyn parquet::arrow::arrow_reader::ArrowPredicate>> = Vec::new();
         if let Some(tenant_index) = self.tenant_index {
             let tenant = self.tenant.clone();
             let predicate = ArrowPredicateFn::new(
                 ProjectionMask::roots(parquet_schema, [tenant_index]),
                 move |batch: RecordBatch| eq(batch.column(0), &Scalar::new(tenant.clone())),
             );
-            builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+            predicates.push(Box::new(predicate));
+        }
+        if let Some(watermark) = &self.watermark {
+            let (kind, window) = (watermark.kind, watermark.window.clone());
+            let predicate = ArrowPredicateFn::new(
+                ProjectionMask::roots(parquet_schema, [watermark.index]),
+                move |batch: RecordBatch| columns::mask(batch.column(0), kind, &window),
+            );
+            predicates.push(Box::new(predicate));
+        }
+        if !predicates.is_empty() {
+            builder = builder.with_row_filter(RowFilter::new(predicates));
         }
         let reader = builder.build().map_err(|e| fail(e.into()))?;
         let plan = self.clone();
@@ -691,6 +782,85 @@ fn may_hold_tenant(file: &LakeFile, column: &str, tenant: &ArrayRef) -> Result<V
             !excluded
         })
         .collect())
+}
+
+/// The positions of the columns `request` exports, in its order (all without a list).
+fn projection(request: &TableRequest, schema: &SchemaRef) -> std::result::Result<Vec<usize>, LakeError> {
+    let Some(columns) = &request.columns else { return Ok((0..schema.fields().len()).collect()) };
+    let mut indices = Vec::with_capacity(columns.len());
+    for column in columns {
+        let index = column_index(schema, column)?;
+        if indices.contains(&index) {
+            return Err(LakeError::DuplicateColumn { column: column.clone() });
+        }
+        indices.push(index);
+    }
+    Ok(indices)
+}
+
+/// A window read from a lake table: the watermark column's position and kind.
+#[derive(Clone, Debug)]
+struct WatermarkRead {
+    index: usize,
+    kind: WatermarkKind,
+    window: Window,
+}
+
+impl WatermarkRead {
+    fn new(schema: &SchemaRef, window: &Window) -> std::result::Result<WatermarkRead, LakeError> {
+        let index = column_index(schema, &window.column)?;
+        let kind = watermark_kind(schema, index)?;
+        for bound in [window.after, window.through].into_iter().flatten() {
+            if bound.kind() != kind {
+                return Err(LakeError::Watermark {
+                    column: window.column.clone(),
+                    reason: format!("the plan's bound {bound} is not a {} value", kind.as_str()),
+                });
+            }
+        }
+        Ok(WatermarkRead { index, kind, window: window.clone() })
+    }
+
+    /// For each row group of `file`: may it hold rows of the window (by statistics; a row
+    /// group without them may)?
+    fn overlaps(&self, file: &LakeFile) -> Vec<bool> {
+        let groups = file.metadata.metadata().num_row_groups();
+        match row_group_range(file, &self.window.column, self.kind) {
+            Ok((mins, maxes)) => mins.iter().zip(&maxes).map(|(min, max)| self.window.may_overlap(*min, *max)).collect(),
+            Err(e) => {
+                tracing::debug!(file = %file.listed.path, error = %e, "watermark statistics unusable");
+                vec![true; groups]
+            }
+        }
+    }
+}
+
+/// The watermark kind of column `index`, or why it cannot be one.
+fn watermark_kind(schema: &SchemaRef, index: usize) -> std::result::Result<WatermarkKind, LakeError> {
+    let field = schema.field(index);
+    columns::kind_of(field.data_type()).ok_or_else(|| LakeError::Watermark {
+        column: field.name().clone(),
+        reason: format!(
+            "is {}; a watermark is an integer, timestamp or date column that grows when a row is written",
+            field.data_type()
+        ),
+    })
+}
+
+/// Each row group's smallest and largest watermark by statistics (`None`: unknown).
+type Ranges = (Vec<Option<Watermark>>, Vec<Option<Watermark>>);
+
+fn row_group_range(file: &LakeFile, column: &str, kind: WatermarkKind) -> std::result::Result<Ranges, LakeError> {
+    let metadata = file.metadata.metadata();
+    let converter =
+        StatisticsConverter::try_new(column, file.metadata.schema(), metadata.file_metadata().schema_descr())?
+            .with_column_orders(metadata.file_metadata().column_orders().map(|orders| orders.as_slice()));
+    let as_watermarks = |array: ArrayRef| -> std::result::Result<Vec<Option<Watermark>>, LakeError> {
+        Ok(columns::values(&array)?.iter().map(|v| v.map(|v| columns::watermark(kind, v))).collect())
+    };
+    let mins = as_watermarks(converter.row_group_mins(metadata.row_groups())?)?;
+    let maxes = as_watermarks(converter.row_group_maxes(metadata.row_groups())?)?;
+    Ok((mins, maxes))
 }
 
 #[cfg(test)]
