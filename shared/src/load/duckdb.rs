@@ -17,6 +17,7 @@
 //! A crash before the commit leaves the live tables as they were (DuckDB's write-ahead log
 //! replays committed transactions only); the next delivery starts over.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, IntervalUnit, Schema, TimeUnit};
 use duckdb::Connection;
 
-use super::{LoadError, LoadOutcome, LoadReport, ReceiptInfo, Target, VerifiedReceipt, read};
+use super::{LoadError, LoadOutcome, LoadReport, LoadedRange, Merge, ReceiptInfo, Target, VerifiedReceipt, read};
 use crate::format::Format;
 use crate::receipt::TableReceipt;
 use crate::schema::{ColumnSchema, parse_type_name};
@@ -117,6 +118,73 @@ impl DuckDbTarget {
 
     fn managed(&self) -> String {
         format!("{}.{}", ident(&self.schema), ident(MANAGED_TABLE))
+    }
+
+    fn ranges(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(super::RANGES_TABLE))
+    }
+
+    /// What the file holds of each table with a watermark (empty before the first such load).
+    fn loaded_ranges(&self, conn: &Connection) -> Result<HashMap<String, LoadedRange>, LoadError> {
+        if !self.table_exists(conn, super::RANGES_TABLE)? {
+            return Ok(HashMap::new());
+        }
+        let what = "reading the loaded ranges";
+        let mut statement = conn
+            .prepare(&format!("SELECT table_name, run, watermark_column, loaded_to FROM {}", self.ranges()))
+            .map_err(|e| self.err(what, e))?;
+        let rows = statement
+            .query_map([], |r| {
+                let name: String = r.get(0)?;
+                Ok((name, LoadedRange::from_row(r.get(1)?, r.get(2)?, r.get(3)?)))
+            })
+            .map_err(|e| self.err(what, e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(what, e))
+    }
+
+    /// Inside the swap transaction: the staged rows of `name` into its live table, as its
+    /// receipt entry says (replace, merge by key, or replace the range), and its loaded range.
+    fn merge(&self, tx: &duckdb::Transaction<'_>, run: &str, name: &str, table: &TableReceipt) -> Result<(), LoadError> {
+        let live = format!("{}.{}", ident(&self.schema), ident(name));
+        let staging = format!("{}.{}", ident(STAGING_SCHEMA), ident(name));
+        let list: Vec<String> = table.schema.iter().map(|c| ident(&c.name)).collect();
+        let list = list.join(", ");
+        let fail = |e| self.err(&format!("merging into {live}"), e);
+        match Merge::of(table) {
+            Merge::Replace => tx.execute_batch(&format!("DELETE FROM {live}")).map_err(fail)?,
+            Merge::ByKey(keys) => {
+                let on: Vec<String> = keys.iter().map(|k| format!("{live}.{k} = {staging}.{k}", k = ident(k))).collect();
+                tx.execute_batch(&format!("DELETE FROM {live} USING {staging} WHERE {}", on.join(" AND ")))
+                    .map_err(fail)?;
+            }
+            Merge::ByRange { column, after, through } => {
+                let sql_type = duck_columns(name, &table.schema)?
+                    .into_iter()
+                    .find(|c| c.name == column)
+                    .map(|c| c.sql_type)
+                    .unwrap_or_else(|| "VARCHAR".to_owned());
+                let w = ident(column);
+                tx.execute(
+                    &format!("DELETE FROM {live} WHERE {w} > CAST(? AS {sql_type}) AND {w} <= CAST(? AS {sql_type})"),
+                    [after.as_str(), through.as_str()],
+                )
+                .map_err(fail)?;
+            }
+        }
+        tx.execute_batch(&format!("INSERT INTO {live} ({list}) SELECT {list} FROM {staging}; DROP TABLE {staging}"))
+            .map_err(fail)?;
+        let r = self.ranges();
+        let recorded = match &table.range {
+            Some(range) => tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO {r} (table_name, run, watermark_column, loaded_to) VALUES (?, ?, ?, ?)"
+                ),
+                duckdb::params![name, run, range.column, super::range_text(range.to)],
+            ),
+            None => tx.execute(&format!("DELETE FROM {r} WHERE table_name = ?"), [name]),
+        };
+        recorded.map_err(|e| self.err(&format!("recording the loaded range of {live}"), e))?;
+        Ok(())
     }
 
     fn table_exists(&self, conn: &Connection, name: &str) -> Result<bool, LoadError> {
@@ -292,16 +360,21 @@ impl DuckDbTarget {
              CREATE TABLE IF NOT EXISTS {h} (\
                run VARCHAR NOT NULL, receipt_sha256 VARCHAR PRIMARY KEY, receipt_timestamp VARCHAR NOT NULL, \
                receipt VARCHAR NOT NULL, tables VARCHAR[] NOT NULL, rows BIGINT NOT NULL, \
-               loaded_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now())",
+               loaded_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now()); \
+             CREATE TABLE IF NOT EXISTS {r} (\
+               table_name VARCHAR PRIMARY KEY, run VARCHAR NOT NULL, watermark_column VARCHAR NOT NULL, \
+               loaded_to VARCHAR)",
             schema = ident(&self.schema),
             staging = ident(STAGING_SCHEMA),
             h = self.history(),
+            r = self.ranges(),
         ))
         .map_err(|e| self.err("creating the load history", e))?;
         if let Some(skip) = self.decide(&conn, info)? {
             return Ok(skip);
         }
         self.check_managed(&conn, info)?;
+        super::check_continuity(info, &self.loaded_ranges(&conn)?)?;
         let format = info.receipt.format.clone();
         let mut tables = Vec::new();
         for (name, table) in &info.receipt.tables {
@@ -323,19 +396,12 @@ impl DuckDbTarget {
             return Err(LoadError::Interrupted { run: info.receipt.run.to_string() });
         }
         let tx = conn.transaction().map_err(|e| self.err("starting the swap", e))?;
+        let run = info.receipt.run.to_string();
         for (name, table) in &info.receipt.tables {
-            self.evolve(&tx, &info.receipt.run.to_string(), name, table)?;
-            let live = format!("{}.{}", ident(&self.schema), ident(name));
-            let staging = format!("{}.{}", ident(STAGING_SCHEMA), ident(name));
-            let list: Vec<String> = table.schema.iter().map(|c| ident(&c.name)).collect();
-            let list = list.join(", ");
-            tx.execute_batch(&format!(
-                "DELETE FROM {live}; INSERT INTO {live} ({list}) SELECT {list} FROM {staging}; DROP TABLE {staging}"
-            ))
-            .map_err(|e| self.err(&format!("swapping {live}"), e))?;
+            self.evolve(&tx, &run, name, table)?;
+            self.merge(&tx, &run, name, table)?;
         }
         let rows: u64 = tables.iter().map(|(_, r)| r).sum();
-        let run = info.receipt.run.to_string();
         // The table names go in as parameters of a list literal (no quoting by hand).
         let names: Vec<&str> = tables.iter().map(|(n, _)| n.as_str()).collect();
         let list = if names.is_empty() {
@@ -380,7 +446,13 @@ impl Target for DuckDbTarget {
         let (target, info) = (self.clone(), info.clone());
         blocking(move || {
             let _lock = target.lock()?;
-            target.decide(&target.open()?, &info)
+            let conn = target.open()?;
+            if let Some(skip) = target.decide(&conn, &info)? {
+                return Ok(Some(skip));
+            }
+            // A gap is refused before a file is fetched (and checked again under the lock).
+            super::check_continuity(&info, &target.loaded_ranges(&conn)?)?;
+            Ok(None)
         })
         .await
     }

@@ -30,8 +30,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use crate::increment::{TableMode, Watermark};
 use crate::layout::{self, RECEIPT_FILE, RunId};
-use crate::receipt::Receipt;
+use crate::receipt::{Receipt, TableReceipt};
 
 #[cfg(feature = "duckdb")]
 pub use self::duckdb::DuckDbTarget;
@@ -66,6 +67,10 @@ pub enum LoadError {
     /// An S3 notification could not be understood.
     #[error("event: {0}")]
     Event(String),
+    /// An incremental dump does not continue what the warehouse holds: a run in between was
+    /// not loaded (or the table never was). Nothing was changed.
+    #[error("receipt {receipt}: table {table:?}: {reason}")]
+    Gap { receipt: String, table: String, reason: String },
 
     /// A newer run (or a newer receipt of the same run) is already loaded: the receipt is not
     /// applied (the tables never move backwards), and the operator is told, since a root
@@ -641,6 +646,119 @@ fn log_skip(outcome: &LoadOutcome) {
 
 /// A receipt names `table`, which exists as `live` but is not in the loader's registry of the
 /// tables it created: every target refuses it the same way.
+/// What a warehouse holds of a table with a watermark (`byob_table_ranges`): the run that last
+/// loaded it, its watermark column, and how far its rows reach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LoadedRange {
+    /// The run that last loaded the table.
+    pub run: String,
+    /// Its watermark column.
+    pub column: String,
+    /// Its rows reach this watermark (`None`: the full dump had no row with one).
+    pub to: Option<Watermark>,
+}
+
+/// The table of loaded ranges, in the target schema: one row per table with a watermark,
+/// `loaded_to` as JSON (a number, or a quoted date or timestamp).
+pub const RANGES_TABLE: &str = "byob_table_ranges";
+
+impl LoadedRange {
+    /// A row of [`RANGES_TABLE`]; an unreadable `loaded_to` counts as none (a full dump is then
+    /// needed, never a guess).
+    pub(crate) fn from_row(run: String, column: String, to: Option<String>) -> LoadedRange {
+        LoadedRange { run, column, to: to.and_then(|text| serde_json::from_str(&text).ok()) }
+    }
+}
+
+/// `loaded_to` as stored in [`RANGES_TABLE`].
+pub(crate) fn range_text(to: Option<Watermark>) -> Option<String> {
+    to.and_then(|to| serde_json::to_string(&to).ok())
+}
+
+/// Refuses a receipt whose incremental tables do not continue what the warehouse holds: each
+/// one's range must start at or before the loaded `to` (an overlap is merged; a gap would lose
+/// rows), on the same watermark column.
+pub(crate) fn check_continuity(
+    info: &ReceiptInfo,
+    loaded: &HashMap<String, LoadedRange>,
+) -> Result<(), LoadError> {
+    for (name, table) in &info.receipt.tables {
+        if table.mode != TableMode::Incremental {
+            continue;
+        }
+        let (Some(range), Some(builds_on)) = (&table.range, table.builds_on) else { continue };
+        let from = range.from.map(|f| f.to_string()).unwrap_or_default();
+        let missing = format!(
+            "load run {builds_on}'s receipt first (<prefix>/{builds_on}/receipt.run.json), and every run after it, or \
+             ask the sender for a full dump; nothing was changed"
+        );
+        let gap = |reason: String| LoadError::Gap { receipt: info.location.clone(), table: name.clone(), reason };
+        let Some(have) = loaded.get(name) else {
+            return Err(gap(format!(
+                "this incremental dump holds the rows written after {from}, building on run {builds_on}, but this \
+                 warehouse never loaded the table with a watermark: {missing}"
+            )));
+        };
+        if have.column != range.column {
+            return Err(gap(format!(
+                "this incremental dump is by watermark {:?}, the loaded table by {:?} (run {}): ask the sender for a \
+                 full dump; nothing was changed",
+                range.column, have.column, have.run
+            )));
+        }
+        match (have.to, range.from) {
+            (Some(to), Some(from)) if from <= to => {}
+            (to, _) => {
+                let reach = to.map_or_else(|| "no watermark".to_owned(), |t| format!("rows up to {t}"));
+                return Err(gap(format!(
+                    "this incremental dump holds the rows written after {from} (run {builds_on} delivered those up \
+                     to it), but the loaded table holds {reach}, from run {}: {missing}",
+                    have.run
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How one table of a receipt goes into its live table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Merge<'a> {
+    /// A full dump: every live row is replaced.
+    Replace,
+    /// Incremental, with a primary key: live rows whose key a staged row has are deleted, then
+    /// the staged rows added.
+    ByKey(&'a [String]),
+    /// Incremental, without a key: live rows whose watermark lies in `(after, through]` (the
+    /// range the dump re-read) are deleted, then the staged rows added.
+    ByRange { column: &'a str, after: String, through: String },
+}
+
+impl<'a> Merge<'a> {
+    /// How `table` is applied.
+    pub(crate) fn of(table: &'a TableReceipt) -> Merge<'a> {
+        let Some(range) = table.range.as_ref().filter(|_| table.mode == TableMode::Incremental) else {
+            return Merge::Replace;
+        };
+        if !table.primary_key.is_empty() {
+            return Merge::ByKey(&table.primary_key);
+        }
+        match (range.reexported_from.or(range.from), range.to) {
+            (Some(after), Some(through)) => {
+                Merge::ByRange { column: &range.column, after: after.to_string(), through: through.to_string() }
+            }
+            // A checked receipt never gets here (an incremental range has both ends).
+            _ => Merge::Replace,
+        }
+    }
+}
+
+/// The name of the index the loader keeps on a merged table's key or watermark: `byob_merge_`
+/// and a digest of the table's name (within PostgreSQL's 63 bytes, unique per table).
+pub(crate) fn merge_index(table: &str) -> String {
+    format!("byob_merge_{}", &hex::encode(Sha256::digest(table.as_bytes()))[..16])
+}
+
 pub(crate) fn not_managed(table: &str, live: &str) -> LoadError {
     LoadError::Schema {
         table: table.to_owned(),

@@ -17,10 +17,11 @@
 //! A crash anywhere before the commit leaves the live tables untouched; the next delivery
 //! of the receipt starts over (staging tables are recreated).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use tokio_postgres::Client;
 
-use super::{LoadError, LoadOutcome, LoadReport, ReceiptInfo, Target, VerifiedReceipt, read};
+use super::{LoadError, LoadOutcome, LoadReport, LoadedRange, Merge, ReceiptInfo, Target, VerifiedReceipt, read};
 use crate::config::TlsMode;
 use crate::pg::pg_message;
 use crate::receipt::TableReceipt;
@@ -180,6 +181,101 @@ impl PostgresTarget {
 
     fn history(&self) -> String {
         format!("{}.{}", ident(&self.schema), ident(HISTORY_TABLE))
+    }
+
+    fn ranges(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(super::RANGES_TABLE))
+    }
+
+    /// What the warehouse holds of each table with a watermark (empty before the first such load).
+    async fn loaded_ranges(&self, client: &Client) -> Result<HashMap<String, LoadedRange>, LoadError> {
+        let r = self.ranges();
+        let what = "reading the loaded ranges";
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&r])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| self.err(what, e))?;
+        if !exists {
+            return Ok(HashMap::new());
+        }
+        let rows = client
+            .query(&format!("SELECT table_name, run, watermark_column, loaded_to FROM {r}"), &[])
+            .await
+            .map_err(|e| self.err(what, e))?;
+        rows.iter()
+            .map(|row| {
+                let name: String = row.try_get(0)?;
+                Ok((name, LoadedRange::from_row(row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)))
+            })
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(|e| self.err(what, e))
+    }
+
+    /// Inside the swap transaction: the staged rows of `name` into its live table, as its
+    /// receipt entry says (replace, merge by key, or replace the range), and its loaded range.
+    async fn merge(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        run: &str,
+        name: &str,
+        table: &TableReceipt,
+    ) -> Result<(), LoadError> {
+        let live = format!("{}.{}", ident(&self.schema), ident(name));
+        let staging = format!("{}.{}", ident(STAGING_SCHEMA), ident(name));
+        let list: Vec<String> = table.schema.iter().map(|c| ident(&c.name)).collect();
+        let list = list.join(", ");
+        let index = ident(&super::merge_index(name));
+        let fail = |e| self.err(&format!("merging into {live}"), e);
+        match Merge::of(table) {
+            Merge::Replace => tx.batch_execute(&format!("TRUNCATE {live}")).await.map_err(fail)?,
+            Merge::ByKey(keys) => {
+                let columns: Vec<String> = keys.iter().map(|k| ident(k)).collect();
+                let on: Vec<String> = columns.iter().map(|k| format!("l.{k} = s.{k}")).collect();
+                tx.batch_execute(&format!(
+                    "CREATE INDEX IF NOT EXISTS {index} ON {live} ({}); DELETE FROM {live} AS l USING {staging} AS s WHERE {}",
+                    columns.join(", "),
+                    on.join(" AND ")
+                ))
+                .await
+                .map_err(fail)?;
+            }
+            Merge::ByRange { column, after, through } => {
+                let pg_type = pg_columns(name, &table.schema)?
+                    .into_iter()
+                    .find(|c| c.name == column)
+                    .map(|c| c.pg_type)
+                    .unwrap_or_else(|| "text".to_owned());
+                let w = ident(column);
+                tx.batch_execute(&format!("CREATE INDEX IF NOT EXISTS {index} ON {live} ({w})")).await.map_err(fail)?;
+                tx.execute(
+                    &format!("DELETE FROM {live} WHERE {w} > $1::text::{pg_type} AND {w} <= $2::text::{pg_type}"),
+                    &[&after, &through],
+                )
+                .await
+                .map_err(fail)?;
+            }
+        }
+        tx.batch_execute(&format!("INSERT INTO {live} ({list}) SELECT {list} FROM {staging}; DROP TABLE {staging}"))
+            .await
+            .map_err(fail)?;
+        let r = self.ranges();
+        let recorded = match &table.range {
+            Some(range) => {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {r} (table_name, run, watermark_column, loaded_to) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (table_name) DO UPDATE SET run = EXCLUDED.run, \
+                         watermark_column = EXCLUDED.watermark_column, loaded_to = EXCLUDED.loaded_to, loaded_at = now()"
+                    ),
+                    &[&name, &run, &range.column, &super::range_text(range.to)],
+                )
+                .await
+            }
+            None => tx.execute(&format!("DELETE FROM {r} WHERE table_name = $1"), &[&name]).await,
+        };
+        recorded.map_err(|e| self.err(&format!("recording the loaded range of {live}"), e))?;
+        Ok(())
     }
 
     fn managed(&self) -> String {
@@ -379,7 +475,12 @@ impl Target for PostgresTarget {
 
     async fn precheck(&self, info: &ReceiptInfo) -> Result<Option<LoadOutcome>, LoadError> {
         let client = self.connect().await?;
-        self.decide(&client, info).await
+        if let Some(skip) = self.decide(&client, info).await? {
+            return Ok(Some(skip));
+        }
+        // A gap is refused before a file is fetched (and checked again under the lock).
+        super::check_continuity(info, &self.loaded_ranges(&client).await?)?;
+        Ok(None)
     }
 
     async fn apply(&self, verified: &VerifiedReceipt) -> Result<LoadOutcome, LoadError> {
@@ -408,10 +509,14 @@ impl PostgresTarget {
                  CREATE TABLE IF NOT EXISTS {h} (\
                    run text NOT NULL, receipt_sha256 text PRIMARY KEY, receipt_timestamp text NOT NULL, \
                    receipt text NOT NULL, tables text[] NOT NULL, rows bigint NOT NULL, \
+                   loaded_at timestamptz NOT NULL DEFAULT now()); \
+                 CREATE TABLE IF NOT EXISTS {r} (\
+                   table_name text PRIMARY KEY, run text NOT NULL, watermark_column text NOT NULL, loaded_to text, \
                    loaded_at timestamptz NOT NULL DEFAULT now())",
                 schema = ident(&self.schema),
                 staging = ident(STAGING_SCHEMA),
                 h = self.history(),
+                r = self.ranges(),
             ))
             .await
             .map_err(|e| self.err("creating the load history", e))?;
@@ -419,6 +524,7 @@ impl PostgresTarget {
             return Ok(skip);
         }
         self.check_managed(client, info).await?;
+        super::check_continuity(info, &self.loaded_ranges(client).await?)?;
         let mut tables = Vec::new();
         for (name, table) in &info.receipt.tables {
             let rows = self.stage(client, verified, name, table).await?;
@@ -428,21 +534,13 @@ impl PostgresTarget {
             return Err(LoadError::Interrupted { run: info.receipt.run.to_string() });
         }
         let tx = client.transaction().await.map_err(|e| self.err("starting the swap", e))?;
+        let run = info.receipt.run.to_string();
         for (name, table) in &info.receipt.tables {
-            self.evolve(&tx, &info.receipt.run.to_string(), name, table).await?;
-            let live = format!("{}.{}", ident(&self.schema), ident(name));
-            let staging = format!("{}.{}", ident(STAGING_SCHEMA), ident(name));
-            let list: Vec<String> = table.schema.iter().map(|c| ident(&c.name)).collect();
-            let list = list.join(", ");
-            tx.batch_execute(&format!(
-                "TRUNCATE {live}; INSERT INTO {live} ({list}) SELECT {list} FROM {staging}; DROP TABLE {staging}"
-            ))
-            .await
-            .map_err(|e| self.err(&format!("swapping {live}"), e))?;
+            self.evolve(&tx, &run, name, table).await?;
+            self.merge(&tx, &run, name, table).await?;
         }
         let rows: u64 = tables.iter().map(|(_, r)| r).sum();
         let names: Vec<String> = tables.iter().map(|(n, _)| n.clone()).collect();
-        let run = info.receipt.run.to_string();
         tx.execute(
             &format!(
                 "INSERT INTO {} (run, receipt_sha256, receipt_timestamp, receipt, tables, rows) VALUES ($1, $2, $3, $4, $5, $6)",

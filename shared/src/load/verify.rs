@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 
 use crate::layout::{self, RECEIPT_FILE, RUN_RECEIPT_FILE, RunId};
+use crate::increment::TableMode;
 use crate::receipt::{Receipt, TableReceipt};
 
 /// The largest receipt the loader reads: 64 MiB. A receipt lists every file of a run (a
@@ -124,6 +125,7 @@ pub fn check_receipt(receipt: &Receipt) -> Result<(), String> {
             }
         }
         check_keys(&receipt.run, name, table)?;
+        check_increment(&receipt.run, table, &columns).map_err(|e| format!("table {shown_name}: {e}"))?;
         for f in &table.files {
             if !seen.insert(f.key.as_str()) {
                 return Err(format!("key {} is listed twice", shown(&f.key)));
@@ -131,6 +133,41 @@ pub fn check_receipt(receipt: &Receipt) -> Result<(), String> {
             if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(format!("key {}: sha256 {} is not 64 hex digits", shown(&f.key), shown(&f.sha256)));
             }
+        }
+    }
+    Ok(())
+}
+
+/// A table's mode, range and keys: an incremental table has a range with `from` and `to` on
+/// one of its columns and builds on an earlier run; keys are columns of the table.
+fn check_increment(run: &RunId, table: &TableReceipt, columns: &HashSet<&str>) -> Result<(), String> {
+    for key in &table.primary_key {
+        if !columns.contains(key.as_str()) {
+            return Err(format!("primary_key column {} is not one of its columns", shown(key)));
+        }
+    }
+    if let Some(range) = &table.range {
+        if !columns.contains(range.column.as_str()) {
+            return Err(format!("the range's watermark column {} is not one of its columns", shown(&range.column)));
+        }
+        let kinds: HashSet<_> = [range.from, range.to, range.reexported_from].into_iter().flatten().map(|w| w.kind()).collect();
+        if kinds.len() > 1 {
+            return Err("the range mixes watermarks of different types".into());
+        }
+        if range.full_run > *run {
+            return Err(format!("the range's full_run {} is after the run {run}", range.full_run));
+        }
+    }
+    if table.mode == TableMode::Incremental {
+        let Some(range) = &table.range else { return Err("an incremental table must state its range".into()) };
+        let (Some(from), Some(to)) = (range.from, range.to) else {
+            return Err("an incremental table's range must have a from and a to".into());
+        };
+        if from > to || range.reexported_from.is_some_and(|r| r > from) {
+            return Err(format!("its range ({from}, {to}] runs backwards"));
+        }
+        if !table.builds_on.is_some_and(|b| b < *run) {
+            return Err("an incremental table must name the earlier run it builds_on".into());
         }
     }
     Ok(())

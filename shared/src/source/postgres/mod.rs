@@ -68,6 +68,7 @@ use types::SourceColumn;
 
 use super::{BatchStream, Bounds, Source, TableRequest, TableStream};
 use crate::config::{self, TableConfig};
+use crate::increment::HighWater;
 use crate::pg::pg_message;
 use crate::{Error, Result};
 
@@ -144,6 +145,16 @@ pub enum PostgresError {
         /// Its type.
         type_name: String,
     },
+    /// The watermark column cannot be one.
+    #[error(
+        "watermark {column:?} has type {type_name}; a watermark is a smallint, integer, bigint, timestamp, timestamptz or date column"
+    )]
+    Watermark {
+        /// The watermark column.
+        column: String,
+        /// Its type.
+        type_name: String,
+    },
     /// An identifier or value cannot be sent.
     #[error("{0}")]
     Identifier(String),
@@ -172,6 +183,7 @@ impl PostgresError {
             | PostgresError::UnsupportedType { .. }
             | PostgresError::DuplicateColumn { .. }
             | PostgresError::SliceKey { .. }
+            | PostgresError::Watermark { .. }
             | PostgresError::Identifier(_)
             | PostgresError::Bounds(_)
             | PostgresError::Decode(_) => false,
@@ -415,7 +427,72 @@ impl PgSource {
             return Err(PostgresError::Identifier("the tenant value does not survive quoting".into()));
         }
         let filter = format!("{} = {tenant}", sql::ident(&request.tenant_column)?);
-        Ok(Read { settings, from, relation, filter })
+        let mut read = Read { settings, from, relation, filter };
+        if let Some(window) = &request.window {
+            // The window narrows every statement of the read (estimates, key ranges, COPY).
+            let (quoted, kind) = self.watermark(client, &read, &window.column).await?;
+            let condition = slices::window_condition(&quoted, kind, window).ok_or_else(|| {
+                PostgresError::Bounds(format!(
+                    "the plan's range of watermark {:?} does not fit its type (planned on another column type?); \
+                     plan the run again",
+                    window.column
+                ))
+            })?;
+            read.filter = format!("{} AND {condition}", read.filter);
+        }
+        Ok(read)
+    }
+
+    /// The quoted watermark column of a read and its kind.
+    async fn watermark(
+        &self,
+        client: &Client,
+        read: &Read,
+        column: &str,
+    ) -> std::result::Result<(String, KeyKind), PostgresError> {
+        let quoted = sql::ident(column)?;
+        match self.key_kind(client, read, column, &quoted).await {
+            Ok(kind) => Ok((quoted, kind)),
+            Err(PostgresError::SliceKey { column, type_name }) => Err(PostgresError::Watermark { column, type_name }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The tenant's largest watermark and the columns the request exports.
+    async fn high_water_inner(
+        &self,
+        request: &TableRequest,
+        column: &str,
+    ) -> std::result::Result<HighWater, PostgresError> {
+        let client = self.session().await?;
+        let request = TableRequest { window: None, ..request.clone() };
+        let read = self.prepare_read(&client, &request).await?;
+        let (quoted, kind) = self.watermark(&client, &read, column).await?;
+        let row = client
+            .query_one(&kind.min_max_sql(&quoted, &read.from, &read.filter), &[])
+            .await
+            .map_err(|e| describe_error(&read, "reading the watermark's high-water", e))?;
+        let max: Option<i64> = row.try_get(1).map_err(|e| query_error("reading the watermark's high-water", e))?;
+        let max = match max {
+            None => None,
+            Some(value) => Some(kind.watermark(value).ok_or_else(|| PostgresError::Watermark {
+                column: column.to_owned(),
+                type_name: format!("a value ({value}) outside the years 1677-2262 watermarks cover"),
+            })?),
+        };
+        let statement = client
+            .prepare(&format!("SELECT {} FROM {} LIMIT 0", select_list(&request)?, read.from))
+            .await
+            .map_err(|e| describe_error(&read, "resolving the exported columns", e))?;
+        let fields: Vec<Field> = self
+            .describe(&client, statement.columns())
+            .await?
+            .iter()
+            .map(|c| Field::new(&c.name, c.kind.data_type(), c.nullable))
+            .collect();
+        let columns = crate::schema::describe(&Schema::new(fields))
+            .map_err(|reason| PostgresError::Bounds(format!("describing the exported columns: {reason}")))?;
+        Ok(HighWater { kind: kind.watermark_kind(), max, columns })
     }
 
     /// The relation's kind and current size in pages, or `None` for anything that cannot be
@@ -636,20 +713,7 @@ impl PgSource {
         let client = self.session().await?;
         let read = self.prepare_read(&client, request).await?;
         let condition = self.bounds_condition(&client, request, &read, bounds).await?;
-        let select_list = match &request.columns {
-            None => "*".to_owned(),
-            Some(columns) => {
-                let mut seen = HashSet::new();
-                let mut quoted = Vec::with_capacity(columns.len());
-                for column in columns {
-                    if !seen.insert(column.as_str()) {
-                        return Err(PostgresError::DuplicateColumn { column: column.clone() });
-                    }
-                    quoted.push(sql::ident(column)?);
-                }
-                quoted.join(", ")
-            }
-        };
+        let select_list = select_list(request)?;
         let select = format!("SELECT {select_list} FROM {} WHERE {} AND {}", read.from, read.filter, condition);
         let statement =
             client.prepare(&select).await.map_err(|e| describe_error(&read, "resolving the exported columns", e))?;
@@ -689,6 +753,20 @@ impl PgSource {
         .boxed();
         Ok(TableStream { schema, batches })
     }
+}
+
+/// The quoted columns `request` exports (`*` without a list).
+fn select_list(request: &TableRequest) -> std::result::Result<String, PostgresError> {
+    let Some(columns) = &request.columns else { return Ok("*".to_owned()) };
+    let mut seen = HashSet::new();
+    let mut quoted = Vec::with_capacity(columns.len());
+    for column in columns {
+        if !seen.insert(column.as_str()) {
+            return Err(PostgresError::DuplicateColumn { column: column.clone() });
+        }
+        quoted.push(sql::ident(column)?);
+    }
+    Ok(quoted.join(", "))
 }
 
 /// One slice's COPY in progress.
@@ -756,6 +834,10 @@ impl Source for PgSource {
     /// cut now, in the planner's transaction.
     async fn plan(&self, request: &TableRequest, target_rows_per_slice: u64) -> Result<Vec<Bounds>> {
         self.plan_inner(request, target_rows_per_slice).await.map_err(|e| self.fail(&request.table, e))
+    }
+
+    async fn high_water(&self, request: &TableRequest, column: &str) -> Result<HighWater> {
+        self.high_water_inner(request, column).await.map_err(|e| self.fail(&request.table, e))
     }
 
     async fn open(&self, request: &TableRequest, bounds: &Bounds) -> Result<TableStream> {

@@ -23,6 +23,7 @@
 use tokio_postgres::types::Type;
 
 use super::PostgresError;
+use crate::increment::{Watermark, WatermarkKind, Window};
 use crate::source::Bounds;
 
 /// Slices never number more than this, whatever the estimate says.
@@ -63,6 +64,44 @@ pub(crate) fn condition(bounds: &Bounds, key: Option<(&str, KeyKind)>) -> Option
             Some(condition)
         }
         Bounds::RowGroups { .. } | Bounds::Rows { .. } => None,
+    }
+}
+
+/// The WHERE condition of a watermark window on `column` (quoted) of `kind`: an incremental
+/// window `column > after AND column <= through`; a full one also the NULL rows (and, for
+/// timestamps and dates, `'infinity'`, which no range ever reaches). `None` when a bound is not
+/// of the column's kind or cannot be written as a literal.
+pub(crate) fn window_condition(column: &str, kind: KeyKind, window: &Window) -> Option<String> {
+    let literal = |bound: Watermark| -> Option<String> {
+        match (kind, bound) {
+            (KeyKind::Int, Watermark::Integer(v)) => kind.literal(v),
+            // PostgreSQL keeps microseconds: `w > t` and `w <= t` read the same at t's microsecond.
+            (KeyKind::Timestamp | KeyKind::TimestampTz, Watermark::Timestamp(nanos)) => {
+                kind.literal(nanos.div_euclid(1000))
+            }
+            (KeyKind::Date, Watermark::Date(days)) => kind.literal(i64::from(days)),
+            _ => None,
+        }
+    };
+    let through = match window.through {
+        Some(bound) => Some(literal(bound)?),
+        None => None,
+    };
+    match window.after {
+        Some(after) => {
+            let after = literal(after)?;
+            Some(match through {
+                Some(through) => format!("({column} > {after} AND {column} <= {through})"),
+                None => "FALSE".to_owned(),
+            })
+        }
+        None => {
+            let infinity = if kind == KeyKind::Int { String::new() } else { format!(" OR {column} = 'infinity'") };
+            Some(match through {
+                Some(through) => format!("({column} IS NULL OR {column} <= {through}{infinity})"),
+                None => format!("({column} IS NULL{infinity})"),
+            })
+        }
     }
 }
 
@@ -139,6 +178,25 @@ impl KeyKind {
                 "SELECT (min({key}) - DATE '1970-01-01')::int8, (max({key}) - DATE '1970-01-01')::int8 \
                  FROM {from} WHERE {filter} AND isfinite({key})"
             ),
+        }
+    }
+
+    /// The watermark kind of a key of this kind.
+    pub(crate) fn watermark_kind(self) -> WatermarkKind {
+        match self {
+            KeyKind::Int => WatermarkKind::Integer,
+            KeyKind::Timestamp | KeyKind::TimestampTz => WatermarkKind::Timestamp,
+            KeyKind::Date => WatermarkKind::Date,
+        }
+    }
+
+    /// A value in this kind's unit ([`KeyKind::min_max_sql`]) as a watermark; `None` for a
+    /// timestamp outside the years 1677-2262.
+    pub(crate) fn watermark(self, value: i64) -> Option<Watermark> {
+        match self {
+            KeyKind::Int => Some(Watermark::Integer(value)),
+            KeyKind::Timestamp | KeyKind::TimestampTz => Watermark::from_micros(value),
+            KeyKind::Date => i32::try_from(value).ok().map(Watermark::Date),
         }
     }
 
