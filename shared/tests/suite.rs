@@ -9,6 +9,7 @@ mod faults;
 mod format_roundtrip;
 mod hostile_input;
 mod hostile_load;
+mod incremental;
 mod lake_s3;
 mod lake_source;
 #[cfg(feature = "duckdb")]
