@@ -72,6 +72,22 @@ for name in ["BYOB_LOAD_BUCKET", "BYOB_LOAD_PREFIX", "BYOB_LOAD_BUCKET_OWNER", "
     check(name in env, f"LoadFunction must set {name}")
 check(template["Parameters"].get("LoaderTls", {}).get("Default") == "require", "the loader must default to verified TLS")
 
+# The dump function reads our record of finished runs (incremental ranges), nothing else of it.
+dump_state = {
+    s.get("Sid"): s
+    for p in resources["DumpFunctionRole"]["Properties"]["Policies"]
+    for s in p["PolicyDocument"]["Statement"]
+    if "Sid" in s
+}
+check(
+    "runs/*" in str(dump_state.get("ReadFinishedRuns", {}).get("Resource")),
+    "DumpFunctionRole must read runs/* of the state bucket (incremental ranges)",
+)
+check(
+    dump_state.get("ListFinishedRuns", {}).get("Condition", {}).get("StringLike", {}).get("s3:prefix") == "runs/*",
+    "DumpFunctionRole may list the state bucket under runs/ only",
+)
+
 # The lake: listed and read under SourcePrefix only, never the whole bucket by default.
 for role in ["DumpFunctionRole", "ExportFunctionRole"]:
     lake = [
