@@ -450,6 +450,36 @@ fn table_columns_and_tenant_columns_are_named() {
 }
 
 #[test]
+fn incremental_tables_need_a_watermark_and_exported_keys() {
+    let errors = problems(|v| {
+        set(v, "/tables/0/mode", json!("incremental"));
+        set(v, "/tables/0/primary_key", json!(["id"]));
+        set(v, "/tables/0/lookback", json!("30m"));
+        set(v, "/tables/1/watermark", json!("updated_at"));
+        set(v, "/tables/1/columns", json!(["id", "name"]));
+        set(v, "/tables/1/primary_key", json!(["id", "id", "email"]));
+        set(v, "/tables/1/lookback", json!(0));
+        set(v, "/destinations/1/full_every", json!("7d"));
+    });
+    assert_problem(&errors, "tables[0].watermark", &["required", "incremental"]);
+    assert_problem(&errors, "tables[0].primary_key", &["only to a table with a watermark"]);
+    assert_problem(&errors, "tables[0].lookback", &["only to a table with a watermark"]);
+    assert_problem(&errors, "tables[1].watermark", &["not in columns"]);
+    assert_problem(&errors, "tables[1].primary_key[1]", &["listed twice"]);
+    assert_problem(&errors, "tables[1].primary_key[2]", &["not in columns"]);
+    assert_problem(&errors, "tables[1].lookback", &["positive"]);
+    // No table is incremental: full_every has nothing to do.
+    let errors = problems(|v| set(v, "/destinations/1/full_every", json!("7d")));
+    assert_problem(&errors, "destinations[1].full_every", &["7d", "no table", "incremental"]);
+    let errors = problems(|v| {
+        set(v, "/tables/0/mode", json!("sometimes"));
+        set(v, "/destinations/1/full_every", json!("a week"));
+    });
+    assert!(errors.to_string().contains("sometimes"), "{errors}");
+    assert!(errors.to_string().contains("s, m, h or d"), "{errors}");
+}
+
+#[test]
 fn tenants_are_not_empty() {
     let errors = problems(|v| set(v, "/destinations/0/tenant", json!("")));
     assert_problem(&errors, "destinations[0].tenant", &["must not be empty"]);

@@ -897,3 +897,79 @@ pub async fn target_from_env() -> Result<PostgresTarget, LoadError> {
 
 /// The name of the receipt file, re-exported for the event filter.
 pub const RECEIPT: &str = RECEIPT_FILE;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::increment::Range;
+    use crate::schema::ColumnSchema;
+
+    fn info(from: i64, builds_on: &str) -> ReceiptInfo {
+        let schema = vec![ColumnSchema { name: "w".into(), data_type: "int64".into(), nullable: false }];
+        let mut table = TableReceipt::new("2024-01-03T00:00/t".into(), schema, Vec::new());
+        table.mode = TableMode::Incremental;
+        table.range = Some(Range {
+            column: "w".into(),
+            from: Some(Watermark::Integer(from)),
+            to: Some(Watermark::Integer(from + 10)),
+            reexported_from: None,
+            full_run: "2024-01-01T00:00".parse().unwrap(),
+        });
+        table.builds_on = Some(builds_on.parse().unwrap());
+        let receipt = Receipt::new(
+            "2024-01-03T00:00".parse().unwrap(),
+            None,
+            crate::format::Format::default(),
+            [("t".to_owned(), table)].into(),
+            chrono::Utc::now(),
+        );
+        ReceiptInfo { location: "r".into(), receipt, sha256: String::new() }
+    }
+
+    fn loaded(column: &str, to: Option<i64>) -> HashMap<String, LoadedRange> {
+        let range = LoadedRange { run: "2024-01-01T00:00".into(), column: column.into(), to: to.map(Watermark::Integer) };
+        [("t".to_owned(), range)].into()
+    }
+
+    #[test]
+    fn an_increment_must_start_within_what_is_loaded() {
+        // Continues exactly, or overlaps (merged again): loads.
+        check_continuity(&info(100, "2024-01-02T00:00"), &loaded("w", Some(100))).unwrap();
+        check_continuity(&info(90, "2024-01-02T00:00"), &loaded("w", Some(100))).unwrap();
+        // A gap, a table never loaded, another column, no watermark loaded: refused, naming the run.
+        for (have, why) in [
+            (loaded("w", Some(99)), "rows up to 99"),
+            (HashMap::new(), "never loaded"),
+            (loaded("v", Some(100)), "by \"v\""),
+            (loaded("w", None), "no watermark"),
+        ] {
+            let e = check_continuity(&info(100, "2024-01-02T00:00"), &have).unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, LoadError::Gap { .. }) && !e.is_retryable(), "{text}");
+            assert!(text.contains(why), "{why}: {text}");
+            if why != "by \"v\"" {
+                assert!(text.contains("2024-01-02T00:00/receipt.run.json"), "{text}");
+            }
+        }
+        // A stored loaded_to that does not parse counts as none.
+        assert_eq!(LoadedRange::from_row("r".into(), "w".into(), Some("garbage".into())).to, None);
+        assert_eq!(range_text(Some(Watermark::Integer(7))).as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn merges_follow_the_receipt() {
+        let mut table = info(100, "2024-01-02T00:00").receipt.tables.remove("t").unwrap();
+        assert_eq!(
+            Merge::of(&table),
+            Merge::ByRange { column: "w", after: "100".into(), through: "110".into() }
+        );
+        table.range.as_mut().unwrap().reexported_from = Some(Watermark::Integer(40));
+        assert!(matches!(Merge::of(&table), Merge::ByRange { ref after, .. } if after == "40"));
+        table.primary_key = vec!["w".into()];
+        assert_eq!(Merge::of(&table), Merge::ByKey(&["w".to_owned()]));
+        table.mode = TableMode::Full;
+        assert_eq!(Merge::of(&table), Merge::Replace);
+        assert_eq!(merge_index("t").len(), "byob_merge_".len() + 16);
+    }
+}

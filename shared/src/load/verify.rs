@@ -361,4 +361,41 @@ mod tests {
         let odd = check_times(&receipt("2023-03-14T04:03", "yesterday"), now).unwrap_err();
         assert!(odd.contains("RFC 3339"), "{odd}");
     }
+
+    #[test]
+    fn incremental_entries_must_state_a_sound_range_on_their_own_columns() {
+        use crate::increment::{Range, TableMode, Watermark};
+        let columns: HashSet<&str> = ["id"].into();
+        let range = Range {
+            column: "id".into(),
+            from: Some(Watermark::Integer(10)),
+            to: Some(Watermark::Integer(20)),
+            reexported_from: Some(Watermark::Integer(5)),
+            full_run: "2023-03-13T04:03".parse().unwrap(),
+        };
+        let good = TableReceipt {
+            mode: TableMode::Incremental,
+            range: Some(range.clone()),
+            builds_on: Some("2023-03-14T03:03".parse().unwrap()),
+            primary_key: vec!["id".into()],
+            ..table(&[])
+        };
+        check_increment(&run(), &good, &columns).unwrap();
+        let cases = [
+            (TableReceipt { primary_key: vec!["nope".into()], ..good.clone() }, "primary_key"),
+            (TableReceipt { range: Some(Range { column: "w".into(), ..range.clone() }), ..good.clone() }, "watermark column"),
+            (TableReceipt { range: None, ..good.clone() }, "must state its range"),
+            (TableReceipt { range: Some(Range { from: None, ..range.clone() }), ..good.clone() }, "from and a to"),
+            (TableReceipt { range: Some(Range { from: Some(Watermark::Integer(30)), ..range.clone() }), ..good.clone() }, "backwards"),
+            (TableReceipt { range: Some(Range { reexported_from: Some(Watermark::Integer(15)), ..range.clone() }), ..good.clone() }, "backwards"),
+            (TableReceipt { range: Some(Range { to: Some(Watermark::Date(3)), ..range.clone() }), ..good.clone() }, "different types"),
+            (TableReceipt { builds_on: None, ..good.clone() }, "builds_on"),
+            (TableReceipt { builds_on: Some(run()), ..good.clone() }, "builds_on"),
+            (TableReceipt { range: Some(Range { full_run: "2024-01-01T00:00".parse().unwrap(), ..range.clone() }), ..good.clone() }, "full_run"),
+        ];
+        for (bad, why) in cases {
+            let e = check_increment(&run(), &bad, &columns).unwrap_err();
+            assert!(e.contains(why), "{why}: {e}");
+        }
+    }
 }
