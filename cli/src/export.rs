@@ -20,6 +20,7 @@ use byob::plan::{self, PlanFilter, TaskResult};
 use byob::receipt::Receipt;
 use byob::run::{DestinationParts, DestinationReport, Observer, RunReport, export_destination};
 use byob::sink::LocalSink;
+use byob::source::Source;
 use byob::source::lake::LakeSource;
 use byob::state::StateStore;
 use tokio::sync::Semaphore;
@@ -107,7 +108,12 @@ pub(crate) async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     };
     progress.destination_finished(&report);
     progress.clear();
-    let report = RunReport { run, destinations: vec![report], seconds: started.elapsed().as_secs_f64() };
+    let report = RunReport {
+        run,
+        destinations: vec![report],
+        seconds: started.elapsed().as_secs_f64(),
+        source_bytes_read: source.bytes_read(),
+    };
     crate::progress::print_summary(&report);
     if !failed {
         let root = if spec.prefix.is_empty() { args.out.clone() } else { args.out.join(&spec.prefix) };

@@ -121,18 +121,23 @@ pub(crate) fn human_bytes(n: u64) -> String {
 pub(crate) fn print_summary(report: &RunReport) {
     #[derive(Default)]
     struct Row {
+        mode: &'static str,
         rows: u64,
         files: usize,
         bytes: u64,
         seconds: f64,
     }
     println!();
-    println!("{:<20} {:<22} {:>12} {:>6} {:>11} {:>8}", "destination", "table", "rows", "files", "bytes", "seconds");
+    println!(
+        "{:<20} {:<22} {:<11} {:>12} {:>6} {:>11} {:>8}",
+        "destination", "table", "mode", "rows", "files", "bytes", "seconds"
+    );
     let mut total = Row::default();
     for d in &report.destinations {
         let mut tables: BTreeMap<&str, Row> = BTreeMap::new();
         for t in &d.tasks {
             let row = tables.entry(&t.task.table).or_default();
+            row.mode = t.task.increment.as_ref().map_or("full", |i| i.mode.as_str());
             row.rows += t.rows;
             row.files += t.files.len();
             row.bytes += t.bytes;
@@ -140,9 +145,10 @@ pub(crate) fn print_summary(report: &RunReport) {
         }
         for (table, r) in &tables {
             println!(
-                "{:<20} {:<22} {:>12} {:>6} {:>11} {:>8.1}",
+                "{:<20} {:<22} {:<11} {:>12} {:>6} {:>11} {:>8.1}",
                 d.destination,
                 table,
+                r.mode,
                 r.rows,
                 r.files,
                 human_bytes(r.bytes),
@@ -158,8 +164,9 @@ pub(crate) fn print_summary(report: &RunReport) {
     }
     let secs = report.seconds.max(1e-9);
     println!(
-        "{:<20} {:<22} {:>12} {:>6} {:>11} {:>8.1}   ({:.0} rows/s)",
+        "{:<20} {:<22} {:<11} {:>12} {:>6} {:>11} {:>8.1}   ({:.0} rows/s)",
         "total",
+        "",
         "",
         total.rows,
         total.files,
@@ -167,4 +174,7 @@ pub(crate) fn print_summary(report: &RunReport) {
         report.seconds,
         total.rows as f64 / secs
     );
+    if let Some(bytes) = report.source_bytes_read {
+        println!("read {} from the source", human_bytes(bytes));
+    }
 }

@@ -72,6 +72,9 @@ pub struct RunReport {
     pub destinations: Vec<DestinationReport>,
     /// Wall time of the run.
     pub seconds: f64,
+    /// Bytes the source read from storage over the whole run (planning included), when it
+    /// can tell (a lake can).
+    pub source_bytes_read: Option<u64>,
 }
 
 impl RunReport {
@@ -130,7 +133,12 @@ pub async fn run(config: &Config, options: &RunOptions, observer: Arc<dyn Observ
         }
     });
     let destinations = join_all(destinations).await;
-    Ok(RunReport { run: options.run, destinations, seconds: started.elapsed().as_secs_f64() })
+    Ok(RunReport {
+        run: options.run,
+        destinations,
+        seconds: started.elapsed().as_secs_f64(),
+        source_bytes_read: source.bytes_read(),
+    })
 }
 
 /// What one destination's exports read from and write to.

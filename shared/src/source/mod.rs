@@ -176,6 +176,12 @@ pub trait Source: Send + Sync + Debug {
     /// anything is written.
     async fn open(&self, request: &TableRequest, bounds: &Bounds) -> Result<TableStream>;
 
+    /// Bytes this source has read from storage so far, over every request; `None` when it
+    /// cannot tell (the default).
+    fn bytes_read(&self) -> Option<u64> {
+        None
+    }
+
     /// The tenant's largest value of the watermark `column` (NULLs ignored), its kind, and the
     /// columns `request` exports: what a plan needs to fix an incremental range. Sources that
     /// cannot read by watermark refuse (the default).

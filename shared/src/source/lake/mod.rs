@@ -412,6 +412,10 @@ impl Source for LakeSource {
         Ok(cut(&scan.units, &listed, target_rows_per_slice))
     }
 
+    fn bytes_read(&self) -> Option<u64> {
+        Some(self.read_stats().bytes)
+    }
+
     /// The tenant's largest watermark: row groups that may hold the tenant, largest statistic
     /// first, each read (watermark column only, tenant-filtered) until the next one's statistics
     /// cannot beat what was found; a row group without statistics is always read.
