@@ -260,6 +260,9 @@ fn print_destinations(config: &Config) {
             if d.manifest {
                 extras.push("AEP manifest".into());
             }
+            if let Some(every) = d.full_every {
+                extras.push(format!("incremental tables full every {every}"));
+            }
             if let Some(key) = &d.pgp_public_key {
                 // Parsed by validation; whether it is usable now is shown, not required.
                 let status = byob::format::pgp::RecipientKey::parse(key.as_bytes()).map(|k| {
@@ -283,6 +286,17 @@ fn print_destinations(config: &Config) {
     for row in [&header].into_iter().chain(&rows) {
         let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("  {}", cells.join("  ").trim_end());
+    }
+    for t in config.tables.iter().filter(|t| t.mode == byob::increment::TableMode::Incremental) {
+        let mut how = vec![format!("watermark {}", t.watermark.as_deref().unwrap_or_default())];
+        match &t.primary_key {
+            Some(keys) => how.push(format!("merged by {}", keys.join(", "))),
+            None => how.push("rows only added".into()),
+        }
+        if let Some(lookback) = &t.lookback {
+            how.push(format!("lookback {lookback}"));
+        }
+        println!("table {}: incremental ({})", t.name, how.join(", "));
     }
     match byob::config::firing_expression(config.destinations.iter().filter_map(|d| d.schedule.as_ref())) {
         Some(expression) => println!("deployed schedule (template parameter DumpSchedule): {expression}"),

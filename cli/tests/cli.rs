@@ -60,7 +60,13 @@ fn config_validate_accepts_the_example() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/config/byob.example.toml");
     let out = byob(&["config", "validate", example.to_str().expect("utf-8 path")], Path::new("."));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("valid"));
+    assert!(
+        stdout.contains("table events: incremental (watermark occurred_at, merged by event_id, lookback 30m)")
+            && stdout.contains("incremental tables full every 7d"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -7,12 +7,14 @@
 //! 1. An exclusive lock on `<file>.byob-lock` (an OS file lock, released when the process
 //!    dies) serializes every byob loader of the file; DuckDB's own lock keeps other writers
 //!    out while one is open.
-//! 2. Under the lock, `byob_load_history` decides (same receipt once, older runs skipped).
+//! 2. Under the lock, `byob_load_history` decides (same receipt once, older runs skipped, an
+//!    incremental table that does not continue the loaded range refused).
 //! 3. Each table is appended from Arrow batches into `byob_staging.<table>` (recreated); the
 //!    row count must equal the receipt's.
 //! 4. One transaction then, per table: creates or evolves the live table (new columns added;
 //!    a changed type is an error naming the column, nothing applied), replaces its rows with
-//!    the staged ones, drops the staging table; records the load; commits.
+//!    the staged ones (an incremental table: merges them, as `Merge` in `load` says), drops the
+//!    staging table; records the load and each table's loaded range; commits.
 //!
 //! A crash before the commit leaves the live tables as they were (DuckDB's write-ahead log
 //! replays committed transactions only); the next delivery starts over.

@@ -5,13 +5,16 @@
 //!    second finds the first in `byob_load_history` and skips.
 //! 2. Under the lock, `byob_load_history` decides: the same receipt (sha256) loads once; a
 //!    receipt of an older run (or an older receipt of the same run) than the newest loaded is
-//!    skipped with a log line.
+//!    skipped with a log line; an incremental table that does not continue the loaded range
+//!    is refused, naming the run to load first (`check_continuity` in `load`).
 //! 3. Each table is loaded into `byob_staging.<table>` (UNLOGGED, recreated) with
 //!    `COPY ... FROM STDIN (FORMAT binary)`; the row count must equal the receipt's.
 //! 4. One transaction then, per table: creates the live table or evolves it (new columns are
 //!    added; a column whose type changed is an error naming it, and nothing is applied),
-//!    `TRUNCATE`s it and inserts the staged rows, drops the staging table; records the load
-//!    in the history; commits. Readers see the old dump or the new one, never a mix. The live
+//!    `TRUNCATE`s it and inserts the staged rows (an incremental table instead loses only the
+//!    rows the staged ones replace: by primary key, or by watermark range; see `Merge` in `load`),
+//!    drops the staging table; records the load in the history and each table's loaded range
+//!    in `byob_table_ranges`; commits. Readers see the old dump or the new one, never a mix. The live
 //!    table keeps its OID, grants, indexes and dependent views (a rename swap would not).
 //!
 //! A crash anywhere before the commit leaves the live tables untouched; the next delivery
