@@ -71,8 +71,13 @@ async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slic
     let planned = source.plan(request, rows.div_ceil(slices.max(1))).await.unwrap();
     let count = planned.len() as u32;
     let tasks = planned.into_iter().zip(0..).map(|(bounds, index)| {
-        let task =
-            ExportTask { destination: "bench".into(), table: "events".into(), slice: Slice { index, count }, bounds, increment: None };
+        let task = ExportTask {
+            destination: "bench".into(),
+            table: "events".into(),
+            slice: Slice { index, count },
+            bounds,
+            increment: None,
+        };
         let (sink, spec) = (&sink, &spec);
         async move {
             export::export(&task, request, source, sink, spec, &Cancel::default(), Arc::new(|_| {})).await.unwrap()

@@ -119,10 +119,12 @@ impl fmt::Display for Watermark {
                 let at = DateTime::<Utc>::from_timestamp_nanos(nanos);
                 f.write_str(&at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
             }
-            Watermark::Date(days) => match days.checked_add(EPOCH_DAYS_FROM_CE).and_then(NaiveDate::from_num_days_from_ce_opt) {
-                Some(date) => write!(f, "{}", date.format("%Y-%m-%d")),
-                None => write!(f, "{days} days after 1970-01-01"),
-            },
+            Watermark::Date(days) => {
+                match days.checked_add(EPOCH_DAYS_FROM_CE).and_then(NaiveDate::from_num_days_from_ce_opt) {
+                    Some(date) => write!(f, "{}", date.format("%Y-%m-%d")),
+                    None => write!(f, "{days} days after 1970-01-01"),
+                }
+            }
         }
     }
 }
@@ -186,7 +188,9 @@ impl Span {
 
     /// Parses `<n><unit>`.
     pub fn parse(text: &str) -> Result<Span, String> {
-        let bad = || format!("{:?} is not a duration: write a number and a unit s, m, h or d, e.g. \"2h\" or \"7d\"", cut(text));
+        let bad = || {
+            format!("{:?} is not a duration: write a number and a unit s, m, h or d, e.g. \"2h\" or \"7d\"", cut(text))
+        };
         let text = text.trim();
         let unit = text.chars().last().ok_or_else(bad)?;
         let scale: u64 = match unit {
@@ -206,9 +210,9 @@ impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.0;
         match () {
-            _ if s % 86_400 == 0 => write!(f, "{}d", s / 86_400),
-            _ if s % 3600 == 0 => write!(f, "{}h", s / 3600),
-            _ if s % 60 == 0 => write!(f, "{}m", s / 60),
+            _ if s.is_multiple_of(86_400) => write!(f, "{}d", s / 86_400),
+            _ if s.is_multiple_of(3600) => write!(f, "{}h", s / 3600),
+            _ if s.is_multiple_of(60) => write!(f, "{}m", s / 60),
             _ => write!(f, "{s}s"),
         }
     }
@@ -389,14 +393,24 @@ pub fn decide(
                 "lookback {lookback} does not fit watermark column {:?}, which is {} ({})",
                 wanted.column,
                 found.kind.as_str(),
-                if found.kind == WatermarkKind::Integer { "give a number, e.g. lookback = 1000" } else { "give a duration, e.g. lookback = \"30m\"" }
+                if found.kind == WatermarkKind::Integer {
+                    "give a number, e.g. lookback = 1000"
+                } else {
+                    "give a duration, e.g. lookback = \"30m\""
+                }
             ));
         }
     }
     let full = |reason: Option<String>| {
         let increment = Increment {
             mode: TableMode::Full,
-            range: Range { column: wanted.column.to_owned(), from: None, to: found.max, reexported_from: None, full_run: run },
+            range: Range {
+                column: wanted.column.to_owned(),
+                from: None,
+                to: found.max,
+                reexported_from: None,
+                full_run: run,
+            },
             builds_on: None,
             primary_key: wanted.primary_key.to_vec(),
         };
@@ -424,7 +438,10 @@ pub fn decide(
     if let Some(every) = wanted.full_every {
         let age = run.datetime().signed_duration_since(range.full_run.datetime()).num_seconds();
         if age >= every.seconds() {
-            return full(Some(format!("full_every = \"{every}\" has passed since the full dump of run {}", range.full_run)));
+            return full(Some(format!(
+                "full_every = \"{every}\" has passed since the full dump of run {}",
+                range.full_run
+            )));
         }
     }
     // The range never moves backwards: rows deleted since leave `to` where it was.

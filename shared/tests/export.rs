@@ -52,7 +52,13 @@ fn finalizing(run: &str) -> ExportSpec {
 }
 
 fn request(table: &str, tenant: &str) -> TableRequest {
-    TableRequest { table: table.into(), tenant: tenant.into(), tenant_column: "tenant_id".into(), columns: None, window: None }
+    TableRequest {
+        table: table.into(),
+        tenant: tenant.into(),
+        tenant_column: "tenant_id".into(),
+        columns: None,
+        window: None,
+    }
 }
 
 fn task(table: &str, slice: Slice) -> ExportTask {

@@ -215,10 +215,15 @@ impl Bench {
                 let orders: Vec<String> = model
                     .orders
                     .iter()
-                    .map(|(id, o)| format!("('{}', {id}, '{}', {}, {})", o.tenant, o.status, o.amount, ts(o.updated_at)))
+                    .map(|(id, o)| {
+                        format!("('{}', {id}, '{}', {}, {})", o.tenant, o.status, o.amount, ts(o.updated_at))
+                    })
                     .collect();
-                let clicks: Vec<String> =
-                    model.clicks.iter().map(|c| format!("('{}', {}, '{}', {})", c.tenant, c.id, c.page, ts(c.at))).collect();
+                let clicks: Vec<String> = model
+                    .clicks
+                    .iter()
+                    .map(|c| format!("('{}', {}, '{}', {})", c.tenant, c.id, c.page, ts(c.at)))
+                    .collect();
                 client
                     .batch_execute(&format!(
                         "BEGIN; TRUNCATE orders, clicks; INSERT INTO orders VALUES {}; INSERT INTO clicks VALUES {}; COMMIT;",

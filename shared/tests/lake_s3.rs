@@ -103,7 +103,13 @@ async fn upload(s3: &aws_sdk_s3::Client, local: &Path, prefix: &str) {
 }
 
 fn request(table: &str, tenant: &str) -> TableRequest {
-    TableRequest { table: table.into(), tenant: tenant.into(), tenant_column: "tenant_id".into(), columns: None, window: None }
+    TableRequest {
+        table: table.into(),
+        tenant: tenant.into(),
+        tenant_column: "tenant_id".into(),
+        columns: None,
+        window: None,
+    }
 }
 
 async fn read(source: &LakeSource, request: &TableRequest, bounds: &Bounds) -> Vec<RecordBatch> {

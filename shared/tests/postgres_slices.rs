@@ -35,7 +35,13 @@ async fn db(prefix: &str) -> Option<Db> {
 }
 
 fn request(table: &str, tenant: &str) -> TableRequest {
-    TableRequest { table: table.into(), tenant: tenant.into(), tenant_column: "tenant_id".into(), columns: None, window: None }
+    TableRequest {
+        table: table.into(),
+        tenant: tenant.into(),
+        tenant_column: "tenant_id".into(),
+        columns: None,
+        window: None,
+    }
 }
 
 /// `items`: 60,000 rows, tenants interleaved (acme 2/3, globex 1/3), ids with gaps and

@@ -44,7 +44,9 @@ pub fn values(array: &ArrayRef) -> Result<Int64Array, ArrowError> {
             };
             cast_with_options(&nanos, &DataType::Int64, &strict)?
         }
-        DataType::Date32 => cast_with_options(&cast_with_options(array, &DataType::Int32, &strict)?, &DataType::Int64, &strict)?,
+        DataType::Date32 => {
+            cast_with_options(&cast_with_options(array, &DataType::Int32, &strict)?, &DataType::Int64, &strict)?
+        }
         other if kind_of(other).is_some() => cast_with_options(array, &DataType::Int64, &strict)?,
         other => return Err(ArrowError::CastError(format!("a {other} column cannot be a watermark"))),
     };
@@ -98,7 +100,8 @@ mod tests {
     #[test]
     fn masks_hold_exactly_the_window() {
         let ints: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), Some(2), None, Some(3)]));
-        let window = Window { column: "w".into(), after: Some(Watermark::Integer(1)), through: Some(Watermark::Integer(2)) };
+        let window =
+            Window { column: "w".into(), after: Some(Watermark::Integer(1)), through: Some(Watermark::Integer(2)) };
         let got = mask(&ints, WatermarkKind::Integer, &window).unwrap();
         assert_eq!(got.iter().collect::<Vec<_>>(), vec![Some(false), Some(true), Some(false), Some(false)]);
         let full = Window { after: None, ..window };

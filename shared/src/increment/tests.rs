@@ -56,7 +56,9 @@ fn windows_hold_their_range_and_nulls_only_when_full() {
     assert!(!incremental.holds(Some(Watermark::Integer(21))));
     assert!(!incremental.holds(None));
     let full = Window { column: "w".into(), after: None, through: Some(Watermark::Integer(20)) };
-    assert!(full.holds(None) && full.holds(Some(Watermark::Integer(i64::MIN))) && !full.holds(Some(Watermark::Integer(21))));
+    assert!(
+        full.holds(None) && full.holds(Some(Watermark::Integer(i64::MIN))) && !full.holds(Some(Watermark::Integer(21)))
+    );
     let empty = Window { column: "w".into(), after: None, through: None };
     assert!(empty.holds(None) && !empty.holds(Some(Watermark::Integer(0))));
 
@@ -73,7 +75,8 @@ fn windows_hold_their_range_and_nulls_only_when_full() {
 #[test]
 fn the_first_run_is_full_and_the_next_builds_on_it() {
     let first = run("2024-01-01T04:00");
-    let (full, why) = decide(first, &wanted(None, None), None, &found(Some(ts("2024-01-01T03:59:00Z")))).expect("decides");
+    let (full, why) =
+        decide(first, &wanted(None, None), None, &found(Some(ts("2024-01-01T03:59:00Z")))).expect("decides");
     assert_eq!(full.mode, TableMode::Full);
     assert_eq!(full.range.to, Some(ts("2024-01-01T03:59:00Z")));
     assert_eq!(full.range.full_run, first);
@@ -83,8 +86,8 @@ fn the_first_run_is_full_and_the_next_builds_on_it() {
     let second = run("2024-01-01T15:00");
     let cols = columns();
     let previous = Previous { run: first, range: Some(&full.range), columns: &cols };
-    let (next, why) =
-        decide(second, &wanted(None, None), Some(&previous), &found(Some(ts("2024-01-01T14:00:00Z")))).expect("decides");
+    let (next, why) = decide(second, &wanted(None, None), Some(&previous), &found(Some(ts("2024-01-01T14:00:00Z"))))
+        .expect("decides");
     assert_eq!(why, None);
     assert_eq!(next.mode, TableMode::Incremental);
     assert_eq!(next.builds_on, Some(first));
@@ -94,8 +97,8 @@ fn the_first_run_is_full_and_the_next_builds_on_it() {
     assert_eq!(next.window().after, full.range.to);
 
     // No new rows (or rows deleted): the range stays put, never backwards.
-    let (still, _) =
-        decide(second, &wanted(None, None), Some(&previous), &found(Some(ts("2023-01-01T00:00:00Z")))).expect("decides");
+    let (still, _) = decide(second, &wanted(None, None), Some(&previous), &found(Some(ts("2023-01-01T00:00:00Z"))))
+        .expect("decides");
     assert_eq!((still.range.from, still.range.to), (full.range.to, full.range.to));
     let (none, _) = decide(second, &wanted(None, None), Some(&previous), &found(None)).expect("decides");
     assert_eq!(none.range.to, full.range.to);
@@ -104,12 +107,23 @@ fn the_first_run_is_full_and_the_next_builds_on_it() {
 #[test]
 fn lookback_reexports_before_from_and_must_fit_the_column() {
     let first = run("2024-01-01T04:00");
-    let range = Range { column: "updated_at".into(), from: None, to: Some(ts("2024-01-01T04:00:00Z")), reexported_from: None, full_run: first };
+    let range = Range {
+        column: "updated_at".into(),
+        from: None,
+        to: Some(ts("2024-01-01T04:00:00Z")),
+        reexported_from: None,
+        full_run: first,
+    };
     let cols = columns();
     let previous = Previous { run: first, range: Some(&range), columns: &cols };
     let lookback = Some(Lookback::Duration(Span::parse("30m").expect("span")));
-    let (next, _) = decide(run("2024-01-01T05:00"), &wanted(lookback, None), Some(&previous), &found(Some(ts("2024-01-01T05:00:00Z"))))
-        .expect("decides");
+    let (next, _) = decide(
+        run("2024-01-01T05:00"),
+        &wanted(lookback, None),
+        Some(&previous),
+        &found(Some(ts("2024-01-01T05:00:00Z"))),
+    )
+    .expect("decides");
     assert_eq!(next.range.from, Some(ts("2024-01-01T04:00:00Z")));
     assert_eq!(next.range.reexported_from, Some(ts("2024-01-01T03:30:00Z")));
     assert_eq!(next.window().after, Some(ts("2024-01-01T03:30:00Z")));
@@ -117,13 +131,22 @@ fn lookback_reexports_before_from_and_must_fit_the_column() {
     let err = decide(run("2024-01-01T05:00"), &wanted(Some(Lookback::Amount(5)), None), Some(&previous), &found(None))
         .expect_err("a number on a timestamp");
     assert!(err.contains("lookback 5") && err.contains("duration"), "{err}");
-    assert_eq!(Watermark::Date(10).minus(&Lookback::Duration(Span::parse("25h").expect("span"))), Some(Watermark::Date(8)));
+    assert_eq!(
+        Watermark::Date(10).minus(&Lookback::Duration(Span::parse("25h").expect("span"))),
+        Some(Watermark::Date(8))
+    );
 }
 
 #[test]
 fn full_dumps_come_back_when_asked_or_when_the_chain_cannot_continue() {
     let first = run("2024-01-01T04:00");
-    let range = Range { column: "updated_at".into(), from: None, to: Some(ts("2024-01-01T04:00:00Z")), reexported_from: None, full_run: first };
+    let range = Range {
+        column: "updated_at".into(),
+        from: None,
+        to: Some(ts("2024-01-01T04:00:00Z")),
+        reexported_from: None,
+        full_run: first,
+    };
     let cols = columns();
     let previous = Previous { run: first, range: Some(&range), columns: &cols };
     let now = found(Some(ts("2024-01-08T04:00:00Z")));
@@ -139,14 +162,25 @@ fn full_dumps_come_back_when_asked_or_when_the_chain_cannot_continue() {
     let (full, why) = decide(run("2024-01-02T04:00"), &wanted(None, None), Some(&moved), &now).expect("decides");
     assert!(full.mode == TableMode::Full && why.is_some_and(|w| w.contains("inserted_at")));
 
-    let wider = vec![columns()[0].clone(), ColumnSchema { name: "plan".into(), data_type: "string".into(), nullable: true }];
-    let (full, why) = decide(run("2024-01-02T04:00"), &wanted(None, None), Some(&previous), &HighWater { columns: wider, ..now.clone() })
-        .expect("decides");
+    let wider =
+        vec![columns()[0].clone(), ColumnSchema { name: "plan".into(), data_type: "string".into(), nullable: true }];
+    let (full, why) = decide(
+        run("2024-01-02T04:00"),
+        &wanted(None, None),
+        Some(&previous),
+        &HighWater { columns: wider, ..now.clone() },
+    )
+    .expect("decides");
     assert!(full.mode == TableMode::Full && why.is_some_and(|w| w.contains("columns changed")));
 
     let empty = Range { to: None, ..range.clone() };
-    let (full, _) = decide(run("2024-01-02T04:00"), &wanted(None, None), Some(&Previous { range: Some(&empty), ..previous.clone() }), &now)
-        .expect("decides");
+    let (full, _) = decide(
+        run("2024-01-02T04:00"),
+        &wanted(None, None),
+        Some(&Previous { range: Some(&empty), ..previous.clone() }),
+        &now,
+    )
+    .expect("decides");
     assert_eq!(full.mode, TableMode::Full);
 
     let not_incremental = Wanted { incremental: false, ..wanted(None, None) };

@@ -146,7 +146,13 @@ impl DuckDbTarget {
 
     /// Inside the swap transaction: the staged rows of `name` into its live table, as its
     /// receipt entry says (replace, merge by key, or replace the range), and its loaded range.
-    fn merge(&self, tx: &duckdb::Transaction<'_>, run: &str, name: &str, table: &TableReceipt) -> Result<(), LoadError> {
+    fn merge(
+        &self,
+        tx: &duckdb::Transaction<'_>,
+        run: &str,
+        name: &str,
+        table: &TableReceipt,
+    ) -> Result<(), LoadError> {
         let live = format!("{}.{}", ident(&self.schema), ident(name));
         let staging = format!("{}.{}", ident(STAGING_SCHEMA), ident(name));
         let list: Vec<String> = table.schema.iter().map(|c| ident(&c.name)).collect();
@@ -155,7 +161,8 @@ impl DuckDbTarget {
         match Merge::of(table) {
             Merge::Replace => tx.execute_batch(&format!("DELETE FROM {live}")).map_err(fail)?,
             Merge::ByKey(keys) => {
-                let on: Vec<String> = keys.iter().map(|k| format!("{live}.{k} = {staging}.{k}", k = ident(k))).collect();
+                let on: Vec<String> =
+                    keys.iter().map(|k| format!("{live}.{k} = {staging}.{k}", k = ident(k))).collect();
                 tx.execute_batch(&format!("DELETE FROM {live} USING {staging} WHERE {}", on.join(" AND ")))
                     .map_err(fail)?;
             }
@@ -574,12 +581,12 @@ pub fn table_counts(path: &Path, schema: &str) -> Result<Vec<(String, u64)>, Loa
     let conn = target.open()?;
     let mut stmt = conn
         .prepare(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_name NOT IN (?, ?) \
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_name NOT IN (?, ?, ?) \
              ORDER BY table_name",
         )
         .map_err(|e| target.err("listing tables", e))?;
     let names = stmt
-        .query_map([schema, HISTORY_TABLE, MANAGED_TABLE], |r| r.get::<_, String>(0))
+        .query_map([schema, HISTORY_TABLE, MANAGED_TABLE, super::RANGES_TABLE], |r| r.get::<_, String>(0))
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(|e| target.err("listing tables", e))?;
     names

@@ -678,10 +678,7 @@ pub(crate) fn range_text(to: Option<Watermark>) -> Option<String> {
 /// Refuses a receipt whose incremental tables do not continue what the warehouse holds: each
 /// one's range must start at or before the loaded `to` (an overlap is merged; a gap would lose
 /// rows), on the same watermark column.
-pub(crate) fn check_continuity(
-    info: &ReceiptInfo,
-    loaded: &HashMap<String, LoadedRange>,
-) -> Result<(), LoadError> {
+pub(crate) fn check_continuity(info: &ReceiptInfo, loaded: &HashMap<String, LoadedRange>) -> Result<(), LoadError> {
     for (name, table) in &info.receipt.tables {
         if table.mode != TableMode::Incremental {
             continue;
@@ -928,7 +925,8 @@ mod tests {
     }
 
     fn loaded(column: &str, to: Option<i64>) -> HashMap<String, LoadedRange> {
-        let range = LoadedRange { run: "2024-01-01T00:00".into(), column: column.into(), to: to.map(Watermark::Integer) };
+        let range =
+            LoadedRange { run: "2024-01-01T00:00".into(), column: column.into(), to: to.map(Watermark::Integer) };
         [("t".to_owned(), range)].into()
     }
 
@@ -960,10 +958,7 @@ mod tests {
     #[test]
     fn merges_follow_the_receipt() {
         let mut table = info(100, "2024-01-02T00:00").receipt.tables.remove("t").unwrap();
-        assert_eq!(
-            Merge::of(&table),
-            Merge::ByRange { column: "w", after: "100".into(), through: "110".into() }
-        );
+        assert_eq!(Merge::of(&table), Merge::ByRange { column: "w", after: "100".into(), through: "110".into() });
         table.range.as_mut().unwrap().reexported_from = Some(Watermark::Integer(40));
         assert!(matches!(Merge::of(&table), Merge::ByRange { ref after, .. } if after == "40"));
         table.primary_key = vec!["w".into()];

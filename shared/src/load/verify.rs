@@ -7,8 +7,8 @@
 
 use std::collections::HashSet;
 
-use crate::layout::{self, RECEIPT_FILE, RUN_RECEIPT_FILE, RunId};
 use crate::increment::TableMode;
+use crate::layout::{self, RECEIPT_FILE, RUN_RECEIPT_FILE, RunId};
 use crate::receipt::{Receipt, TableReceipt};
 
 /// The largest receipt the loader reads: 64 MiB. A receipt lists every file of a run (a
@@ -150,7 +150,8 @@ fn check_increment(run: &RunId, table: &TableReceipt, columns: &HashSet<&str>) -
         if !columns.contains(range.column.as_str()) {
             return Err(format!("the range's watermark column {} is not one of its columns", shown(&range.column)));
         }
-        let kinds: HashSet<_> = [range.from, range.to, range.reexported_from].into_iter().flatten().map(|w| w.kind()).collect();
+        let kinds: HashSet<_> =
+            [range.from, range.to, range.reexported_from].into_iter().flatten().map(|w| w.kind()).collect();
         if kinds.len() > 1 {
             return Err("the range mixes watermarks of different types".into());
         }
@@ -166,7 +167,7 @@ fn check_increment(run: &RunId, table: &TableReceipt, columns: &HashSet<&str>) -
         if from > to || range.reexported_from.is_some_and(|r| r > from) {
             return Err(format!("its range ({from}, {to}] runs backwards"));
         }
-        if !table.builds_on.is_some_and(|b| b < *run) {
+        if table.builds_on.is_none_or(|b| b >= *run) {
             return Err("an incremental table must name the earlier run it builds_on".into());
         }
     }
@@ -383,15 +384,39 @@ mod tests {
         check_increment(&run(), &good, &columns).unwrap();
         let cases = [
             (TableReceipt { primary_key: vec!["nope".into()], ..good.clone() }, "primary_key"),
-            (TableReceipt { range: Some(Range { column: "w".into(), ..range.clone() }), ..good.clone() }, "watermark column"),
+            (
+                TableReceipt { range: Some(Range { column: "w".into(), ..range.clone() }), ..good.clone() },
+                "watermark column",
+            ),
             (TableReceipt { range: None, ..good.clone() }, "must state its range"),
             (TableReceipt { range: Some(Range { from: None, ..range.clone() }), ..good.clone() }, "from and a to"),
-            (TableReceipt { range: Some(Range { from: Some(Watermark::Integer(30)), ..range.clone() }), ..good.clone() }, "backwards"),
-            (TableReceipt { range: Some(Range { reexported_from: Some(Watermark::Integer(15)), ..range.clone() }), ..good.clone() }, "backwards"),
-            (TableReceipt { range: Some(Range { to: Some(Watermark::Date(3)), ..range.clone() }), ..good.clone() }, "different types"),
+            (
+                TableReceipt {
+                    range: Some(Range { from: Some(Watermark::Integer(30)), ..range.clone() }),
+                    ..good.clone()
+                },
+                "backwards",
+            ),
+            (
+                TableReceipt {
+                    range: Some(Range { reexported_from: Some(Watermark::Integer(15)), ..range.clone() }),
+                    ..good.clone()
+                },
+                "backwards",
+            ),
+            (
+                TableReceipt { range: Some(Range { to: Some(Watermark::Date(3)), ..range.clone() }), ..good.clone() },
+                "different types",
+            ),
             (TableReceipt { builds_on: None, ..good.clone() }, "builds_on"),
             (TableReceipt { builds_on: Some(run()), ..good.clone() }, "builds_on"),
-            (TableReceipt { range: Some(Range { full_run: "2024-01-01T00:00".parse().unwrap(), ..range.clone() }), ..good.clone() }, "full_run"),
+            (
+                TableReceipt {
+                    range: Some(Range { full_run: "2024-01-01T00:00".parse().unwrap(), ..range.clone() }),
+                    ..good.clone()
+                },
+                "full_run",
+            ),
         ];
         for (bad, why) in cases {
             let e = check_increment(&run(), &bad, &columns).unwrap_err();

@@ -830,7 +830,9 @@ impl WatermarkRead {
     fn overlaps(&self, file: &LakeFile) -> Vec<bool> {
         let groups = file.metadata.metadata().num_row_groups();
         match row_group_range(file, &self.window.column, self.kind) {
-            Ok((mins, maxes)) => mins.iter().zip(&maxes).map(|(min, max)| self.window.may_overlap(*min, *max)).collect(),
+            Ok((mins, maxes)) => {
+                mins.iter().zip(&maxes).map(|(min, max)| self.window.may_overlap(*min, *max)).collect()
+            }
             Err(e) => {
                 tracing::debug!(file = %file.listed.path, error = %e, "watermark statistics unusable");
                 vec![true; groups]
