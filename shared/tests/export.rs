@@ -52,13 +52,7 @@ fn finalizing(run: &str) -> ExportSpec {
 }
 
 fn request(table: &str, tenant: &str) -> TableRequest {
-    TableRequest {
-        table: table.into(),
-        tenant: tenant.into(),
-        tenant_column: "tenant_id".into(),
-        columns: None,
-        window: None,
-    }
+    TableRequest::new(table, tenant, "tenant_id")
 }
 
 fn task(table: &str, slice: Slice) -> ExportTask {

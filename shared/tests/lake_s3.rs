@@ -103,13 +103,7 @@ async fn upload(s3: &aws_sdk_s3::Client, local: &Path, prefix: &str) {
 }
 
 fn request(table: &str, tenant: &str) -> TableRequest {
-    TableRequest {
-        table: table.into(),
-        tenant: tenant.into(),
-        tenant_column: "tenant_id".into(),
-        columns: None,
-        window: None,
-    }
+    TableRequest::new(table, tenant, "tenant_id")
 }
 
 async fn read(source: &LakeSource, request: &TableRequest, bounds: &Bounds) -> Vec<RecordBatch> {

@@ -35,13 +35,7 @@ async fn db(prefix: &str) -> Option<Db> {
 }
 
 fn request(table: &str, tenant: &str) -> TableRequest {
-    TableRequest {
-        table: table.into(),
-        tenant: tenant.into(),
-        tenant_column: "tenant_id".into(),
-        columns: None,
-        window: None,
-    }
+    TableRequest::new(table, tenant, "tenant_id")
 }
 
 /// `items`: 60,000 rows, tenants interleaved (acme 2/3, globex 1/3), ids with gaps and

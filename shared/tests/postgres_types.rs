@@ -494,13 +494,7 @@ async fn export_into_folder(source: &PgSource, table: &str) -> (String, Vec<Stri
         bounds: Bounds::Whole,
         increment: None,
     };
-    let request = TableRequest {
-        table: table.into(),
-        tenant: "acme".into(),
-        tenant_column: "tenant_id".into(),
-        columns: None,
-        window: None,
-    };
+    let request = TableRequest::new(table, "acme", "tenant_id");
     let e = byob::export::export(&task, &request, source, &sink, &spec, &Default::default(), Arc::new(|_| {}))
         .await
         .err()

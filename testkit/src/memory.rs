@@ -120,13 +120,7 @@ mod tests {
         )
         .expect("batch");
         let source = MemorySource::new().with_table("t", schema, vec![batch]);
-        let request = TableRequest {
-            table: "t".into(),
-            tenant: "a".into(),
-            tenant_column: "tenant_id".into(),
-            columns: None,
-            window: None,
-        };
+        let request = TableRequest::new("t", "a", "tenant_id");
         let planned = source.plan(&request, 500).await.expect("plan");
         assert_eq!(planned.len(), 4);
         assert_eq!(planned[0], Bounds::Rows { from: 0, to: 416 });

@@ -20,6 +20,19 @@ fn wanted(lookback: Option<Lookback>, full_every: Option<Span>) -> Wanted<'stati
     Wanted { column: "updated_at", incremental: true, primary_key: &[], lookback, full_every }
 }
 
+/// A full dump of run 2024-01-01T04:00 up to 04:00:00Z.
+fn full_at_four() -> (RunId, Range) {
+    let first = run("2024-01-01T04:00");
+    let range = Range {
+        column: "updated_at".into(),
+        from: None,
+        to: Some(ts("2024-01-01T04:00:00Z")),
+        reexported_from: None,
+        full_run: first,
+    };
+    (first, range)
+}
+
 #[test]
 fn watermarks_round_trip_through_json_in_their_readable_forms() {
     for (value, json) in [
@@ -106,14 +119,7 @@ fn the_first_run_is_full_and_the_next_builds_on_it() {
 
 #[test]
 fn lookback_reexports_before_from_and_must_fit_the_column() {
-    let first = run("2024-01-01T04:00");
-    let range = Range {
-        column: "updated_at".into(),
-        from: None,
-        to: Some(ts("2024-01-01T04:00:00Z")),
-        reexported_from: None,
-        full_run: first,
-    };
+    let (first, range) = full_at_four();
     let cols = columns();
     let previous = Previous { run: first, range: Some(&range), columns: &cols };
     let lookback = Some(Lookback::Duration(Span::parse("30m").expect("span")));
@@ -139,14 +145,7 @@ fn lookback_reexports_before_from_and_must_fit_the_column() {
 
 #[test]
 fn full_dumps_come_back_when_asked_or_when_the_chain_cannot_continue() {
-    let first = run("2024-01-01T04:00");
-    let range = Range {
-        column: "updated_at".into(),
-        from: None,
-        to: Some(ts("2024-01-01T04:00:00Z")),
-        reexported_from: None,
-        full_run: first,
-    };
+    let (first, range) = full_at_four();
     let cols = columns();
     let previous = Previous { run: first, range: Some(&range), columns: &cols };
     let now = found(Some(ts("2024-01-08T04:00:00Z")));

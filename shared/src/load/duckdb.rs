@@ -28,7 +28,9 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, IntervalUnit, Schema, TimeUnit};
 use duckdb::Connection;
 
-use super::{LoadError, LoadOutcome, LoadReport, LoadedRange, Merge, ReceiptInfo, Target, VerifiedReceipt, read};
+use super::{
+    LoadError, LoadOutcome, LoadReport, LoadedRange, Merge, ReceiptInfo, SwapNames, Target, VerifiedReceipt, read,
+};
 use crate::format::Format;
 use crate::receipt::TableReceipt;
 use crate::schema::{ColumnSchema, parse_type_name};
@@ -153,10 +155,7 @@ impl DuckDbTarget {
         name: &str,
         table: &TableReceipt,
     ) -> Result<(), LoadError> {
-        let live = format!("{}.{}", ident(&self.schema), ident(name));
-        let staging = format!("{}.{}", ident(STAGING_SCHEMA), ident(name));
-        let list: Vec<String> = table.schema.iter().map(|c| ident(&c.name)).collect();
-        let list = list.join(", ");
+        let SwapNames { live, staging, list } = SwapNames::of(&self.schema, name, table);
         let fail = |e| self.err(&format!("merging into {live}"), e);
         match Merge::of(table) {
             Merge::Replace => tx.execute_batch(&format!("DELETE FROM {live}")).map_err(fail)?,

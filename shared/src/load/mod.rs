@@ -750,6 +750,27 @@ impl<'a> Merge<'a> {
     }
 }
 
+/// The names a swap of one table uses: its live table, its staging table (both quoted), and its
+/// columns as a quoted list.
+pub(crate) struct SwapNames {
+    pub live: String,
+    pub staging: String,
+    pub list: String,
+}
+
+impl SwapNames {
+    /// For table `name` of a receipt, loaded into `schema`.
+    pub(crate) fn of(schema: &str, name: &str, table: &TableReceipt) -> SwapNames {
+        use postgres::{STAGING_SCHEMA, ident};
+        let list: Vec<String> = table.schema.iter().map(|c| ident(&c.name)).collect();
+        SwapNames {
+            live: format!("{}.{}", ident(schema), ident(name)),
+            staging: format!("{}.{}", ident(STAGING_SCHEMA), ident(name)),
+            list: list.join(", "),
+        }
+    }
+}
+
 /// The name of the index the loader keeps on a merged table's key or watermark: `byob_merge_`
 /// and a digest of the table's name (within PostgreSQL's 63 bytes, unique per table).
 pub(crate) fn merge_index(table: &str) -> String {

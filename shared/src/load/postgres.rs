@@ -24,7 +24,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use tokio_postgres::Client;
 
-use super::{LoadError, LoadOutcome, LoadReport, LoadedRange, Merge, ReceiptInfo, Target, VerifiedReceipt, read};
+use super::{
+    LoadError, LoadOutcome, LoadReport, LoadedRange, Merge, ReceiptInfo, SwapNames, Target, VerifiedReceipt, read,
+};
 use crate::config::TlsMode;
 use crate::pg::pg_message;
 use crate::receipt::TableReceipt;
@@ -224,10 +226,7 @@ impl PostgresTarget {
         name: &str,
         table: &TableReceipt,
     ) -> Result<(), LoadError> {
-        let live = format!("{}.{}", ident(&self.schema), ident(name));
-        let staging = format!("{}.{}", ident(STAGING_SCHEMA), ident(name));
-        let list: Vec<String> = table.schema.iter().map(|c| ident(&c.name)).collect();
-        let list = list.join(", ");
+        let SwapNames { live, staging, list } = SwapNames::of(&self.schema, name, table);
         let index = ident(&super::merge_index(name));
         let fail = |e| self.err(&format!("merging into {live}"), e);
         match Merge::of(table) {
