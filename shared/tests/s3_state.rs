@@ -65,3 +65,106 @@ async fn runs_and_task_results_round_trip_through_the_state_bucket() {
     let err = state.get_result("s3://someone-else/prod/results/x.json").await.expect_err("foreign pointer");
     assert!(err.to_string().contains("not in state bucket"), "{err}");
 }
+
+/// A tiny lake table `t` (tenant acme): ids `from..to`, `updated_at` = id seconds after 2024-03-01.
+fn lake_file(folder: &std::path::Path, name: &str, ids: std::ops::Range<i64>) {
+    use arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("tenant_id", DataType::Utf8, false),
+        Field::new("id", DataType::Int64, false),
+        Field::new("updated_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+    ]));
+    let n = (ids.end - ids.start) as usize;
+    let batch = arrow::record_batch::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["acme"; n])),
+            Arc::new(Int64Array::from_iter_values(ids.clone())),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(ids.map(|i| 1_709_251_200_000_000 + i * 1_000_000))
+                    .with_timezone("UTC"),
+            ),
+        ],
+    )
+    .expect("batch");
+    std::fs::create_dir_all(folder).expect("folder");
+    let file = std::fs::File::create(folder.join(name)).expect("file");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployed_steps_take_an_incremental_range_from_the_state_bucket() {
+    use byob::increment::{TableMode, Watermark};
+    use byob::workflow::{DumpInput, ExportInput, FinalizeInput, Tasks, Workflow};
+    use std::sync::Arc;
+
+    let Some(moto) = Moto::start() else { return };
+    let s3 = moto.s3(&moto.admin_config());
+    s3.create_bucket().bucket("byob-state").send().await.expect("create bucket");
+    let dir = tempfile::tempdir().expect("tempdir");
+    lake_file(&dir.path().join("lake/t"), "a.parquet", 0..100);
+    let path = dir.path().join("byob.toml");
+    std::fs::write(
+        &path,
+        "[source]\ntype = \"parquet\"\npath = \"lake\"\n\n\
+         [[tables]]\nname = \"t\"\nmode = \"incremental\"\nwatermark = \"updated_at\"\nprimary_key = [\"id\"]\n\n\
+         [[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"out\"\n",
+    )
+    .expect("config");
+    // Each step a workflow of its own over the state bucket, as separate Lambda invocations.
+    let step = || {
+        let config = byob::config::Config::load(&path).expect("config");
+        Workflow::new(config, Arc::new(S3State::new(s3.clone(), "byob-state", "prod")))
+    };
+    let dump = |run: &str| {
+        let input = DumpInput { run: Some(run.parse().expect("run")), ..DumpInput::default() };
+        async move { step().dump(&input).await.expect("plan") }
+    };
+    let finish = |plan: byob::plan::Plan| async move {
+        let tasks = plan.destinations[0].tasks.clone();
+        let mut outputs = Vec::new();
+        for task in &tasks {
+            let input = ExportInput { run: plan.run, config: Some(plan.config.clone()), task: task.clone() };
+            outputs.push(step().export(&input).await.expect("export"));
+        }
+        let input = FinalizeInput {
+            run: plan.run,
+            config: Some(plan.config.clone()),
+            destination: "acme".into(),
+            tasks: Tasks::Listed(tasks),
+            results: Some(outputs),
+        };
+        step().finalize(&input).await.expect("finalize")
+    };
+
+    // GIVEN a first run: full, up to the largest watermark
+    let first = dump("2024-03-01T04:00").await;
+    let increment = first.destinations[0].tasks[0].increment.clone().expect("increment");
+    assert_eq!(increment.mode, TableMode::Full);
+    let to = increment.range.to;
+    assert_eq!(to, Watermark::from_micros(1_709_251_200_000_000 + 99 * 1_000_000));
+    assert_eq!(finish(first).await.rows, 100);
+    // WHEN rows arrive and the next run is planned in another invocation
+    lake_file(&dir.path().join("lake/t"), "b.parquet", 100..130);
+    let second = dump("2024-03-01T05:00").await;
+    // THEN its range continues the first run's, read back from the state bucket
+    let increment = second.destinations[0].tasks[0].increment.clone().expect("increment");
+    assert_eq!(increment.mode, TableMode::Incremental);
+    assert_eq!(increment.builds_on, Some("2024-03-01T04:00".parse().expect("run")));
+    assert_eq!(increment.range.from, to);
+    assert_eq!(finish(second).await.rows, 30, "only the new rows");
+    let receipt = state_receipt(&s3, "2024-03-01T05:00").await;
+    assert_eq!(receipt.tables["t"].mode, TableMode::Incremental);
+}
+
+async fn state_receipt(s3: &aws_sdk_s3::Client, run: &str) -> Receipt {
+    let state = S3State::new(s3.clone(), "byob-state", "prod");
+    let receipt = state.receipt("acme", run.parse().expect("run")).await.expect("recorded");
+    let missing = state.receipt("acme", "2020-01-01T00:00".parse().expect("run")).await.expect_err("never ran");
+    assert!(missing.to_string().contains("2020-01-01T00_00"), "{missing}");
+    receipt
+}
