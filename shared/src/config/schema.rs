@@ -595,7 +595,7 @@ pub struct ExportConfig {
     #[serde(default = "default_row_group_bytes")]
     pub row_group_bytes: ByteSize,
     /// Record batches read from the source ahead of the encoder, in bytes of Arrow memory
-    /// (one batch always passes). 1 MiB to 1 GiB. Example: `"32MiB"` (the default).
+    /// (one batch always passes). 1 MiB to 1 GiB. Example: `"16MiB"` (the default).
     #[serde(default = "default_read_ahead_bytes")]
     pub read_ahead_bytes: ByteSize,
     /// Encoded bytes waiting for the uploader (one piece always passes: a whole Parquet row
@@ -637,7 +637,7 @@ pub(super) fn default_upload_bytes_in_flight() -> ByteSize {
 }
 
 pub(super) fn default_read_ahead_bytes() -> ByteSize {
-    ByteSize::mib(32)
+    ByteSize::mib(16)
 }
 
 pub(super) fn default_upload_queue_bytes() -> ByteSize {

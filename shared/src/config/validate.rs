@@ -606,7 +606,7 @@ pub(super) fn validate_export(export: &ExportConfig, problems: &mut Vec<ConfigPr
     }
     let sizes = [
         ("export.upload_bytes_in_flight", export.upload_bytes_in_flight, ByteSize::mib(5), ByteSize::gib(5), "32 MiB"),
-        ("export.read_ahead_bytes", export.read_ahead_bytes, ByteSize::mib(1), ByteSize::gib(1), "32 MiB"),
+        ("export.read_ahead_bytes", export.read_ahead_bytes, ByteSize::mib(1), ByteSize::gib(1), "16 MiB"),
         ("export.upload_queue_bytes", export.upload_queue_bytes, ByteSize::mib(1), ByteSize::gib(1), "16 MiB"),
         ("export.gzip_block_bytes", export.gzip_block_bytes, ByteSize::kib(64), ByteSize::mib(64), "2 MiB"),
     ];
