@@ -168,3 +168,33 @@ async fn state_receipt(s3: &aws_sdk_s3::Client, run: &str) -> Receipt {
     assert!(missing.to_string().contains("2020-01-01T00_00"), "{missing}");
     receipt
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_kept_receipt_costs_its_destination_a_full_dump_not_the_run() {
+    use byob::increment::TableMode;
+    use byob::plan::PlanFilter;
+    use byob::state::LocalState;
+
+    // GIVEN a kept receipt of acme's last run that does not parse (a partial write, an edit)
+    let dir = tempfile::tempdir().expect("tempdir");
+    lake_file(&dir.path().join("lake/t"), "a.parquet", 0..10);
+    std::fs::create_dir_all(dir.path().join("state/acme")).expect("state");
+    std::fs::write(dir.path().join("state/acme/2024-03-01T04_00.json"), "{\"version\": 1, \"tab").expect("garbage");
+    let path = dir.path().join("byob.toml");
+    std::fs::write(
+        &path,
+        "[source]\ntype = \"parquet\"\npath = \"lake\"\n\n\
+         [[tables]]\nname = \"t\"\nmode = \"incremental\"\nwatermark = \"updated_at\"\n\n\
+         [[destinations]]\nid = \"acme\"\ntenant = \"acme\"\nfolder = \"out\"\n",
+    )
+    .expect("config");
+    let config = byob::config::Config::load(&path).expect("config");
+    let source = byob::source::lake::LakeSource::new(dir.path().join("lake"));
+    let state = LocalState::new(dir.path().join("state"));
+    // WHEN the next run is planned
+    let run = "2024-03-01T05:00".parse().expect("run");
+    let plan = byob::plan::plan(&config, &source, Some(&state), run, &PlanFilter::default()).await.expect("plans");
+    // THEN the table is dumped in full
+    let increment = plan.destinations[0].tasks[0].increment.clone().expect("increment");
+    assert_eq!(increment.mode, TableMode::Full);
+}
