@@ -198,3 +198,32 @@ async fn an_unreadable_kept_receipt_costs_its_destination_a_full_dump_not_the_ru
     let increment = plan.destinations[0].tasks[0].increment.clone().expect("increment");
     assert_eq!(increment.mode, TableMode::Full);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lake_table_is_listed_once_for_its_high_water_and_its_plan() {
+    use byob::increment::{Watermark, Window};
+    use byob::source::{Source, TableRequest};
+
+    // GIVEN a lake table in two files, the second holding the newer rows
+    let dir = tempfile::tempdir().expect("tempdir");
+    lake_file(&dir.path().join("lake/t"), "a.parquet", 0..100);
+    lake_file(&dir.path().join("lake/t"), "b.parquet", 100..130);
+    let source = byob::source::lake::LakeSource::new(dir.path().join("lake"));
+    let request = TableRequest::new("t", "acme", "tenant_id");
+    // WHEN its high-water is read and its increment planned, as a plan does
+    let found = source.high_water(&request, "updated_at").await.expect("high-water");
+    assert_eq!(found.max, Watermark::from_micros(1_709_251_200_000_000 + 129 * 1_000_000));
+    let window = Window {
+        column: "updated_at".into(),
+        after: Watermark::from_micros(1_709_251_200_000_000 + 99 * 1_000_000),
+        through: found.max,
+    };
+    let planned = source.plan(&TableRequest { window: Some(window), ..request.clone() }, 1_000).await.expect("plan");
+    // THEN the folder was listed once, and the plan names only the newer file
+    assert_eq!(source.read_stats().lists, 1);
+    let text = format!("{planned:?}");
+    assert!(text.contains("b.parquet") && !text.contains("a.parquet"), "{text}");
+    // AND a plan of another tenant lists again (the kept scan is not another tenant's)
+    source.plan(&TableRequest::new("t", "globex", "tenant_id"), 1_000).await.expect("plan");
+    assert_eq!(source.read_stats().lists, 2);
+}

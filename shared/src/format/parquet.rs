@@ -216,8 +216,11 @@ impl ParquetEncoder {
         if let Some(group) = self.in_progress.as_mut() {
             group.settled_rows += group.pending_rows;
             group.pending_rows = batch.num_rows();
-            group.pending_arrow_bytes =
-                batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0)).sum();
+            // Only a row group's first batch is estimated by its Arrow size (`estimated_bytes`).
+            if group.settled_rows == 0 {
+                group.pending_arrow_bytes =
+                    batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0)).sum();
+            }
         }
         Ok(())
     }

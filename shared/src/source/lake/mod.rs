@@ -205,6 +205,16 @@ pub struct LakeSource {
     row_groups_read: Arc<AtomicU64>,
     stores: Arc<Stores>,
     every_row: bool,
+    /// The scan a high-water read made, kept for the plan of the same table and tenant that
+    /// follows it (so a table with a watermark is listed and its footers read once per plan).
+    kept: Arc<std::sync::Mutex<Option<(ScanKey, Scan)>>>,
+}
+
+/// What a scan depends on: the table, the tenant and its column.
+type ScanKey = (String, String, String);
+
+fn scan_key(request: &TableRequest) -> ScanKey {
+    (request.table.clone(), request.tenant.clone(), request.tenant_column.clone())
 }
 
 impl LakeSource {
@@ -218,6 +228,7 @@ impl LakeSource {
             row_groups_read: Arc::default(),
             stores: Arc::new(Stores::new(AwsConfig::default())),
             every_row: false,
+            kept: Arc::default(),
         }
     }
 
@@ -290,12 +301,6 @@ impl LakeSource {
         }
         let files = self.footers(listed).await.map_err(|(at, e)| fail(&at, e))?;
         let table = Table::check(request, &files, partitioned, self.every_row).map_err(|(at, e)| fail(&at, e))?;
-        let watermark = request
-            .window
-            .as_ref()
-            .map(|window| WatermarkRead::new(&table.schema, window))
-            .transpose()
-            .map_err(|e| fail(&files[0].listed.path, e))?;
 
         let mut units = Vec::new();
         for (file_index, file) in files.iter().enumerate() {
@@ -308,18 +313,31 @@ impl LakeSource {
                     vec![true; row_groups.len()]
                 }),
             };
-            let overlaps = match &watermark {
-                Some(watermark) => watermark.overlaps(file),
-                None => vec![true; row_groups.len()],
-            };
             for (row_group, meta) in row_groups.iter().enumerate() {
                 let rows = u64::try_from(meta.num_rows()).unwrap_or(0);
-                if rows > 0 && may_hold[row_group] && overlaps[row_group] {
+                if rows > 0 && may_hold[row_group] {
                     units.push(Unit { file: file_index, row_group, rows });
                 }
             }
         }
         Ok(Scan { location, files, table, units })
+    }
+
+    /// The scan of `request`'s table for its tenant, units in its window only: the one a
+    /// high-water read of the same table and tenant kept, else a new one.
+    async fn windowed_scan(&self, request: &TableRequest) -> Result<Scan> {
+        let kept = self.kept.lock().ok().and_then(|mut kept| kept.take());
+        let mut scan = match kept {
+            Some((key, scan)) if key == scan_key(request) => scan,
+            _ => self.scan(request).await?,
+        };
+        if let Some(window) = &request.window {
+            let watermark = WatermarkRead::new(&scan.table.schema, window)
+                .map_err(|e| source_error(&request.table, &scan.files[0].listed.path, e))?;
+            let overlaps: Vec<Vec<bool>> = scan.files.iter().map(|file| watermark.overlaps(file)).collect();
+            scan.units.retain(|unit| overlaps[unit.file][unit.row_group]);
+        }
+        Ok(scan)
     }
 
     /// Each file's footer, read concurrently (a few at a time).
@@ -407,7 +425,7 @@ impl Source for LakeSource {
     /// row group, at least 1. Every slice lists its files with their sizes, so exports never
     /// list the folder again.
     async fn plan(&self, request: &TableRequest, target_rows_per_slice: u64) -> Result<Vec<Bounds>> {
-        let scan = self.scan(request).await?;
+        let scan = self.windowed_scan(request).await?;
         let listed: Vec<&Listed> = scan.files.iter().map(|f| &f.listed).collect();
         Ok(cut(&scan.units, &listed, target_rows_per_slice))
     }
@@ -476,13 +494,16 @@ impl Source for LakeSource {
                 best = best.max(found);
             }
         }
+        if let Ok(mut kept) = self.kept.lock() {
+            *kept = Some((scan_key(&request), scan));
+        }
         Ok(HighWater { kind, max: best, columns })
     }
 
     async fn open(&self, request: &TableRequest, bounds: &Bounds) -> Result<TableStream> {
         let (location, files, table, groups) = match bounds {
             Bounds::Whole => {
-                let scan = self.scan(request).await?;
+                let scan = self.windowed_scan(request).await?;
                 let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
                 for unit in &scan.units {
                     match groups.last_mut() {
@@ -622,6 +643,16 @@ impl Table {
         let tenant_type = tenant_index.map_or(&DataType::Utf8, |i| schema.field(i).data_type());
         let tenant = tenant_value(&request.tenant, &request.tenant_column, tenant_type).map_err(|e| (at, e))?;
         Ok(Table { schema, tenant_index, tenant })
+    }
+}
+
+impl std::fmt::Debug for Scan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scan")
+            .field("location", &self.location)
+            .field("files", &self.files.len())
+            .field("units", &self.units.len())
+            .finish_non_exhaustive()
     }
 }
 
