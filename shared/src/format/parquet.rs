@@ -13,14 +13,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::ArrayRef;
-use arrow::datatypes::{FieldRef, SchemaRef};
+use arrow::array::{Array, ArrayRef, AsArray, downcast_primitive_array};
+use arrow::datatypes::{DataType, FieldRef, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 
 use super::pool;
 use super::{Codec, Encoder, EncoderOptions, FormatError};
@@ -40,7 +41,11 @@ use super::{Codec, Encoder, EncoderOptions, FormatError};
 /// parallel or on one thread (re-runs write identical objects).
 pub(crate) struct ParquetEncoder {
     writer: SerializedFileWriter<Vec<u8>>,
-    factory: ArrowRowGroupWriterFactory,
+    /// Makes a row group's column writers, with the dictionary left on for `.0`'s columns
+    /// only (see [`plain_columns`]); rebuilt when a row group's choice differs.
+    factory: (Vec<bool>, ArrowRowGroupWriterFactory),
+    codec: Codec,
+    options: EncoderOptions,
     schema: SchemaRef,
     /// Leaf columns (column writers) of each root column, in schema order.
     leaves_per_root: Vec<usize>,
@@ -119,6 +124,7 @@ impl ParquetEncoder {
         // the default); its parts then encode row groups our way.
         let (writer, factory) =
             ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props))?.into_serialized_writer()?;
+        let factory = (vec![false; schema.fields().len()], factory);
         let descr = writer.schema_descr();
         let mut leaves_per_root = vec![0; schema.fields().len()];
         for leaf in 0..descr.num_columns() {
@@ -129,6 +135,8 @@ impl ParquetEncoder {
         Ok(ParquetEncoder {
             writer,
             factory,
+            codec,
+            options: options.clone(),
             cost: vec![Duration::ZERO; schema.fields().len()],
             leaves_per_root,
             schema,
@@ -147,8 +155,24 @@ impl ParquetEncoder {
         Ok(())
     }
 
-    fn new_row_group(&self) -> Result<RowGroup, FormatError> {
-        let mut leaves = self.factory.create_column_writers(self.writer.flushed_row_groups().len())?.into_iter();
+    /// Opens a row group whose first rows are `first`: the columns whose dictionary `first`
+    /// says would overflow are written plain from the start.
+    fn new_row_group(&mut self, first: &RecordBatch) -> Result<RowGroup, FormatError> {
+        let plain = plain_columns(first, self.max_rows);
+        if plain != self.factory.0 {
+            let mut props = writer_properties_builder(self.codec, &self.options)?;
+            for (field, _) in self.schema.fields().iter().zip(&plain).filter(|(_, plain)| **plain) {
+                props = props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+            }
+            // The factory takes its properties from a file writer; this one is never written to.
+            let template = SerializedFileWriter::new(
+                std::io::sink(),
+                self.writer.schema_descr().root_schema_ptr(),
+                Arc::new(props.build()),
+            )?;
+            self.factory = (plain, ArrowRowGroupWriterFactory::new(&template, Arc::clone(&self.schema)));
+        }
+        let mut leaves = self.factory.1.create_column_writers(self.writer.flushed_row_groups().len())?.into_iter();
         let columns: Vec<Vec<ArrowColumnWriter>> =
             self.leaves_per_root.iter().map(|&n| leaves.by_ref().take(n).collect()).collect();
         let roots = columns.len();
@@ -300,6 +324,10 @@ fn close_column(writers: Vec<ArrowColumnWriter>) -> Result<Vec<ArrowColumnChunk>
 
 /// The writer properties of `codec` and `options` (shared with the tests' reference writer).
 fn writer_properties(codec: Codec, options: &EncoderOptions) -> Result<WriterProperties, FormatError> {
+    Ok(writer_properties_builder(codec, options)?.build())
+}
+
+fn writer_properties_builder(codec: Codec, options: &EncoderOptions) -> Result<WriterPropertiesBuilder, FormatError> {
     if options.row_group_rows == 0 || options.row_group_bytes == 0 {
         return Err(FormatError::Invalid(format!(
             "row group limits must be positive (rows {}, bytes {})",
@@ -323,8 +351,96 @@ fn writer_properties(codec: Codec, options: &EncoderOptions) -> Result<WriterPro
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(options.row_group_rows))
         .set_max_row_group_bytes(Some(options.row_group_bytes))
-        .set_created_by(concat!("byob ", env!("CARGO_PKG_VERSION")).to_owned())
-        .build())
+        .set_created_by(concat!("byob ", env!("CARGO_PKG_VERSION")).to_owned()))
+}
+
+/// Values sampled from a batch's column to judge its dictionary.
+const DICTIONARY_SAMPLE: usize = 2048;
+
+/// Which root columns of a row group beginning with `first` to write without a dictionary:
+/// those whose dictionary would outgrow Parquet's dictionary page limit, at which point the
+/// writer falls back to plain encoding anyway, having hashed every value until then (on a
+/// column of unique ids, URLs or timestamps that is most of the CPU the column costs). Judged
+/// from up to [`DICTIONARY_SAMPLE`] values spread over `first`: the number of distinct values in
+/// the row group is estimated from how many were seen once and twice (Chao1, bias-corrected),
+/// capped by the rows a row group holds, and times the average value size makes the
+/// dictionary. Columns that fit keep their dictionary, exactly as before. Only leaf root columns
+/// of fixed-width and byte-array types are judged; nested columns keep the default. The choice
+/// depends on the data alone, so re-runs write identical files.
+fn plain_columns(first: &RecordBatch, max_rows: usize) -> Vec<bool> {
+    let limit = parquet::file::properties::DEFAULT_DICTIONARY_PAGE_SIZE_LIMIT as f64;
+    first
+        .columns()
+        .iter()
+        .map(|column| {
+            let Some(mut sample) = sample_values(column.as_ref(), DICTIONARY_SAMPLE) else {
+                return false;
+            };
+            if sample.is_empty() {
+                return false;
+            }
+            let value_bytes = sample.iter().map(|v| v.len()).sum::<usize>() as f64 / sample.len() as f64;
+            // A byte array's dictionary entry has a 4-byte length before its bytes.
+            let entry_bytes = if is_byte_array(column.data_type()) { value_bytes + 4.0 } else { value_bytes };
+            let distinct = estimate_distinct(&mut sample).min(max_rows as f64);
+            distinct * entry_bytes > limit
+        })
+        .collect()
+}
+
+fn is_byte_array(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+    )
+}
+
+/// Up to `n` non-null values of `array` at even steps, as bytes; `None` for a type not judged.
+fn sample_values(array: &dyn Array, n: usize) -> Option<Vec<&[u8]>> {
+    let step = array.len().div_ceil(n).max(1);
+    let rows = (0..array.len()).step_by(step).filter(|&i| array.is_valid(i));
+    let data_type = array.data_type();
+    Some(match data_type {
+        DataType::Utf8 => rows.map(|i| array.as_string::<i32>().value(i).as_bytes()).collect(),
+        DataType::LargeUtf8 => rows.map(|i| array.as_string::<i64>().value(i).as_bytes()).collect(),
+        DataType::Utf8View => rows.map(|i| array.as_string_view().value(i).as_bytes()).collect(),
+        DataType::Binary => rows.map(|i| array.as_binary::<i32>().value(i)).collect(),
+        DataType::LargeBinary => rows.map(|i| array.as_binary::<i64>().value(i)).collect(),
+        DataType::BinaryView => rows.map(|i| array.as_binary_view().value(i)).collect(),
+        DataType::FixedSizeBinary(_) => rows.map(|i| array.as_fixed_size_binary().value(i)).collect(),
+        _ if data_type.is_primitive() => downcast_primitive_array!(
+            array => {
+                // A primitive array's values buffer holds exactly its values, equal in width.
+                let bytes = array.values().inner().as_slice();
+                let width = bytes.len().checked_div(array.len())?;
+                rows.map(|i| &bytes[i * width..(i + 1) * width]).collect()
+            }
+            _ => return None,
+        ),
+        _ => return None,
+    })
+}
+
+/// The bias-corrected Chao1 estimate of how many distinct values the population `sample` was
+/// drawn from holds: the values seen, plus `f1 (f1 - 1) / (2 (f2 + 1))` for the `f1` values seen
+/// once and `f2` seen twice (a sample of all-distinct values says "far more than seen").
+fn estimate_distinct(sample: &mut [&[u8]]) -> f64 {
+    sample.sort_unstable();
+    let (mut seen, mut once, mut twice) = (0u64, 0u64, 0u64);
+    for run in sample.chunk_by(|a, b| a == b) {
+        seen += 1;
+        match run.len() {
+            1 => once += 1,
+            2 => twice += 1,
+            _ => {}
+        }
+    }
+    seen as f64 + (once * once.saturating_sub(1)) as f64 / (2 * (twice + 1)) as f64
 }
 
 impl Encoder for ParquetEncoder {
@@ -340,7 +456,7 @@ impl Encoder for ParquetEncoder {
         let mut remaining = batch.clone();
         loop {
             if self.in_progress.is_none() {
-                self.in_progress = Some(self.new_row_group()?);
+                self.in_progress = Some(self.new_row_group(&remaining)?);
             }
             // The first batch of a row group is waited for before the next is placed, so every
             // later decision has an encoded size to go by.
@@ -467,8 +583,15 @@ mod tests {
     }
 
     /// What arrow-rs's own (serial) `ArrowWriter` writes for the same batches and options.
+    /// The columns written plain are the ones `plain_columns` picks from the first batch (the
+    /// callers' batches lead every row group to the same choice).
     fn reference(schema: SchemaRef, codec: Codec, options: &EncoderOptions, batches: &[RecordBatch]) -> Vec<u8> {
-        let props = writer_properties(codec, options).unwrap();
+        let mut props = writer_properties_builder(codec, options).unwrap();
+        let plain = plain_columns(&batches[0], options.row_group_rows);
+        for (field, _) in schema.fields().iter().zip(plain).filter(|(_, plain)| *plain) {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+        }
+        let props = props.build();
         let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(props)).unwrap();
         for batch in batches {
             writer.write(batch).unwrap();
@@ -641,6 +764,73 @@ mod tests {
             assert_eq!(stats.max_bytes_opt(), Some(&109i64.to_le_bytes()[..]));
             assert!(column.column_index_range().is_some(), "page statistics (column index)");
         }
+    }
+
+    #[test]
+    fn distinct_values_are_estimated_from_singles_and_pairs() {
+        let values: Vec<Vec<u8>> = (0u64..DICTIONARY_SAMPLE as u64).map(|i| i.to_le_bytes().to_vec()).collect();
+        // all distinct: far more than the sample (the row group's cap then decides)
+        let mut sample: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        assert!(estimate_distinct(&mut sample) > 1e6);
+        // one value: one
+        let mut sample: Vec<&[u8]> = vec![values[7].as_slice(); DICTIONARY_SAMPLE];
+        assert_eq!(estimate_distinct(&mut sample), 1.0);
+        // 2,048 draws from 20,000 values (a fixed pseudo-random walk): near 20,000
+        let population: Vec<[u8; 8]> = (0u64..20_000).map(|i| (i * 7919).to_le_bytes()).collect();
+        let mut state = 12_345u64;
+        let mut sample: Vec<&[u8]> = (0..DICTIONARY_SAMPLE)
+            .map(|_| {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                population[(state >> 33) as usize % population.len()].as_slice()
+            })
+            .collect();
+        let estimate = estimate_distinct(&mut sample);
+        assert!((14_000.0..28_000.0).contains(&estimate), "estimated {estimate} of 20000");
+    }
+
+    #[test]
+    fn columns_whose_dictionary_would_overflow_are_written_plain() {
+        use parquet::basic::Encoding;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("at", DataType::Int64, false),
+            Field::new("country", DataType::Utf8, true),
+            Field::new("session", DataType::Int64, false),
+            Field::new("flag", DataType::Boolean, false),
+        ]));
+        let rows = 200_000i64;
+        let batches: Vec<RecordBatch> = (0..rows / 16_384 + 1)
+            .map(|b| {
+                let range = (b * 16_384)..((b + 1) * 16_384).min(rows);
+                RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![
+                        Arc::new(StringArray::from_iter_values(range.clone().map(|i| format!("{i:036}")))),
+                        Arc::new(Int64Array::from_iter_values(range.clone().map(|i| 1_700_000_000_000 + i * 37))),
+                        Arc::new(StringArray::from_iter(
+                            range.clone().map(|i| (i % 9 != 0).then(|| format!("c{}", i % 40))),
+                        )),
+                        Arc::new(Int64Array::from_iter_values(range.clone().map(|i| (i * 7919) % 5_000))),
+                        Arc::new(arrow::array::BooleanArray::from_iter(range.map(|i| Some(i % 2 == 0)))),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect();
+        let object = encode_all(Arc::clone(&schema), Codec::Snappy, &EncoderOptions::default(), &batches);
+        let reader = SerializedFileReader::new(Bytes::from(object.clone())).unwrap();
+        for group in reader.metadata().row_groups() {
+            let dictionary = |i: usize| {
+                let column = group.column(i);
+                column.dictionary_page_offset().is_some() && column.encodings().any(|e| e == Encoding::RLE_DICTIONARY)
+            };
+            assert!(!dictionary(0), "unique ids are written plain");
+            assert!(!dictionary(1), "unique timestamps are written plain");
+            assert!(dictionary(2), "40 countries keep their dictionary");
+            assert!(dictionary(3), "5,000 sessions (40 KB of dictionary) keep theirs");
+        }
+        let back = arrow::compute::concat_batches(&schema, &read_back(object)).unwrap();
+        assert_eq!(back, arrow::compute::concat_batches(&schema, &batches).unwrap());
     }
 
     #[test]
