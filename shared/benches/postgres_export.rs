@@ -1,11 +1,12 @@
-//! Benchmark (not a test): a 5-million-row `events` table exported from PostgreSQL to Parquet
-//! with gzip and with zstd, against a bare `COPY (SELECT * FROM events) TO STDOUT (FORMAT
-//! binary)` read into nothing, on the same server in the same run. Reports seconds, rows/s,
+//! Benchmark (not a test): a 5-million-row `events` table (or, with `BYOB_BENCH_SHAPE=web`, the
+//! string-heavy `web_events` table: unique ids, URLs and JSON documents) exported from
+//! PostgreSQL to Parquet with gzip and with zstd, against a bare `COPY (SELECT * FROM <table>)
+//! TO STDOUT (FORMAT binary)` read into nothing, on the same server in the same run. Reports seconds, rows/s,
 //! MB/s (of the binary COPY stream), output size, this process's peak RSS per phase, and the
 //! ratio to the bare COPY: the goal is to be limited by PostgreSQL, not by byob.
 //!
 //! It starts its own PostgreSQL cluster (see `tests/postgres_harness`), generates the
-//! synthetic platform's events for one tenant, loads them, then runs each measured phase in a
+//! synthetic table for one tenant, loads them, then runs each measured phase in a
 //! child process of its own (so each peak RSS is that phase's alone). Run it with
 //! `scripts/bench-postgres` (release profile). `BYOB_BENCH_ROWS` changes the row count.
 
@@ -36,10 +37,19 @@ struct Row {
     peak_mib: f64,
 }
 
+/// The table measured: `events`, or `web_events` with `BYOB_BENCH_SHAPE=web`.
+fn table() -> &'static str {
+    match std::env::var("BYOB_BENCH_SHAPE").as_deref() {
+        Ok("web") => generate::web::TABLE,
+        Ok("platform") | Err(_) => "events",
+        Ok(other) => panic!("BYOB_BENCH_SHAPE={other}: use platform or web"),
+    }
+}
+
 async fn bare_copy(connector: &Connector) -> (u64, u64, f64) {
     let client = connector.connect().await.unwrap();
     let started = Instant::now();
-    let stream = client.copy_out("COPY (SELECT * FROM events) TO STDOUT (FORMAT binary)").await.unwrap();
+    let stream = client.copy_out(&format!("COPY (SELECT * FROM {}) TO STDOUT (FORMAT binary)", table())).await.unwrap();
     let mut stream = Box::pin(stream);
     let (mut bytes, mut messages) = (0u64, 0u64);
     while let Some(chunk) = stream.next().await {
@@ -73,7 +83,7 @@ async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slic
     let tasks = planned.into_iter().zip(0..).map(|(bounds, index)| {
         let task = ExportTask {
             destination: "bench".into(),
-            table: "events".into(),
+            table: table().into(),
             slice: Slice { index, count },
             bounds,
             increment: None,
@@ -93,7 +103,7 @@ async fn export_to(source: &PgSource, request: &TableRequest, codec: Codec, slic
 async fn child(phase: &str, url: &str, rows: u64) {
     let connector = Connector::from_url(url, None, None).unwrap();
     let request = TableRequest {
-        table: "events".into(),
+        table: table().into(),
         tenant: "acme".into(),
         tenant_column: "tenant_id".into(),
         columns: None,
@@ -159,7 +169,8 @@ async fn main() {
     admin.batch_execute("CREATE DATABASE bench").await.unwrap();
     let connector = server.connector("bench");
 
-    // The synthetic platform's events, all of one tenant, so the tenant filter keeps every row.
+    // The synthetic table, all of one tenant, so the tenant filter keeps every row.
+    let table = table();
     let work = tempfile::tempdir().unwrap();
     let lake = work.path().join("lake");
     let started = Instant::now();
@@ -169,15 +180,19 @@ async fn main() {
         tenants: vec!["acme".into()],
         ..GenerateOptions::default()
     };
-    generate::generate(&options, &|_, _| {}).unwrap();
+    if table == generate::web::TABLE {
+        generate::web::generate(&lake, rows, options.seed, &options.tenants).unwrap();
+    } else {
+        generate::generate(&options, &|_, _| {}).unwrap();
+    }
     eprintln!("generated the lake in {:.1}s", started.elapsed().as_secs_f64());
     let started = Instant::now();
-    let loaded = load_lake(&connector, "public", &lake, &["events"]).await.unwrap();
-    eprintln!("loaded {} events in {:.1}s", loaded[0].rows, started.elapsed().as_secs_f64());
+    let loaded = load_lake(&connector, "public", &lake, &[table]).await.unwrap();
+    eprintln!("loaded {} rows of {table} in {:.1}s", loaded[0].rows, started.elapsed().as_secs_f64());
     std::fs::remove_dir_all(&lake).unwrap();
     let table_mib: i64 = postgres_harness::client(&server.url("bench"))
         .await
-        .query_one("SELECT pg_table_size('events') / 1048576", &[])
+        .query_one(&format!("SELECT pg_table_size('{table}') / 1048576"), &[])
         .await
         .unwrap()
         .get(0);
@@ -195,26 +210,26 @@ async fn main() {
         ("zstd:1", "byob export -> Parquet zstd, 1 slice"),
         ("zstd:2", "byob export -> Parquet zstd, 2 slices in parallel"),
     ];
-    let mut table = Vec::new();
+    let mut measured = Vec::new();
     for (phase, label) in phases {
         let mut row = run_child(phase, &url, rows);
         row.phase = label.to_owned();
         eprintln!("{label}: {:.2}s", row.seconds);
-        table.push(row);
+        measured.push(row);
     }
-    let bare = table[0].seconds;
+    let bare = measured[0].seconds;
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
     println!(
-        "events: {rows} rows, table {table_mib} MiB in PostgreSQL, binary COPY stream {:.0} MiB; {cores} cores",
+        "{table}: {rows} rows, table {table_mib} MiB in PostgreSQL, binary COPY stream {:.0} MiB; {cores} cores",
         copy_bytes as f64 / 1048576.0
     );
     println!(
         "{:<58} {:>8} {:>12} {:>10} {:>10} {:>10} {:>7}",
         "phase", "seconds", "rows/s", "MB/s", "out MiB", "peak RSS", "x COPY"
     );
-    for r in &table {
+    for r in &measured {
         println!(
             "{:<58} {:>8.2} {:>12.0} {:>10.1} {:>10.1} {:>8.0}Mi {:>7.2}",
             r.phase,

@@ -227,9 +227,22 @@ pub async fn export(
     let mut files = Vec::new();
     // The files being written, by number.
     let mut open: HashMap<u64, Uploading> = HashMap::new();
-    let uploaded: Result<()> = async {
-        // The permit goes back to the encoder's budget once the piece is handled.
-        while let Some((piece, _permit)) = piece_rx.recv().await {
+    // Finishing a file (S3's CompleteMultipartUpload, a local fsync and rename) overlaps with
+    // the next file's pieces: at most `COMPLETING` at once, every one awaited before returning.
+    let mut completing = futures::stream::FuturesUnordered::new();
+    let mut uploaded: Result<()> = async {
+        loop {
+            // The permit goes back to the encoder's budget once the piece is handled.
+            let (piece, _permit) = tokio::select! {
+                piece = piece_rx.recv() => match piece {
+                    Some(piece) => piece,
+                    None => break,
+                },
+                Some(done) = completing.next(), if !completing.is_empty() => {
+                    files.push(done?);
+                    continue;
+                }
+            };
             match piece {
                 Piece::Start { file, shard, partition } => {
                     let value = partition.as_deref().unwrap_or(layout::UNPARTITIONED);
@@ -253,13 +266,20 @@ pub async fn export(
                 }
                 Piece::End { file, stats } => {
                     if let Some((upload, relative, partition)) = open.remove(&file) {
-                        upload.complete().await?;
-                        files.push(FileEntry {
-                            key: relative,
-                            rows: stats.rows,
-                            bytes: stats.bytes,
-                            sha256: stats.sha256,
-                            partition,
+                        if completing.len() >= COMPLETING
+                            && let Some(done) = completing.next().await
+                        {
+                            files.push(done?);
+                        }
+                        completing.push(async move {
+                            upload.complete().await?;
+                            Ok::<_, Error>(FileEntry {
+                                key: relative,
+                                rows: stats.rows,
+                                bytes: stats.bytes,
+                                sha256: stats.sha256,
+                                partition,
+                            })
                         });
                     }
                 }
@@ -268,6 +288,13 @@ pub async fn export(
         Ok(())
     }
     .await;
+    // Files being finished are finished even when something failed: none is left half done.
+    while let Some(done) = completing.next().await {
+        match done {
+            Ok(entry) => files.push(entry),
+            Err(e) => uploaded = uploaded.and(Err(e)),
+        }
+    }
     // Closing the receiver stops the encoder (its sends fail); stopping the pump first means
     // the encoder is not left waiting on a slow source.
     drop(piece_rx);
@@ -302,6 +329,9 @@ pub async fn export(
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+/// Files of one export being finished at once while the next is written.
+const COMPLETING: usize = 4;
 
 /// The encoding stage, run on a blocking thread.
 struct EncodeJob {

@@ -396,3 +396,88 @@ async fn finalize_writes_the_run_copy_then_the_root_and_never_moves_the_root_bac
     assert_eq!(read_root().run.to_string(), "2023-03-14T15:00");
     assert_eq!(state.finished_runs("acme").await.expect("state").len(), 3);
 }
+
+/// A local sink whose first three uploads finish only once the next object has been started
+/// (waiting at most 10 s, then failing): what a slow S3 CompleteMultipartUpload looks like to an
+/// exporter that waits for it before going on.
+#[derive(Debug)]
+struct SlowToFinish {
+    inner: LocalSink,
+    started: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+struct SlowUpload {
+    inner: Box<dyn byob::sink::Upload>,
+    number: usize,
+    started: tokio::sync::watch::Receiver<usize>,
+}
+
+#[async_trait::async_trait]
+impl byob::sink::ObjectSink for SlowToFinish {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    async fn start(&self, key: &str, options: &byob::sink::PutOptions) -> byob::Result<Box<dyn byob::sink::Upload>> {
+        let inner = self.inner.start(key, options).await?;
+        let mut number = 0;
+        self.started.send_modify(|n| {
+            *n += 1;
+            number = *n;
+        });
+        Ok(Box::new(SlowUpload { inner, number, started: self.started.subscribe() }))
+    }
+}
+
+#[async_trait::async_trait]
+impl byob::sink::Upload for SlowUpload {
+    async fn put_part(&mut self, data: bytes::Bytes) -> byob::Result<()> {
+        self.inner.put_part(data).await
+    }
+
+    async fn complete(mut self: Box<Self>) -> byob::Result<()> {
+        let next = self.number + 1;
+        if next <= 4 {
+            let waited =
+                tokio::time::timeout(std::time::Duration::from_secs(10), self.started.wait_for(|n| *n >= next));
+            if !matches!(waited.await, Ok(Ok(_))) {
+                return Err(byob::Error::Cancelled(format!("file {} waited in vain for file {next}", self.number)));
+            }
+        }
+        self.inner.complete().await
+    }
+
+    async fn abort(self: Box<Self>) -> byob::Result<()> {
+        self.inner.abort().await
+    }
+}
+
+#[tokio::test]
+async fn a_file_is_finished_while_the_next_one_is_written() {
+    // GIVEN 4,000 rows that make 4 files, and a sink that finishes each of the first three
+    // only once the next has started
+    let source = MemorySource::new().with_table("events", schema(), vec![rows(4_000, |_| "acme")]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = SlowToFinish { inner: LocalSink::new(dir.path()), started: Arc::new(tokio::sync::watch::channel(0).0) };
+
+    // WHEN the table is exported
+    let result = export::export(
+        &task("events", Slice::WHOLE),
+        &request("events", "acme"),
+        &source,
+        &sink,
+        &spec(Format::new(FormatKind::Csv, Codec::None), 1000),
+        &Cancel::default(),
+        no_progress(),
+    )
+    .await
+    .expect("no file waited for the next to start before it was finished");
+
+    // THEN every file is reported, in order, and stored whole
+    assert_eq!(result.files.iter().map(|f| f.rows).collect::<Vec<_>>(), vec![1000; 4]);
+    for f in &result.files {
+        let bytes = std::fs::read(dir.path().join("byob").join(&f.key)).expect("file exists");
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), f.sha256, "{}", f.key);
+    }
+    assert_eq!(files_under(dir.path()).len(), 4, "no temporary files remain");
+}

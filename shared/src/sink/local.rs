@@ -7,8 +7,9 @@
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::io::Write;
+
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 
 use super::{ObjectSink, PutOptions, Upload};
 use crate::{Error, Result};
@@ -64,42 +65,54 @@ impl ObjectSink for LocalSink {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let n = UPLOAD_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!(".{name}.{}-{n}.byob-partial", std::process::id()));
-        let file = tokio::fs::File::create(&tmp).await.map_err(|e| Error::io(&tmp, e))?;
+        let file = tokio::fs::File::create(&tmp).await.map_err(|e| Error::io(&tmp, e))?.into_std().await;
         Ok(Box::new(LocalUpload { file: Some(file), tmp, path, key: key.to_string() }))
     }
 }
 
+/// Parts are written by `std::fs` on a blocking thread straight from their buffer (tokio's
+/// `File` would copy every part into a buffer of its own first).
 struct LocalUpload {
-    file: Option<tokio::fs::File>,
+    file: Option<std::fs::File>,
     tmp: PathBuf,
     path: PathBuf,
     key: String,
 }
 
 impl LocalUpload {
-    fn file(&mut self) -> Result<&mut tokio::fs::File> {
+    fn take_file(&mut self) -> Result<std::fs::File> {
         let tmp = self.tmp.clone();
-        self.file.as_mut().ok_or_else(|| Error::io(tmp, std::io::Error::other("upload already completed or aborted")))
+        self.file.take().ok_or_else(|| Error::io(tmp, std::io::Error::other("upload already completed or aborted")))
+    }
+
+    /// Runs `work` on the file on a blocking thread. The file is kept whatever `work` returns,
+    /// so a failed upload still removes its temporary file when aborted or dropped.
+    async fn with_file(
+        &mut self,
+        work: impl FnOnce(&mut std::fs::File) -> std::io::Result<()> + Send + 'static,
+    ) -> Result<()> {
+        let mut file = self.take_file()?;
+        let (file, done) = tokio::task::spawn_blocking(move || {
+            let done = work(&mut file);
+            (file, done)
+        })
+        .await
+        .map_err(|e| Error::io(&self.tmp, std::io::Error::other(e)))?;
+        self.file = Some(file);
+        done.map_err(|e| Error::io(&self.tmp, e))
     }
 }
 
 #[async_trait::async_trait]
 impl Upload for LocalUpload {
     async fn put_part(&mut self, data: Bytes) -> Result<()> {
-        let tmp = self.tmp.clone();
-        self.file()?.write_all(&data).await.map_err(|e| Error::io(tmp, e))
+        self.with_file(move |file| file.write_all(&data)).await
     }
 
     async fn complete(mut self: Box<Self>) -> Result<()> {
-        let tmp = self.tmp.clone();
-        let mut file = self
-            .file
-            .take()
-            .ok_or_else(|| Error::io(&tmp, std::io::Error::other("upload already completed or aborted")))?;
-        file.flush().await.map_err(|e| Error::io(&tmp, e))?;
-        file.sync_all().await.map_err(|e| Error::io(&tmp, e))?;
-        drop(file);
-        tokio::fs::rename(&tmp, &self.path).await.map_err(|e| Error::io(&self.path, e))?;
+        self.with_file(|file| file.sync_all()).await?;
+        drop(self.take_file()?);
+        tokio::fs::rename(&self.tmp, &self.path).await.map_err(|e| Error::io(&self.path, e))?;
         tracing::trace!(key = %self.key, "object complete");
         Ok(())
     }
