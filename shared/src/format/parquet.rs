@@ -119,6 +119,8 @@ impl ParquetEncoder {
     /// Fails if a level or row-group limit in `options` is out of range, or if `schema` has
     /// a type Parquet cannot store.
     pub(crate) fn new(schema: SchemaRef, codec: Codec, options: &EncoderOptions) -> Result<Self, FormatError> {
+        // View columns are written as the strings and bytes they hold, and declared so.
+        let schema = declared_types(&schema);
         let props = writer_properties(codec, options)?;
         // `ArrowWriter` sets the file up (the Arrow schema embedded in the footer metadata,
         // the default); its parts then encode row groups our way.
@@ -352,6 +354,29 @@ fn writer_properties_builder(codec: Codec, options: &EncoderOptions) -> Result<W
         .set_max_row_group_row_count(Some(options.row_group_rows))
         .set_max_row_group_bytes(Some(options.row_group_bytes))
         .set_created_by(concat!("byob ", env!("CARGO_PKG_VERSION")).to_owned()))
+}
+
+/// `schema` as a Parquet file declares it: `Utf8View` and `BinaryView` columns (as the lake
+/// source reads strings) are `Utf8` and `Binary`, which every reader reads as `string` and
+/// `binary`; arrow-rs writes a view array to a column declared either way.
+fn declared_types(schema: &SchemaRef) -> SchemaRef {
+    let declared = |data_type: &DataType| match data_type {
+        DataType::Utf8View => Some(DataType::Utf8),
+        DataType::BinaryView => Some(DataType::Binary),
+        _ => None,
+    };
+    if !schema.fields().iter().any(|f| declared(f.data_type()).is_some()) {
+        return Arc::clone(schema);
+    }
+    let fields: Vec<arrow::datatypes::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match declared(f.data_type()) {
+            Some(data_type) => f.as_ref().clone().with_data_type(data_type),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// Values sampled from a batch's column to judge its dictionary.
@@ -831,6 +856,33 @@ mod tests {
         }
         let back = arrow::compute::concat_batches(&schema, &read_back(object)).unwrap();
         assert_eq!(back, arrow::compute::concat_batches(&schema, &batches).unwrap());
+    }
+
+    #[test]
+    fn view_columns_are_written_and_declared_as_strings_and_bytes() {
+        use arrow::array::{BinaryViewArray, StringViewArray};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8View, true),
+            Field::new("b", DataType::BinaryView, false),
+        ]));
+        let strings: Vec<Option<String>> =
+            (0..3000).map(|i| (i % 5 != 0).then(|| format!("value {i} that is longer than twelve bytes"))).collect();
+        let bytes: Vec<Vec<u8>> = (0..3000u32).map(|i| i.to_le_bytes().repeat(i as usize % 7)).collect();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringViewArray::from_iter(strings.clone())),
+                Arc::new(BinaryViewArray::from_iter_values(bytes.iter().map(Vec::as_slice))),
+            ],
+        )
+        .unwrap();
+        let object = encode_all(Arc::clone(&schema), Codec::Zstd, &EncoderOptions::default(), &[batch]);
+        let back = arrow::compute::concat_batches(&read_back(object.clone())[0].schema(), &read_back(object)).unwrap();
+        assert_eq!(back.schema().field(0).data_type(), &DataType::Utf8);
+        assert_eq!(back.schema().field(1).data_type(), &DataType::Binary);
+        assert_eq!(back.column(0).as_ref(), &StringArray::from(strings) as &dyn Array);
+        let read: Vec<&[u8]> = back.column(1).as_binary::<i32>().iter().map(Option::unwrap).collect();
+        assert_eq!(read, bytes.iter().map(Vec::as_slice).collect::<Vec<_>>());
     }
 
     #[test]

@@ -26,12 +26,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow::array::{Array, ArrayRef, Scalar, StringArray};
 use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
 use arrow::compute::kernels::cmp::{eq, gt, lt};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use futures::{StreamExt, TryStreamExt, stream};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
-use parquet::arrow::arrow_reader::{ArrowPredicateFn, ArrowReaderMetadata, RowFilter};
+use parquet::arrow::arrow_reader::{ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter};
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::errors::ParquetError;
 
@@ -467,14 +467,14 @@ impl Source for LakeSource {
             (Some(_), None) => std::cmp::Ordering::Greater,
             (Some(x), Some(y)) => y.cmp(&x),
         });
-        let schema = Arc::new(scan.table.schema.project(&[index]).map_err(|e| fail(e.into()))?);
+        let schema = read_types(&Arc::new(scan.table.schema.project(&[index]).map_err(|e| fail(e.into()))?));
         let plan = Arc::new(ReadPlan {
             table: request.table.clone(),
             schema,
             read: vec![index],
             reorder: vec![0],
             tenant_index: scan.table.tenant_index,
-            tenant: scan.table.tenant.clone(),
+            tenant: read_tenant(&scan.table.tenant).map_err(fail)?,
             watermark: None,
             batch_rows: self.batch_rows,
             row_groups_read: self.row_groups_read.clone(),
@@ -523,7 +523,7 @@ impl Source for LakeSource {
 
         // Output columns, in the requested order.
         let wanted = projection(request, &table.schema).map_err(fail)?;
-        let schema = Arc::new(table.schema.project(&wanted).map_err(|e| fail(e.into()))?);
+        let schema = read_types(&Arc::new(table.schema.project(&wanted).map_err(|e| fail(e.into()))?));
         // The reader yields projected columns in file order; `reorder` puts them in ours.
         let mut read: Vec<usize> = wanted.clone();
         read.sort_unstable();
@@ -541,7 +541,7 @@ impl Source for LakeSource {
             read,
             reorder,
             tenant_index: table.tenant_index,
-            tenant: table.tenant,
+            tenant: read_tenant(&table.tenant).map_err(fail)?,
             watermark,
             batch_rows: self.batch_rows,
             row_groups_read: self.row_groups_read.clone(),
@@ -704,7 +704,10 @@ impl ReadPlan {
         let parquet_schema = file.metadata.parquet_schema();
         let projection = ProjectionMask::roots(parquet_schema, self.read.iter().copied());
         self.row_groups_read.fetch_add(row_groups.len() as u64, Ordering::Relaxed);
-        let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, file.metadata.clone())
+        let options = ArrowReaderOptions::new().with_schema(read_types(file.metadata.schema()));
+        let metadata =
+            ArrowReaderMetadata::try_new(file.metadata.metadata().clone(), options).map_err(|e| fail(e.into()))?;
+        let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
             .with_row_groups(row_groups)
             .with_projection(projection)
             .with_batch_size(self.batch_rows);
@@ -780,6 +783,40 @@ fn schema_difference(first: &SchemaRef, other: &SchemaRef) -> Option<String> {
 
 /// The tenant as a one-element array of the tenant column's type, so it can be compared with
 /// the column's values and statistics.
+/// `schema` as the lake is read: `Utf8` and `Binary` columns as `Utf8View` and `BinaryView`,
+/// whose values stay in the pages they were read from (a plain or dictionary page) instead of
+/// being copied out value by value: on a table of long unique strings that copy was most of the
+/// reader's work, and the copies doubled the memory the batches held. Every encoder writes views
+/// as it writes strings (a Parquet file still declares `string`), and the receipt describes both
+/// as `string`.
+fn read_types(schema: &SchemaRef) -> SchemaRef {
+    let view = |data_type: &DataType| match data_type {
+        DataType::Utf8 => Some(DataType::Utf8View),
+        DataType::Binary => Some(DataType::BinaryView),
+        _ => None,
+    };
+    if !schema.fields().iter().any(|f| view(f.data_type()).is_some()) {
+        return schema.clone();
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match view(f.data_type()) {
+            Some(data_type) => f.as_ref().clone().with_data_type(data_type),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// The tenant value as the tenant column is read ([`read_types`]).
+fn read_tenant(tenant: &ArrayRef) -> Result<ArrayRef, LakeError> {
+    match tenant.data_type() {
+        DataType::Utf8 => Ok(arrow::compute::cast(tenant, &DataType::Utf8View)?),
+        _ => Ok(tenant.clone()),
+    }
+}
+
 fn tenant_value(tenant: &str, column: &str, data_type: &DataType) -> Result<ArrayRef, LakeError> {
     let unsupported = |reason: String| LakeError::Tenant {
         tenant: tenant.to_string(),
