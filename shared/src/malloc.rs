@@ -10,16 +10,26 @@
 //! speed; allocators that purge eagerly (mimalloc with a short purge delay) reached the same
 //! RSS only by spending twice the system time.
 //!
-//! Call [`tune`] first thing in `main`, before any other thread starts. `MALLOC_ARENA_MAX`
-//! or `MALLOC_MMAP_THRESHOLD_` set in the environment win over these values.
+//! A fixed mapping threshold also fixes the trim threshold at glibc's 128 KiB: every free that
+//! left more than that at the top of an arena handed the memory back, and the next batch
+//! faulted it in again, zeroed, page by page (on a string-heavy Parquet export, a third of the
+//! process's CPU time was in the kernel). Keeping up to [`TRIM_THRESHOLD`] at the top of each
+//! arena: Parquet snappy 6.6 -> 5.7 s, zstd 8.5 -> 8.0 s, system time 3.2 -> 2.1 s, peak RSS
+//! +20 MiB (web shape, 5 M rows).
+//!
+//! Call [`tune`] first thing in `main`, before any other thread starts. `MALLOC_ARENA_MAX`,
+//! `MALLOC_MMAP_THRESHOLD_` or `MALLOC_TRIM_THRESHOLD_` set in the environment win over these
+//! values.
 
 /// At most this many malloc arenas (threads share them).
 pub const ARENA_MAX: i32 = 2;
 /// Blocks of at least this many bytes are mapped on their own and unmapped when freed.
 pub const MMAP_THRESHOLD: i32 = 4 << 20;
+/// Free memory at the top of an arena is handed back to the OS only beyond this many bytes.
+pub const TRIM_THRESHOLD: i32 = 32 << 20;
 
-/// Applies [`ARENA_MAX`] and [`MMAP_THRESHOLD`] (glibc on Linux; elsewhere it does nothing),
-/// each unless the environment sets it.
+/// Applies [`ARENA_MAX`], [`MMAP_THRESHOLD`] and [`TRIM_THRESHOLD`] (glibc on Linux; elsewhere
+/// it does nothing), each unless the environment sets it.
 pub fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -28,6 +38,9 @@ pub fn tune() {
         }
         if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
             mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        }
+        if std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_none() {
+            mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
         }
     }
 }
