@@ -50,6 +50,7 @@ pub(crate) struct ParquetEncoder {
     /// Leaf columns (column writers) of each root column, in schema order.
     leaves_per_root: Vec<usize>,
     in_progress: Option<RowGroup>,
+    closing: Option<Closing>,
     max_rows: usize,
     max_bytes: usize,
     /// Encode on the worker pool (else on the calling thread).
@@ -78,22 +79,38 @@ struct RowGroup {
     pending_arrow_bytes: usize,
 }
 
-/// A root column's encoding of one batch: running on the pool, or done on this thread.
-enum Encoding {
-    Running(pool::Pending<Encoded>),
-    Done(Result<Encoded, FormatError>),
+/// Work on the pool, or already done on this thread (encoding without the pool).
+enum Job<T> {
+    Running(pool::Pending<T>),
+    Done(Result<T, FormatError>),
 }
+
+impl<T: Send + 'static> Job<T> {
+    fn start(parallel: bool, work: impl FnOnce() -> Result<T, FormatError> + Send + 'static) -> Self {
+        if parallel { Job::Running(pool::spawn(work)) } else { Job::Done(work()) }
+    }
+
+    fn wait(self) -> Result<T, FormatError> {
+        match self {
+            Job::Running(pending) => pending.wait(),
+            Job::Done(result) => result,
+        }
+    }
+}
+
+/// A root column's encoding of one batch.
+type Encoding = Job<Encoded>;
 
 /// A root column's writers after a batch, their anticipated size, and the time it took.
 type Encoded = (Vec<ArrowColumnWriter>, usize, Duration);
 
-impl Encoding {
-    fn wait(self) -> Result<Encoded, FormatError> {
-        match self {
-            Encoding::Running(pending) => pending.wait(),
-            Encoding::Done(result) => result,
-        }
-    }
+/// A full row group whose column chunks are being closed (last pages compressed); they are
+/// appended to the file once the next batch's jobs are on the pool, so appending and hashing
+/// them overlap with encoding instead of leaving the pool idle between two row groups.
+struct Closing {
+    columns: Vec<Job<Vec<ArrowColumnChunk>>>,
+    /// The row group's anticipated encoded size.
+    bytes: usize,
 }
 
 impl RowGroup {
@@ -124,8 +141,10 @@ impl ParquetEncoder {
         let props = writer_properties(codec, options)?;
         // `ArrowWriter` sets the file up (the Arrow schema embedded in the footer metadata,
         // the default); its parts then encode row groups our way.
-        let (writer, factory) =
+        let (mut writer, factory) =
             ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props))?.into_serialized_writer()?;
+        // The magic number is ready to take at once.
+        writer.flush()?;
         let factory = (vec![false; schema.fields().len()], factory);
         let descr = writer.schema_descr();
         let mut leaves_per_root = vec![0; schema.fields().len()];
@@ -143,6 +162,7 @@ impl ParquetEncoder {
             leaves_per_root,
             schema,
             in_progress: None,
+            closing: None,
             max_rows: options.row_group_rows,
             max_bytes: options.row_group_bytes,
             parallel: options.parallel && pool::threads() > 1,
@@ -174,7 +194,8 @@ impl ParquetEncoder {
             )?;
             self.factory = (plain, ArrowRowGroupWriterFactory::new(&template, Arc::clone(&self.schema)));
         }
-        let mut leaves = self.factory.1.create_column_writers(self.writer.flushed_row_groups().len())?.into_iter();
+        let index = self.writer.flushed_row_groups().len() + usize::from(self.closing.is_some());
+        let mut leaves = self.factory.1.create_column_writers(index)?.into_iter();
         let columns: Vec<Vec<ArrowColumnWriter>> =
             self.leaves_per_root.iter().map(|&n| leaves.by_ref().take(n).collect()).collect();
         let roots = columns.len();
@@ -232,8 +253,7 @@ impl ParquetEncoder {
                 let (writers, estimated) = encode_column(writers, &field, &column)?;
                 Ok((writers, estimated, started.elapsed()))
             };
-            group.in_flight[root] =
-                Some(if self.parallel { Encoding::Running(pool::spawn(job)) } else { Encoding::Done(job()) });
+            group.in_flight[root] = Some(Job::start(self.parallel, job));
         }
         if let Some(e) = failed {
             self.broken = true;
@@ -264,36 +284,46 @@ impl ParquetEncoder {
         Ok(())
     }
 
-    /// Closes the open row group (if any) and appends it to the file.
+    /// Closes the open row group (if any): its column chunks are closed on the pool and
+    /// appended by [`ParquetEncoder::append_closed`] once the next batch is encoding.
     fn flush_row_group(&mut self) -> Result<(), FormatError> {
         self.settle()?;
+        self.append_closed()?;
         let Some(group) = self.in_progress.take() else {
+            return Ok(());
+        };
+        let bytes = group.estimated_bytes();
+        let columns = group.columns.into_iter().map(|writers| Job::start(self.parallel, move || close_column(writers)));
+        self.closing = Some(Closing { columns: columns.collect(), bytes });
+        Ok(())
+    }
+
+    /// Appends the row group being closed (if any) to the file, whose bytes are then ready.
+    fn append_closed(&mut self) -> Result<(), FormatError> {
+        let Some(closing) = self.closing.take() else {
             return Ok(());
         };
         // The chunks' pages move into the output as they are appended (each chunk is freed
         // once copied); reserving up front spares the output buffer's doubling copies.
-        let expected = group.estimated_bytes() + group.estimated_bytes() / 8;
+        let expected = closing.bytes + closing.bytes / 8;
         let out = self.writer.inner_mut();
         out.reserve(expected.saturating_sub(out.capacity() - out.len()));
-        let chunks: Vec<Vec<ArrowColumnChunk>> = if self.parallel {
-            let pending: Vec<_> =
-                group.columns.into_iter().map(|writers| pool::spawn(move || close_column(writers))).collect();
-            let closed: Vec<_> = pending.into_iter().map(pool::Pending::wait).collect();
-            match closed.into_iter().collect() {
-                Ok(chunks) => chunks,
-                Err(e) => {
-                    self.broken = true;
-                    return Err(e);
-                }
+        let closed: Result<Vec<Vec<ArrowColumnChunk>>, FormatError> =
+            closing.columns.into_iter().map(Job::wait).collect();
+        let chunks = match closed {
+            Ok(chunks) => chunks,
+            Err(e) => {
+                self.broken = true;
+                return Err(e);
             }
-        } else {
-            group.columns.into_iter().map(close_column).collect::<Result<_, _>>()?
         };
         let mut row_group = self.writer.next_row_group()?;
         for chunk in chunks.into_iter().flatten() {
             chunk.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
+        // Through the writer's internal buffer into our Vec, ready to take now.
+        self.writer.flush()?;
         Ok(())
     }
 }
@@ -517,6 +547,8 @@ impl Encoder for ParquetEncoder {
                 rest
             });
             self.encode(&remaining)?;
+            // The previous row group is appended while this batch encodes.
+            self.append_closed()?;
             let full = self
                 .in_progress
                 .as_ref()
@@ -529,9 +561,6 @@ impl Encoder for ParquetEncoder {
                 None => break,
             }
         }
-        // Push closed row groups through the writer's internal buffer into our Vec, so they
-        // are ready to take now rather than when the next row group closes.
-        self.writer.flush()?;
         Ok(())
     }
 
@@ -542,12 +571,13 @@ impl Encoder for ParquetEncoder {
     }
 
     fn in_progress_size(&self) -> usize {
-        self.in_progress.as_ref().map_or(0, RowGroup::estimated_bytes)
+        self.in_progress.as_ref().map_or(0, RowGroup::estimated_bytes) + self.closing.as_ref().map_or(0, |c| c.bytes)
     }
 
     fn finish(mut self: Box<Self>) -> Result<Vec<u8>, FormatError> {
         self.check()?;
         self.flush_row_group()?;
+        self.append_closed()?;
         Ok(self.writer.into_inner()?)
     }
 }
