@@ -151,8 +151,13 @@ fn files_with_extension(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
     }
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
+/// malloc is tuned before the runtime starts its threads, as every byob binary does.
+fn main() {
+    byob::malloc::tune();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime").block_on(run());
+}
+
+async fn run() {
     if let (Ok(phase), Ok(work), Ok(url)) =
         (std::env::var("BYOB_BENCH_PHASE"), std::env::var("BYOB_BENCH_WORK"), std::env::var("BYOB_BENCH_URL"))
     {

@@ -152,8 +152,13 @@ fn run_child(phase: &str, url: &str, rows: u64) -> Row {
     }
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
+/// malloc is tuned before the runtime starts its threads, as every byob binary does.
+fn main() {
+    byob::malloc::tune();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime").block_on(run());
+}
+
+async fn run() {
     let rows: u64 = std::env::var("BYOB_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000_000);
     if let (Ok(phase), Ok(url)) = (std::env::var("BYOB_BENCH_PHASE"), std::env::var("BYOB_BENCH_URL")) {
         return child(&phase, &url, rows).await;
