@@ -84,6 +84,26 @@ fn parse_unit(s: &str) -> Option<TimeUnit> {
     })
 }
 
+/// `schema` with the top-level column types `retype` maps replaced (names, nullability and
+/// metadata kept); `schema` itself when it maps none.
+pub fn retyped(
+    schema: &arrow::datatypes::SchemaRef,
+    retype: impl Fn(&DataType) -> Option<DataType>,
+) -> arrow::datatypes::SchemaRef {
+    if !schema.fields().iter().any(|f| retype(f.data_type()).is_some()) {
+        return Arc::clone(schema);
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match retype(f.data_type()) {
+            Some(data_type) => f.as_ref().clone().with_data_type(data_type),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 /// The portable name of an Arrow type, or `None` when it has none.
 pub fn type_name(dt: &DataType) -> Option<String> {
     use DataType::*;

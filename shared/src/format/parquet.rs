@@ -390,23 +390,11 @@ fn writer_properties_builder(codec: Codec, options: &EncoderOptions) -> Result<W
 /// source reads strings) are `Utf8` and `Binary`, which every reader reads as `string` and
 /// `binary`; arrow-rs writes a view array to a column declared either way.
 fn declared_types(schema: &SchemaRef) -> SchemaRef {
-    let declared = |data_type: &DataType| match data_type {
+    crate::schema::retyped(schema, |data_type| match data_type {
         DataType::Utf8View => Some(DataType::Utf8),
         DataType::BinaryView => Some(DataType::Binary),
         _ => None,
-    };
-    if !schema.fields().iter().any(|f| declared(f.data_type()).is_some()) {
-        return Arc::clone(schema);
-    }
-    let fields: Vec<arrow::datatypes::Field> = schema
-        .fields()
-        .iter()
-        .map(|f| match declared(f.data_type()) {
-            Some(data_type) => f.as_ref().clone().with_data_type(data_type),
-            None => f.as_ref().clone(),
-        })
-        .collect();
-    Arc::new(arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone()))
+    })
 }
 
 /// Values sampled from a batch's column to judge its dictionary.

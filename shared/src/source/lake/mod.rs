@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow::array::{Array, ArrayRef, Scalar, StringArray};
 use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
 use arrow::compute::kernels::cmp::{eq, gt, lt};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use futures::{StreamExt, TryStreamExt, stream};
@@ -790,23 +790,11 @@ fn schema_difference(first: &SchemaRef, other: &SchemaRef) -> Option<String> {
 /// as it writes strings (a Parquet file still declares `string`), and the receipt describes both
 /// as `string`.
 fn read_types(schema: &SchemaRef) -> SchemaRef {
-    let view = |data_type: &DataType| match data_type {
+    crate::schema::retyped(schema, |data_type| match data_type {
         DataType::Utf8 => Some(DataType::Utf8View),
         DataType::Binary => Some(DataType::BinaryView),
         _ => None,
-    };
-    if !schema.fields().iter().any(|f| view(f.data_type()).is_some()) {
-        return schema.clone();
-    }
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| match view(f.data_type()) {
-            Some(data_type) => f.as_ref().clone().with_data_type(data_type),
-            None => f.as_ref().clone(),
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+    })
 }
 
 /// The tenant value as the tenant column is read ([`read_types`]).
