@@ -30,7 +30,8 @@ use super::{Codec, Encoder, EncoderOptions, FormatError};
 ///
 /// Each root column of a batch is encoded by its own job on the shared worker pool, and a row
 /// group's column chunks are closed (last page compressed) in parallel too; chunks are
-/// appended in column order. Batches are pipelined: a column's job for the next batch starts as
+/// appended in column order, while the next batch encodes. A column whose dictionary would
+/// outgrow the dictionary page is written plain from the row group's start ([`plain_columns`]). Batches are pipelined: a column's job for the next batch starts as
 /// soon as its job for this one is done, without waiting for the other columns, so the slowest
 /// column of a batch never leaves a core idle. The row group logic is arrow-rs's
 /// `ArrowWriter::write` (a row group closes at `row_group_rows` rows or at `row_group_bytes` of
@@ -41,8 +42,8 @@ use super::{Codec, Encoder, EncoderOptions, FormatError};
 /// parallel or on one thread (re-runs write identical objects).
 pub(crate) struct ParquetEncoder {
     writer: SerializedFileWriter<Vec<u8>>,
-    /// Makes a row group's column writers, with the dictionary left on for `.0`'s columns
-    /// only (see [`plain_columns`]); rebuilt when a row group's choice differs.
+    /// Makes a row group's column writers, with the dictionary off for the root columns `.0`
+    /// marks (see [`plain_columns`]); rebuilt when a row group's choice differs.
     factory: (Vec<bool>, ArrowRowGroupWriterFactory),
     codec: Codec,
     options: EncoderOptions,

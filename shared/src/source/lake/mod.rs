@@ -781,8 +781,6 @@ fn schema_difference(first: &SchemaRef, other: &SchemaRef) -> Option<String> {
     Some(format!("{} columns vs {}", first.fields().len(), other.fields().len()))
 }
 
-/// The tenant as a one-element array of the tenant column's type, so it can be compared with
-/// the column's values and statistics.
 /// `schema` as the lake is read: `Utf8` and `Binary` columns as `Utf8View` and `BinaryView`,
 /// whose values stay in the pages they were read from (a plain or dictionary page) instead of
 /// being copied out value by value: on a table of long unique strings that copy was most of the
@@ -805,6 +803,8 @@ fn read_tenant(tenant: &ArrayRef) -> Result<ArrayRef, LakeError> {
     }
 }
 
+/// The tenant as a one-element array of the tenant column's type, so it can be compared with
+/// the column's values and statistics.
 fn tenant_value(tenant: &str, column: &str, data_type: &DataType) -> Result<ArrayRef, LakeError> {
     let unsupported = |reason: String| LakeError::Tenant {
         tenant: tenant.to_string(),
