@@ -63,7 +63,54 @@ pub struct FileWriter {
     /// Bytes already handed to the caller.
     taken: u64,
     rows: u64,
-    hasher: Sha256,
+    hasher: Hashing,
+}
+
+/// The sha256 of the bytes taken so far: idle, or hashing the last large piece on the worker
+/// pool (so the thread feeding the encoders is not held up hashing a whole row group).
+enum Hashing {
+    Idle(Sha256),
+    Busy(super::pool::Pending<Sha256>),
+    Failed(FormatError),
+}
+
+/// Pieces at least this large are hashed on the pool; smaller ones at once.
+const HASH_ON_POOL: usize = 1 << 20;
+
+impl Hashing {
+    /// Adds `bytes`, after every piece before them.
+    fn update(&mut self, bytes: &Bytes) {
+        let hasher = match std::mem::replace(self, Hashing::Failed(FormatError::Worker("hashing".into()))) {
+            Hashing::Idle(hasher) => Ok(hasher),
+            Hashing::Busy(pending) => pending.wait(),
+            Hashing::Failed(e) => Err(e),
+        };
+        *self = match hasher {
+            Ok(mut hasher) if bytes.len() < HASH_ON_POOL || super::pool::threads() < 2 => {
+                hasher.update(bytes);
+                Hashing::Idle(hasher)
+            }
+            Ok(mut hasher) => {
+                let bytes = bytes.clone();
+                Hashing::Busy(super::pool::spawn(move || {
+                    hasher.update(&bytes);
+                    Ok(hasher)
+                }))
+            }
+            Err(e) => Hashing::Failed(e),
+        };
+    }
+
+    /// The digest of everything added and then `last`.
+    fn finish(self, last: &[u8]) -> Result<String, FormatError> {
+        let mut hasher = match self {
+            Hashing::Idle(hasher) => hasher,
+            Hashing::Busy(pending) => pending.wait()?,
+            Hashing::Failed(e) => return Err(e),
+        };
+        hasher.update(last);
+        Ok(hex::encode(hasher.finalize()))
+    }
 }
 
 impl std::fmt::Debug for FileWriter {
@@ -88,7 +135,7 @@ impl FileWriter {
             ready: Vec::new(),
             taken: 0,
             rows: 0,
-            hasher: Sha256::new(),
+            hasher: Hashing::Idle(Sha256::new()),
         })
     }
 
@@ -131,8 +178,9 @@ impl FileWriter {
             out.extend_from_slice(&self.encoder.take_ready());
         }
         self.taken += out.len() as u64;
+        let out = Bytes::from(out);
         self.hasher.update(&out);
-        Bytes::from(out)
+        out
     }
 
     /// The size the file has reached so far: bytes already taken, bytes ready to take, and
@@ -155,7 +203,7 @@ impl FileWriter {
     /// Finishes the file: returns its last bytes (footer included) and the stats of the
     /// whole object, i.e. of every [`FileWriter::take_ready`] output followed by these bytes.
     pub fn finish(self) -> Result<(Bytes, FileStats), FormatError> {
-        let FileWriter { encoder, pgp, ready: mut out, taken, rows, mut hasher } = self;
+        let FileWriter { encoder, pgp, ready: mut out, taken, rows, hasher } = self;
         let last = encoder.finish()?;
         match pgp {
             Some(mut pgp) => {
@@ -164,8 +212,8 @@ impl FileWriter {
             }
             None => out.extend_from_slice(&last),
         }
-        hasher.update(&out);
-        let stats = FileStats { rows, bytes: taken + out.len() as u64, sha256: hex::encode(hasher.finalize()) };
+        let sha256 = hasher.finish(&out)?;
+        let stats = FileStats { rows, bytes: taken + out.len() as u64, sha256 };
         Ok((Bytes::from(out), stats))
     }
 }
@@ -517,9 +565,11 @@ mod tests {
 
     #[test]
     fn stats_describe_exactly_the_bytes_handed_out() {
-        for format in all_formats() {
+        // Small parts are hashed at once, parts of 1 MiB or more on the pool (100,000 rows of
+        // CSV or JSON lines make ~1.5-3 MB a part).
+        for (format, rows) in all_formats().into_iter().flat_map(|f| [(f.clone(), 1000), (f, 100_000)]) {
             // GIVEN a writer fed several batches, with parts taken in between
-            let b = batch(1000);
+            let b = batch(rows);
             let mut writer = FileWriter::new(&format, b.schema(), &EncoderOptions::default()).unwrap();
             let mut object = Vec::new();
             for _ in 0..3 {
@@ -527,12 +577,12 @@ mod tests {
                 assert!(writer.estimated_size() >= object.len() as u64, "{format}");
                 object.extend_from_slice(&writer.take_ready());
             }
-            assert_eq!(writer.rows(), 3000);
+            assert_eq!(writer.rows(), 3 * rows as u64);
             // WHEN it finishes
             let (last, stats) = writer.finish().unwrap();
             object.extend_from_slice(&last);
             // THEN rows, bytes and sha256 are those of the concatenation
-            assert_eq!(stats.rows, 3000, "{format}");
+            assert_eq!(stats.rows, 3 * rows as u64, "{format}");
             assert_eq!(stats.bytes, object.len() as u64, "{format}");
             assert_eq!(stats.sha256, hex::encode(Sha256::digest(&object)), "{format}");
             assert_eq!(stats.sha256.len(), 64);
