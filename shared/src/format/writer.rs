@@ -80,12 +80,8 @@ const HASH_ON_POOL: usize = 1 << 20;
 impl Hashing {
     /// Adds `bytes`, after every piece before them.
     fn update(&mut self, bytes: &Bytes) {
-        let hasher = match std::mem::replace(self, Hashing::Failed(FormatError::Worker("hashing".into()))) {
-            Hashing::Idle(hasher) => Ok(hasher),
-            Hashing::Busy(pending) => pending.wait(),
-            Hashing::Failed(e) => Err(e),
-        };
-        *self = match hasher {
+        let taken = std::mem::replace(self, Hashing::Failed(FormatError::Worker("hashing was interrupted".into())));
+        *self = match taken.into_hasher() {
             Ok(mut hasher) if bytes.len() < HASH_ON_POOL || super::pool::threads() < 2 => {
                 hasher.update(bytes);
                 Hashing::Idle(hasher)
@@ -101,13 +97,18 @@ impl Hashing {
         };
     }
 
+    /// The hasher once every piece so far is in (waiting for the pool's job, if any).
+    fn into_hasher(self) -> Result<Sha256, FormatError> {
+        match self {
+            Hashing::Idle(hasher) => Ok(hasher),
+            Hashing::Busy(pending) => pending.wait(),
+            Hashing::Failed(e) => Err(e),
+        }
+    }
+
     /// The digest of everything added and then `last`.
     fn finish(self, last: &[u8]) -> Result<String, FormatError> {
-        let mut hasher = match self {
-            Hashing::Idle(hasher) => hasher,
-            Hashing::Busy(pending) => pending.wait()?,
-            Hashing::Failed(e) => return Err(e),
-        };
+        let mut hasher = self.into_hasher()?;
         hasher.update(last);
         Ok(hex::encode(hasher.finalize()))
     }
