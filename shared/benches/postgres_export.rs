@@ -8,7 +8,10 @@
 //! It starts its own PostgreSQL cluster (see `tests/postgres_harness`), generates the
 //! synthetic table for one tenant, loads them, then runs each measured phase in a
 //! child process of its own (so each peak RSS is that phase's alone). Run it with
-//! `scripts/bench-postgres` (release profile). `BYOB_BENCH_ROWS` changes the row count.
+//! `scripts/bench-postgres` (release profile). `BYOB_BENCH_ROWS` changes the row count;
+//! `BYOB_BENCH_DATABASE=postgresql://...` measures against an existing database instead (the
+//! table is loaded there once and kept, so later runs skip the load); `BYOB_BENCH_PHASES=zstd:1`
+//! runs only the named phases (of decode, gzip:1, gzip:2, zstd:1, zstd:2) after the bare COPY.
 
 #![allow(clippy::unwrap_used)]
 
@@ -163,51 +166,42 @@ async fn run() {
     if let (Ok(phase), Ok(url)) = (std::env::var("BYOB_BENCH_PHASE"), std::env::var("BYOB_BENCH_URL")) {
         return child(&phase, &url, rows).await;
     }
-    let server = match postgres_harness::PgServer::start() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("cannot start PostgreSQL: {e}");
-            std::process::exit(1);
+    // An existing database (`BYOB_BENCH_DATABASE`, loaded on first use and kept) or a
+    // throwaway cluster of our own.
+    let (server, url) = match std::env::var("BYOB_BENCH_DATABASE") {
+        Ok(url) => (None, url),
+        Err(_) => {
+            let server = match postgres_harness::PgServer::start() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("cannot start PostgreSQL: {e}");
+                    std::process::exit(1);
+                }
+            };
+            let admin = postgres_harness::client(&server.url("postgres")).await;
+            admin.batch_execute("CREATE DATABASE bench").await.unwrap();
+            let url = server.url("bench");
+            (Some(server), url)
         }
     };
-    let admin = postgres_harness::client(&server.url("postgres")).await;
-    admin.batch_execute("CREATE DATABASE bench").await.unwrap();
-    let connector = server.connector("bench");
-
-    // The synthetic table, all of one tenant, so the tenant filter keeps every row.
+    let connector = Connector::from_url(&url, None, None).unwrap();
     let table = table();
-    let work = tempfile::tempdir().unwrap();
-    let lake = work.path().join("lake");
-    let started = Instant::now();
-    let options = GenerateOptions {
-        out: lake.clone(),
-        scale: rows as f64 / 1_000_000.0,
-        tenants: vec!["acme".into()],
-        ..GenerateOptions::default()
-    };
-    if table == generate::web::TABLE {
-        generate::web::generate(&lake, rows, options.seed, &options.tenants).unwrap();
-    } else {
-        generate::generate(&options, &|_, _| {}).unwrap();
+    let client = postgres_harness::client(&url).await;
+    let loaded: Option<i64> =
+        client.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.ok().map(|row| row.get(0));
+    match loaded {
+        Some(count) if count as u64 == rows => eprintln!("{table} already holds {rows} rows"),
+        Some(count) => panic!("{table} holds {count} rows, not {rows}: drop it or set BYOB_BENCH_ROWS={count}"),
+        None => load(&connector, table, rows).await,
     }
-    eprintln!("generated the lake in {:.1}s", started.elapsed().as_secs_f64());
-    let started = Instant::now();
-    let loaded = load_lake(&connector, "public", &lake, &[table]).await.unwrap();
-    eprintln!("loaded {} rows of {table} in {:.1}s", loaded[0].rows, started.elapsed().as_secs_f64());
-    std::fs::remove_dir_all(&lake).unwrap();
-    let table_mib: i64 = postgres_harness::client(&server.url("bench"))
-        .await
-        .query_one(&format!("SELECT pg_table_size('{table}') / 1048576"), &[])
-        .await
-        .unwrap()
-        .get(0);
+    let table_mib: i64 =
+        client.query_one(&format!("SELECT pg_table_size('{table}') / 1048576"), &[]).await.unwrap().get(0);
 
     // Warm the cache: every measured phase reads the table from memory.
     let (copy_bytes, _, warm) = bare_copy(&connector).await;
     eprintln!("warm-up COPY: {warm:.1}s");
 
-    let url = server.url("bench");
-    let phases = [
+    let all = [
         ("copy", "bare COPY ... TO STDOUT (FORMAT binary) -> /dev/null"),
         ("decode", "byob source only (COPY -> Arrow batches)"),
         ("gzip:1", "byob export -> Parquet gzip, 1 slice"),
@@ -215,6 +209,12 @@ async fn run() {
         ("zstd:1", "byob export -> Parquet zstd, 1 slice"),
         ("zstd:2", "byob export -> Parquet zstd, 2 slices in parallel"),
     ];
+    // `BYOB_BENCH_PHASES=zstd:1,decode` measures some of them (the bare COPY always, first).
+    let chosen = std::env::var("BYOB_BENCH_PHASES").unwrap_or_default();
+    let phases: Vec<_> = all
+        .into_iter()
+        .filter(|(phase, _)| *phase == "copy" || chosen.is_empty() || chosen.split(',').any(|c| c.trim() == *phase))
+        .collect();
     let mut measured = Vec::new();
     for (phase, label) in phases {
         let mut row = run_child(phase, &url, rows);
@@ -247,4 +247,28 @@ async fn run() {
         );
     }
     println!("MB/s = megabytes of the binary COPY stream per second; x COPY = seconds / bare COPY seconds.");
+    drop(server);
+}
+
+/// Generates the synthetic table, all of one tenant (so the tenant filter keeps every row),
+/// and loads it into the database `connector` reaches.
+async fn load(connector: &Connector, table: &str, rows: u64) {
+    let work = tempfile::tempdir().unwrap();
+    let lake = work.path().join("lake");
+    let started = Instant::now();
+    let options = GenerateOptions {
+        out: lake.clone(),
+        scale: rows as f64 / 1_000_000.0,
+        tenants: vec!["acme".into()],
+        ..GenerateOptions::default()
+    };
+    if table == generate::web::TABLE {
+        generate::web::generate(&lake, rows, options.seed, &options.tenants).unwrap();
+    } else {
+        generate::generate(&options, &|_, _| {}).unwrap();
+    }
+    eprintln!("generated the lake in {:.1}s", started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let loaded = load_lake(connector, "public", &lake, &[table]).await.unwrap();
+    eprintln!("loaded {} rows of {table} in {:.1}s", loaded[0].rows, started.elapsed().as_secs_f64());
 }
