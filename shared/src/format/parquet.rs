@@ -211,15 +211,27 @@ impl ParquetEncoder {
     }
 
     /// Collects root column `root`'s job on the last batch: its writers back, its size settled.
-    fn collect(&mut self, root: usize) -> Result<(), FormatError> {
-        let Some(group) = self.in_progress.as_mut() else { return Ok(()) };
-        let Some(job) = group.in_flight[root].take() else { return Ok(()) };
-        match job.wait() {
+    /// Without `wait`, a job still running is left as it is; returns whether the column is
+    /// free (no job in flight).
+    fn collect(&mut self, root: usize, wait: bool) -> Result<bool, FormatError> {
+        let Some(group) = self.in_progress.as_mut() else { return Ok(true) };
+        let Some(job) = group.in_flight[root].take() else { return Ok(true) };
+        let result = match job {
+            Job::Running(mut pending) if !wait => match pending.try_take() {
+                Some(result) => result,
+                None => {
+                    group.in_flight[root] = Some(Job::Running(pending));
+                    return Ok(false);
+                }
+            },
+            job => job.wait(),
+        };
+        match result {
             Ok((writers, estimated, took)) => {
                 group.columns[root] = writers;
                 group.settled_bytes[root] = estimated;
                 self.cost[root] = took;
-                Ok(())
+                Ok(true)
             }
             Err(e) => {
                 self.broken = true;
@@ -229,8 +241,10 @@ impl ParquetEncoder {
     }
 
     /// Gives `batch` to the open row group's columns: each column's job on the previous batch
-    /// is collected and its job on this one started at once (slowest columns first), so jobs of
-    /// two batches overlap on the pool; this returns when every column has started this batch.
+    /// is collected and its job on this one started at once, so jobs of two batches overlap on
+    /// the pool. Columns whose job is done go first (so a free worker gets work while the
+    /// slowest column is still on the previous batch), then the rest as they finish, slowest
+    /// first; this returns when every column has started this batch.
     fn encode(&mut self, batch: &RecordBatch) -> Result<(), FormatError> {
         let order = {
             let mut order: Vec<usize> = (0..self.cost.len()).collect();
@@ -238,23 +252,33 @@ impl ParquetEncoder {
             order
         };
         let mut failed = None;
-        for root in order {
-            if let Err(e) = self.collect(root) {
-                failed.get_or_insert(e);
-                continue;
+        let mut busy = Vec::new();
+        for wait in [false, true] {
+            for root in if wait { std::mem::take(&mut busy) } else { order.clone() } {
+                match self.collect(root, wait) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        busy.push(root);
+                        continue;
+                    }
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        continue;
+                    }
+                }
+                let Some(group) = self.in_progress.as_mut() else {
+                    return Err(FormatError::Worker("no open row group".into()));
+                };
+                let writers = std::mem::take(&mut group.columns[root]);
+                let field = Arc::clone(&self.schema.fields()[root]);
+                let column = Arc::clone(batch.column(root));
+                let job = move || {
+                    let started = std::time::Instant::now();
+                    let (writers, estimated) = encode_column(writers, &field, &column)?;
+                    Ok((writers, estimated, started.elapsed()))
+                };
+                group.in_flight[root] = Some(Job::start(self.parallel, job));
             }
-            let Some(group) = self.in_progress.as_mut() else {
-                return Err(FormatError::Worker("no open row group".into()));
-            };
-            let writers = std::mem::take(&mut group.columns[root]);
-            let field = Arc::clone(&self.schema.fields()[root]);
-            let column = Arc::clone(batch.column(root));
-            let job = move || {
-                let started = std::time::Instant::now();
-                let (writers, estimated) = encode_column(writers, &field, &column)?;
-                Ok((writers, estimated, started.elapsed()))
-            };
-            group.in_flight[root] = Some(Job::start(self.parallel, job));
         }
         if let Some(e) = failed {
             self.broken = true;
@@ -275,7 +299,7 @@ impl ParquetEncoder {
     /// Collects every column's job on the last batch (its rows then count as settled).
     fn settle(&mut self) -> Result<(), FormatError> {
         for root in 0..self.cost.len() {
-            self.collect(root)?;
+            self.collect(root, true)?;
         }
         if let Some(group) = self.in_progress.as_mut() {
             group.settled_rows += group.pending_rows;
