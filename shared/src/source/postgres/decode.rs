@@ -20,12 +20,13 @@ use std::sync::Arc;
 use arrow::array::ArrayBuilder;
 use arrow::array::NullBufferBuilder;
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
-    Int16Builder, Int32Builder, Int64Builder, ListArray, StringBuilder, Time64MicrosecondBuilder,
-    TimestampMicrosecondBuilder,
+    Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, ListArray, StringArray, StringBuilder,
+    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{Field, FieldRef, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, SchemaRef};
+use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -95,7 +96,7 @@ impl BatchDecoder {
     pub(crate) fn new(columns: Vec<SourceColumn>, schema: SchemaRef, limits: BatchLimits) -> Self {
         let limits = BatchLimits { max_rows: limits.max_rows.max(1), max_bytes: limits.max_bytes.max(1) };
         let capacity = limits.max_rows.min(8192);
-        let builders = columns.iter().map(|c| Builder::new(c.kind, capacity)).collect();
+        let builders = columns.iter().map(|c| Builder::new(c.kind, capacity, None)).collect();
         BatchDecoder {
             schema,
             columns,
@@ -210,9 +211,32 @@ impl BatchDecoder {
     }
 
     fn flush(&mut self) -> Result<(), DecodeError> {
-        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect::<Result<_, _>>()?;
+        let columns: Vec<ArrayRef> = self
+            .builders
+            .iter_mut()
+            .zip(&self.columns)
+            .map(|(builder, column)| {
+                builder.finish().map_err(|e| DecodeError::Value {
+                    column: column.name.clone(),
+                    type_name: column.type_name.clone(),
+                    reason: match e {
+                        ArrowError::InvalidArgumentError(m) if m.contains("UTF-8") || m.contains("utf-8") => {
+                            format!("a value is not valid UTF-8 ({m})")
+                        }
+                        e => e.to_string(),
+                    },
+                })
+            })
+            .collect::<Result<_, _>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
         let batch = RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)?;
+        // The next batch is most likely alike: its builders start at this one's sizes (an
+        // eighth more), so long strings are copied once instead of again at every doubling.
+        for ((builder, column), array) in self.builders.iter_mut().zip(&self.columns).zip(batch.columns()) {
+            let bytes = value_bytes(array.as_ref());
+            let rows = (self.rows + self.rows / 8).min(self.limits.max_rows);
+            *builder = Builder::new(column.kind, rows, bytes.map(|b| b + b / 8));
+        }
         self.ready.push_back(batch);
         self.rows = 0;
         self.bytes = 0;
@@ -271,8 +295,10 @@ enum Builder {
     Int8(Int64Builder),
     Float4(Float32Builder),
     Float8(Float64Builder),
-    Text(StringBuilder),
-    Jsonb(StringBuilder),
+    /// Text as received: validated as UTF-8 once per batch, when the batch is closed.
+    Text(BinaryBuilder),
+    /// jsonb's text, without its format version byte; validated like `Text`.
+    Jsonb(BinaryBuilder),
     Uuid(StringBuilder),
     Interval(StringBuilder),
     NumericText(StringBuilder),
@@ -291,10 +317,25 @@ struct ListState {
     element: Builder,
 }
 
+/// The bytes of the values of a string or binary column (of a list's elements), `None` for
+/// other types.
+fn value_bytes(array: &dyn Array) -> Option<usize> {
+    if let Some(list) = array.as_list_opt::<i32>() {
+        return value_bytes(list.values().as_ref());
+    }
+    match array.data_type() {
+        DataType::Utf8 => Some(array.as_string::<i32>().values().len()),
+        DataType::Binary => Some(array.as_binary::<i32>().values().len()),
+        _ => None,
+    }
+}
+
 impl Builder {
-    fn new(kind: ColumnKind, capacity: usize) -> Builder {
+    /// A builder for `capacity` values; string and binary ones with room for `bytes` of
+    /// values (else a guess per value).
+    fn new(kind: ColumnKind, capacity: usize, bytes: Option<usize>) -> Builder {
         match kind {
-            ColumnKind::Scalar(s) => Builder::scalar(s, capacity),
+            ColumnKind::Scalar(s) => Builder::scalar(s, capacity, bytes),
             ColumnKind::List(s) => {
                 let mut offsets = Vec::with_capacity(capacity + 1);
                 offsets.push(0);
@@ -302,14 +343,14 @@ impl Builder {
                     field: Arc::new(Field::new_list_field(s.data_type(), true)),
                     offsets,
                     validity: NullBufferBuilder::new(capacity),
-                    element: Builder::scalar(s, capacity),
+                    element: Builder::scalar(s, capacity, bytes),
                 }))
             }
         }
     }
 
-    fn scalar(s: Scalar, n: usize) -> Builder {
-        let text = |per_value: usize| StringBuilder::with_capacity(n, n * per_value);
+    fn scalar(s: Scalar, n: usize, bytes: Option<usize>) -> Builder {
+        let text = |per_value: usize| StringBuilder::with_capacity(n, bytes.unwrap_or(n * per_value));
         match s {
             Scalar::Bool => Builder::Bool(BooleanBuilder::with_capacity(n)),
             Scalar::Int2 => Builder::Int2(Int16Builder::with_capacity(n)),
@@ -317,12 +358,12 @@ impl Builder {
             Scalar::Int8 => Builder::Int8(Int64Builder::with_capacity(n)),
             Scalar::Float4 => Builder::Float4(Float32Builder::with_capacity(n)),
             Scalar::Float8 => Builder::Float8(Float64Builder::with_capacity(n)),
-            Scalar::Text => Builder::Text(text(16)),
-            Scalar::Jsonb => Builder::Jsonb(text(64)),
+            Scalar::Text => Builder::Text(BinaryBuilder::with_capacity(n, bytes.unwrap_or(n * 16))),
+            Scalar::Jsonb => Builder::Jsonb(BinaryBuilder::with_capacity(n, bytes.unwrap_or(n * 64))),
             Scalar::Uuid => Builder::Uuid(text(36)),
             Scalar::Interval => Builder::Interval(text(12)),
             Scalar::NumericText => Builder::NumericText(text(12)),
-            Scalar::Bytea => Builder::Bytea(BinaryBuilder::with_capacity(n, n * 16)),
+            Scalar::Bytea => Builder::Bytea(BinaryBuilder::with_capacity(n, bytes.unwrap_or(n * 16))),
             Scalar::Date => Builder::Date(Date32Builder::with_capacity(n)),
             Scalar::Time => Builder::Time(Time64MicrosecondBuilder::with_capacity(n)),
             Scalar::Timestamp => Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(n)),
@@ -353,9 +394,9 @@ impl Builder {
             Builder::Int8(b) => b.append_value(i64::from_be_bytes(fixed(v)?)),
             Builder::Float4(b) => b.append_value(f32::from_be_bytes(fixed(v)?)),
             Builder::Float8(b) => b.append_value(f64::from_be_bytes(fixed(v)?)),
-            Builder::Text(b) => b.append_value(utf8(v)?),
+            Builder::Text(b) => b.append_value(v),
             Builder::Jsonb(b) => match v.split_first() {
-                Some((1, text)) => b.append_value(utf8(text)?),
+                Some((1, text)) => b.append_value(text),
                 Some((version, _)) => return Err(format!("unknown jsonb format version {version}")),
                 None => return Err("an empty jsonb value".into()),
             },
@@ -411,12 +452,8 @@ impl Builder {
             Builder::Int8(b) => b.append_null(),
             Builder::Float4(b) => b.append_null(),
             Builder::Float8(b) => b.append_null(),
-            Builder::Text(b)
-            | Builder::Jsonb(b)
-            | Builder::Uuid(b)
-            | Builder::Interval(b)
-            | Builder::NumericText(b) => b.append_null(),
-            Builder::Bytea(b) => b.append_null(),
+            Builder::Uuid(b) | Builder::Interval(b) | Builder::NumericText(b) => b.append_null(),
+            Builder::Text(b) | Builder::Jsonb(b) | Builder::Bytea(b) => b.append_null(),
             Builder::Date(b) => b.append_null(),
             Builder::Time(b) => b.append_null(),
             Builder::Timestamp(b) => b.append_null(),
@@ -437,11 +474,10 @@ impl Builder {
             Builder::Int8(b) => Arc::new(b.finish()),
             Builder::Float4(b) => Arc::new(b.finish()),
             Builder::Float8(b) => Arc::new(b.finish()),
-            Builder::Text(b)
-            | Builder::Jsonb(b)
-            | Builder::Uuid(b)
-            | Builder::Interval(b)
-            | Builder::NumericText(b) => Arc::new(b.finish()),
+            Builder::Uuid(b) | Builder::Interval(b) | Builder::NumericText(b) => Arc::new(b.finish()),
+            // One pass over the batch's bytes (and a check that every value starts on a
+            // character boundary) instead of a call per value.
+            Builder::Text(b) | Builder::Jsonb(b) => Arc::new(StringArray::try_from_binary(b.finish())?),
             Builder::Bytea(b) => Arc::new(b.finish()),
             Builder::Date(b) => Arc::new(b.finish()),
             Builder::Time(b) => Arc::new(b.finish()),
@@ -466,12 +502,8 @@ impl Builder {
             Builder::Int8(b) => b.len(),
             Builder::Float4(b) => b.len(),
             Builder::Float8(b) => b.len(),
-            Builder::Text(b)
-            | Builder::Jsonb(b)
-            | Builder::Uuid(b)
-            | Builder::Interval(b)
-            | Builder::NumericText(b) => b.len(),
-            Builder::Bytea(b) => b.len(),
+            Builder::Uuid(b) | Builder::Interval(b) | Builder::NumericText(b) => b.len(),
+            Builder::Text(b) | Builder::Jsonb(b) | Builder::Bytea(b) => b.len(),
             Builder::Date(b) => b.len(),
             Builder::Time(b) => b.len(),
             Builder::Timestamp(b) => b.len(),
@@ -540,10 +572,6 @@ impl ListState {
 
 fn fixed<const N: usize>(v: &[u8]) -> Result<[u8; N], String> {
     v.try_into().map_err(|_| format!("expected {N} bytes, got {}", v.len()))
-}
-
-fn utf8(v: &[u8]) -> Result<&str, String> {
-    std::str::from_utf8(v).map_err(|e| format!("not valid UTF-8 ({e})"))
 }
 
 /// Formats a UUID as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lowercase, into `out`.

@@ -275,3 +275,63 @@ fn byte_limit_closes_batches() {
     assert!(sizes.iter().all(|&n| n <= 8), "{sizes:?}");
     assert_eq!(d.builders[0].len(), 0);
 }
+
+/// A decoder of one `text` and one `jsonb` column.
+fn text_decoder(max_rows: usize) -> BatchDecoder {
+    let columns = vec![
+        SourceColumn {
+            name: "note".into(),
+            kind: ColumnKind::Scalar(Scalar::Text),
+            type_name: "text".into(),
+            nullable: true,
+        },
+        SourceColumn {
+            name: "doc".into(),
+            kind: ColumnKind::Scalar(Scalar::Jsonb),
+            type_name: "jsonb".into(),
+            nullable: true,
+        },
+    ];
+    let schema = Arc::new(Schema::new(
+        columns.iter().map(|c| Field::new(&c.name, c.kind.data_type(), true)).collect::<Vec<_>>(),
+    ));
+    BatchDecoder::new(columns, schema, BatchLimits { max_rows, max_bytes: 1 << 20 })
+}
+
+fn jsonb(text: &[u8]) -> Vec<u8> {
+    [&[1u8][..], text].concat()
+}
+
+#[test]
+fn text_is_checked_as_utf8_per_value_when_its_batch_closes() {
+    // Batches of 2 rows; the second batch starts sized by the first (longer strings).
+    let rows: Vec<Vec<Option<Vec<u8>>>> = vec![
+        vec![Some("ünïcode".repeat(40).into_bytes()), Some(jsonb(br#"{"a":1}"#))],
+        vec![None, None],
+        vec![Some(b"plain".to_vec()), Some(jsonb("{\"é\":[]}".as_bytes()))],
+    ];
+    let mut d = text_decoder(2);
+    d.feed(Bytes::from(stream(&rows))).unwrap();
+    d.finish().unwrap();
+    let batches: Vec<RecordBatch> = std::iter::from_fn(|| d.next_batch()).collect();
+    assert_eq!(batches.len(), 2);
+    let note = batches[0].column(0).as_string::<i32>();
+    assert_eq!((note.value(0), note.is_null(1)), ("ünïcode".repeat(40).as_str(), true));
+    assert_eq!(batches[1].column(0).as_string::<i32>().value(0), "plain");
+    assert_eq!(batches[1].column(1).as_string::<i32>().value(0), "{\"é\":[]}");
+
+    // Invalid bytes, and two halves of one character whose concatenation alone is valid:
+    // each value must be UTF-8 on its own. The error names the column and no batch is handed out.
+    let bad_rows: [Vec<Vec<Option<Vec<u8>>>>; 3] = [
+        vec![vec![Some(b"ok".to_vec()), None], vec![Some(b"bad \xff".to_vec()), None]],
+        vec![vec![Some(b"\xc3".to_vec()), None], vec![Some(b"\xa9".to_vec()), None]],
+        vec![vec![None, Some(jsonb(b"{\"\xc3\":1}"))]],
+    ];
+    for (rows, column) in bad_rows.iter().zip(["note", "note", "doc"]) {
+        let mut d = text_decoder(10);
+        d.feed(Bytes::from(stream(rows))).unwrap();
+        let e = d.finish().unwrap_err().to_string();
+        assert!(e.contains(&format!("{column:?}")) && e.contains("UTF-8"), "{e}");
+        assert!(d.next_batch().is_none());
+    }
+}
