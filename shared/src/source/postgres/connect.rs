@@ -145,7 +145,10 @@ impl Connector {
 }
 
 /// A connection's socket I/O (tokio-postgres's `Connection`), run by [`Connection::drive`].
-pub(crate) struct Connection(Option<Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>>);
+pub(crate) struct Connection(Option<SocketIo>);
+
+/// tokio-postgres's `Connection` (over whichever stream TLS settled on), boxed.
+type SocketIo = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
 
 impl Connection {
     /// Serves the socket until the connection ends (a task of its own runs this).
