@@ -10,7 +10,9 @@
 //! encoded size reaches `row_group_bytes` or its rows reach `row_group_rows`, and its bytes
 //! become ready to take at once.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use arrow::array::{Array, ArrayRef, AsArray, downcast_primitive_array};
@@ -28,18 +30,19 @@ use super::{Codec, Encoder, EncoderOptions, FormatError};
 
 /// Encodes batches into a Parquet file held in memory only until its bytes are taken.
 ///
-/// Each root column of a batch is encoded by its own job on the shared worker pool, and a row
-/// group's column chunks are closed (last page compressed) in parallel too; chunks are
-/// appended in column order, while the next batch encodes. A column whose dictionary would
-/// outgrow the dictionary page is written plain from the row group's start ([`plain_columns`]). Batches are pipelined: a column's job for the next batch starts as
-/// soon as its job for this one is done, without waiting for the other columns, so the slowest
-/// column of a batch never leaves a core idle. The row group logic is arrow-rs's
-/// `ArrowWriter::write` (a row group closes at `row_group_rows` rows or at `row_group_bytes` of
-/// anticipated encoded size, and a batch that would overshoot is cut where the average row size
-/// says the limit falls), except that the size it goes by is the one known when every column
-/// had encoded all but the last batch, plus that batch's rows at the average size so far. That
-/// point never depends on timing, so the file is the same byte for byte whether encoded in
-/// parallel or on one thread (re-runs write identical objects).
+/// Each root column has a lane in the open row group: its batches queue there and one job on
+/// the shared worker pool at a time encodes them in order, so columns never wait for each
+/// other (a fast column runs up to [`DEPTH`] batches ahead of the slowest, and a free worker
+/// always has work). A row group's column chunks are closed (last page compressed) in parallel
+/// too, and appended in column order while the next batch encodes. A column whose dictionary
+/// would outgrow the dictionary page is written plain from the row group's start
+/// ([`plain_columns`]). The row group logic is arrow-rs's `ArrowWriter::write` (a row group
+/// closes at `row_group_rows` rows or at `row_group_bytes` of anticipated encoded size, and a
+/// batch that would overshoot is cut where the average row size says the limit falls), except
+/// that the size it goes by is the one known when every column had encoded all but the last
+/// [`DEPTH`] batches, plus their rows at the average size so far. That point never depends on
+/// timing, so the file is the same byte for byte whether encoded in parallel or on one thread
+/// (re-runs write identical objects).
 pub(crate) struct ParquetEncoder {
     writer: SerializedFileWriter<Vec<u8>>,
     /// Makes a row group's column writers, with the dictionary off for the root columns `.0`
@@ -63,21 +66,155 @@ pub(crate) struct ParquetEncoder {
     broken: bool,
 }
 
-/// The open row group: its column writers and what they hold.
+/// The open row group: a lane per root column and what they hold.
 struct RowGroup {
-    /// The leaf column writers of each root column, while no job holds them.
-    columns: Vec<Vec<ArrowColumnWriter>>,
-    /// Each root column's job on the last batch given to it, until its result is collected.
-    in_flight: Vec<Option<Encoding>>,
-    /// The encoded size each root column's writers anticipated after the last collected batch
+    /// Each root column's lane: its writers and the batches queued for them.
+    lanes: Vec<Arc<Lane>>,
+    /// Rows of each batch given to the lanes and not settled yet, oldest first.
+    unsettled: VecDeque<usize>,
+    /// The encoded size each root column's writers anticipated after the last settled batch
     /// (`ArrowColumnWriter::get_estimated_total_bytes`, summed).
     settled_bytes: Vec<usize>,
-    /// Rows of the batches whose every column has been collected.
+    /// Rows of the batches whose every column has been encoded and settled.
     settled_rows: usize,
-    /// Rows given to the columns and not collected yet (the last batch).
-    pending_rows: usize,
-    /// The Arrow size of those rows: the estimate while no batch is settled.
+    /// The Arrow size of the row group's first batch: the estimate while no batch is settled.
     pending_arrow_bytes: usize,
+}
+
+/// How many of a row group's batches may be unsettled (queued or encoding) at once. A column
+/// runs up to this many batches ahead of the slowest, so a free worker always has work; the
+/// row group's size is judged from the batches before them (never from timing).
+const DEPTH: usize = 2;
+
+/// One root column of the open row group: its batches queue here, and one pool job at a time
+/// encodes them in order with the column's writers, reporting each batch's anticipated size.
+struct Lane {
+    state: Mutex<LaneState>,
+    changed: Condvar,
+}
+
+struct LaneState {
+    /// The column's leaf writers while no batch is being encoded.
+    writers: Option<Vec<ArrowColumnWriter>>,
+    /// Batches given and not started.
+    queue: VecDeque<ArrayRef>,
+    /// A job is working through the queue.
+    running: bool,
+    /// The anticipated encoded size after each batch encoded and not yet settled, in order.
+    done: VecDeque<usize>,
+    /// How long the last batch took.
+    took: Duration,
+    /// Why encoding stopped; the writers are gone.
+    failed: Option<String>,
+}
+
+impl Lane {
+    fn new(writers: Vec<ArrowColumnWriter>) -> Arc<Lane> {
+        Arc::new(Lane {
+            state: Mutex::new(LaneState {
+                writers: Some(writers),
+                queue: VecDeque::new(),
+                running: false,
+                done: VecDeque::new(),
+                took: Duration::ZERO,
+                failed: None,
+            }),
+            changed: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LaneState> {
+        // A job never panics while holding the lock (encoding runs outside it).
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `column`; returns whether a job must be started for it.
+    fn give(&self, column: ArrayRef) -> Result<bool, FormatError> {
+        let mut state = self.lock();
+        if let Some(reason) = &state.failed {
+            return Err(FormatError::Worker(reason.clone()));
+        }
+        state.queue.push_back(column);
+        let start = !state.running;
+        state.running = true;
+        Ok(start)
+    }
+
+    /// Encodes the queued batches in order until the queue is empty (a job's whole work).
+    fn work(&self, field: &FieldRef) {
+        loop {
+            let (writers, column) = {
+                let mut state = self.lock();
+                let next = match state.queue.pop_front() {
+                    None => None,
+                    Some(column) => match state.writers.take() {
+                        Some(writers) => Some((writers, column)),
+                        None => {
+                            // Cannot happen: one job at a time holds the writers.
+                            state.failed = Some(format!("column {:?} lost its writers", field.name()));
+                            state.queue.clear();
+                            None
+                        }
+                    },
+                };
+                let Some(next) = next else {
+                    state.running = false;
+                    self.changed.notify_all();
+                    return;
+                };
+                next
+            };
+            let started = std::time::Instant::now();
+            let result = catch_unwind(AssertUnwindSafe(|| encode_column(writers, field, &column)));
+            let mut state = self.lock();
+            match result {
+                Ok(Ok((writers, estimated))) => {
+                    state.writers = Some(writers);
+                    state.done.push_back(estimated);
+                    state.took = started.elapsed();
+                    self.changed.notify_all();
+                }
+                failed => {
+                    state.failed = Some(match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("encoding column {:?} panicked", field.name()),
+                    });
+                    state.queue.clear();
+                    state.running = false;
+                    self.changed.notify_all();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits for the oldest unsettled batch: its anticipated size and how long it took.
+    fn settle(&self) -> Result<(usize, Duration), FormatError> {
+        let mut state = self.lock();
+        loop {
+            if let Some(estimated) = state.done.pop_front() {
+                return Ok((estimated, state.took));
+            }
+            if let Some(reason) = &state.failed {
+                return Err(FormatError::Worker(reason.clone()));
+            }
+            state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// The writers back, once every batch is settled.
+    fn take_writers(&self) -> Result<Vec<ArrowColumnWriter>, FormatError> {
+        let mut state = self.lock();
+        loop {
+            if let Some(reason) = &state.failed {
+                return Err(FormatError::Worker(reason.clone()));
+            }
+            if state.queue.is_empty() && state.writers.is_some() {
+                return state.writers.take().ok_or_else(|| FormatError::Worker("lost column writers".into()));
+            }
+            state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
 }
 
 /// Work on the pool, or already done on this thread (encoding without the pool).
@@ -99,12 +236,6 @@ impl<T: Send + 'static> Job<T> {
     }
 }
 
-/// A root column's encoding of one batch.
-type Encoding = Job<Encoded>;
-
-/// A root column's writers after a batch, their anticipated size, and the time it took.
-type Encoded = (Vec<ArrowColumnWriter>, usize, Duration);
-
 /// A full row group whose column chunks are being closed (last pages compressed); they are
 /// appended to the file once the next batch's jobs are on the pool, so appending and hashing
 /// them overlap with encoding instead of leaving the pool idle between two row groups.
@@ -115,8 +246,12 @@ struct Closing {
 }
 
 impl RowGroup {
+    fn pending_rows(&self) -> usize {
+        self.unsettled.iter().sum()
+    }
+
     fn rows(&self) -> usize {
-        self.settled_rows + self.pending_rows
+        self.settled_rows + self.pending_rows()
     }
 
     /// The anticipated encoded size: what the columns reported after the collected batches,
@@ -125,7 +260,7 @@ impl RowGroup {
     fn estimated_bytes(&self) -> usize {
         let settled: usize = self.settled_bytes.iter().sum();
         match settled.checked_div(self.settled_rows) {
-            Some(average) => settled.saturating_add(average.saturating_mul(self.pending_rows)),
+            Some(average) => settled.saturating_add(average.saturating_mul(self.pending_rows())),
             None => self.pending_arrow_bytes,
         }
     }
@@ -197,114 +332,75 @@ impl ParquetEncoder {
         }
         let index = self.writer.flushed_row_groups().len() + usize::from(self.closing.is_some());
         let mut leaves = self.factory.1.create_column_writers(index)?.into_iter();
-        let columns: Vec<Vec<ArrowColumnWriter>> =
-            self.leaves_per_root.iter().map(|&n| leaves.by_ref().take(n).collect()).collect();
-        let roots = columns.len();
+        let lanes: Vec<Arc<Lane>> =
+            self.leaves_per_root.iter().map(|&n| Lane::new(leaves.by_ref().take(n).collect())).collect();
+        let roots = lanes.len();
         Ok(RowGroup {
-            columns,
-            in_flight: (0..roots).map(|_| None).collect(),
+            lanes,
+            unsettled: VecDeque::new(),
             settled_bytes: vec![0; roots],
             settled_rows: 0,
-            pending_rows: 0,
             pending_arrow_bytes: 0,
         })
     }
 
-    /// Collects root column `root`'s job on the last batch: its writers back, its size settled.
-    /// Without `wait`, a job still running is left as it is; returns whether the column is
-    /// free (no job in flight).
-    fn collect(&mut self, root: usize, wait: bool) -> Result<bool, FormatError> {
-        let Some(group) = self.in_progress.as_mut() else { return Ok(true) };
-        let Some(job) = group.in_flight[root].take() else { return Ok(true) };
-        let result = match job {
-            Job::Running(mut pending) if !wait => match pending.try_take() {
-                Some(result) => result,
-                None => {
-                    group.in_flight[root] = Some(Job::Running(pending));
-                    return Ok(false);
-                }
-            },
-            job => job.wait(),
-        };
-        match result {
-            Ok((writers, estimated, took)) => {
-                group.columns[root] = writers;
-                group.settled_bytes[root] = estimated;
-                self.cost[root] = took;
-                Ok(true)
-            }
-            Err(e) => {
-                self.broken = true;
-                Err(e)
-            }
-        }
-    }
-
-    /// Gives `batch` to the open row group's columns: each column's job on the previous batch
-    /// is collected and its job on this one started at once, so jobs of two batches overlap on
-    /// the pool. Columns whose job is done go first (so a free worker gets work while the
-    /// slowest column is still on the previous batch), then the rest as they finish, slowest
-    /// first; this returns when every column has started this batch.
+    /// Queues `batch` on every column's lane (starting a job where none runs, slowest columns
+    /// first), then settles the oldest batches until at most [`DEPTH`] are unsettled. The
+    /// columns never wait for each other: a column's next batch starts as soon as its last one
+    /// is done.
     fn encode(&mut self, batch: &RecordBatch) -> Result<(), FormatError> {
-        let order = {
-            let mut order: Vec<usize> = (0..self.cost.len()).collect();
-            order.sort_by_key(|&i| std::cmp::Reverse(self.cost[i]));
-            order
+        let mut order: Vec<usize> = (0..self.cost.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(self.cost[i]));
+        let Some(group) = self.in_progress.as_mut() else {
+            return Err(FormatError::Worker("no open row group".into()));
         };
-        let mut failed = None;
-        let mut busy = Vec::new();
-        for wait in [false, true] {
-            for root in if wait { std::mem::take(&mut busy) } else { order.clone() } {
-                match self.collect(root, wait) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        busy.push(root);
-                        continue;
-                    }
-                    Err(e) => {
-                        failed.get_or_insert(e);
-                        continue;
-                    }
+        for root in order {
+            let lane = &group.lanes[root];
+            let start = lane.give(Arc::clone(batch.column(root))).inspect_err(|_| self.broken = true)?;
+            if start {
+                let (lane, field) = (Arc::clone(lane), Arc::clone(&self.schema.fields()[root]));
+                if self.parallel {
+                    // The job reports through its lane; its own result carries nothing.
+                    drop(pool::spawn(move || {
+                        lane.work(&field);
+                        Ok(())
+                    }));
+                } else {
+                    lane.work(&field);
                 }
-                let Some(group) = self.in_progress.as_mut() else {
-                    return Err(FormatError::Worker("no open row group".into()));
-                };
-                let writers = std::mem::take(&mut group.columns[root]);
-                let field = Arc::clone(&self.schema.fields()[root]);
-                let column = Arc::clone(batch.column(root));
-                let job = move || {
-                    let started = std::time::Instant::now();
-                    let (writers, estimated) = encode_column(writers, &field, &column)?;
-                    Ok((writers, estimated, started.elapsed()))
-                };
-                group.in_flight[root] = Some(Job::start(self.parallel, job));
             }
         }
-        if let Some(e) = failed {
-            self.broken = true;
-            return Err(e);
+        // Only a row group's first batch is estimated by its Arrow size (`estimated_bytes`).
+        if group.settled_rows == 0 && group.unsettled.is_empty() {
+            group.pending_arrow_bytes =
+                batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0)).sum();
         }
-        if let Some(group) = self.in_progress.as_mut() {
-            group.settled_rows += group.pending_rows;
-            group.pending_rows = batch.num_rows();
-            // Only a row group's first batch is estimated by its Arrow size (`estimated_bytes`).
-            if group.settled_rows == 0 {
-                group.pending_arrow_bytes =
-                    batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0)).sum();
-            }
+        group.unsettled.push_back(batch.num_rows());
+        while self.in_progress.as_ref().is_some_and(|g| g.unsettled.len() > DEPTH) {
+            self.settle_oldest()?;
         }
         Ok(())
     }
 
-    /// Collects every column's job on the last batch (its rows then count as settled).
-    fn settle(&mut self) -> Result<(), FormatError> {
-        for root in 0..self.cost.len() {
-            self.collect(root, true)?;
+    /// Waits until every column has encoded the oldest unsettled batch, whose rows then count
+    /// as settled at the columns' anticipated sizes.
+    fn settle_oldest(&mut self) -> Result<(), FormatError> {
+        let Some(group) = self.in_progress.as_mut() else { return Ok(()) };
+        let Some(rows) = group.unsettled.pop_front() else { return Ok(()) };
+        for (root, lane) in group.lanes.iter().enumerate() {
+            let (estimated, took) = lane.settle().inspect_err(|_| self.broken = true)?;
+            group.settled_bytes[root] = estimated;
+            self.cost[root] = took;
         }
-        if let Some(group) = self.in_progress.as_mut() {
-            group.settled_rows += group.pending_rows;
-            group.pending_rows = 0;
-            group.pending_arrow_bytes = 0;
+        group.settled_rows += rows;
+        group.pending_arrow_bytes = 0;
+        Ok(())
+    }
+
+    /// Settles every batch given so far.
+    fn settle(&mut self) -> Result<(), FormatError> {
+        while self.in_progress.as_ref().is_some_and(|g| !g.unsettled.is_empty()) {
+            self.settle_oldest()?;
         }
         Ok(())
     }
@@ -318,8 +414,12 @@ impl ParquetEncoder {
             return Ok(());
         };
         let bytes = group.estimated_bytes();
-        let columns = group.columns.into_iter().map(|writers| Job::start(self.parallel, move || close_column(writers)));
-        self.closing = Some(Closing { columns: columns.collect(), bytes });
+        let mut columns = Vec::with_capacity(group.lanes.len());
+        for lane in &group.lanes {
+            let writers = lane.take_writers().inspect_err(|_| self.broken = true)?;
+            columns.push(Job::start(self.parallel, move || close_column(writers)));
+        }
+        self.closing = Some(Closing { columns, bytes });
         Ok(())
     }
 
@@ -528,7 +628,7 @@ impl Encoder for ParquetEncoder {
             }
             // The first batch of a row group is waited for before the next is placed, so every
             // later decision has an encoded size to go by.
-            if self.in_progress.as_ref().is_some_and(|g| g.settled_rows == 0 && g.pending_rows > 0) {
+            if self.in_progress.as_ref().is_some_and(|g| g.settled_rows == 0 && !g.unsettled.is_empty()) {
                 self.settle()?;
             }
             let Some(group) = self.in_progress.as_ref() else { continue };
