@@ -78,8 +78,12 @@ enum Hashing {
 const HASH_ON_POOL: usize = 1 << 20;
 
 impl Hashing {
-    /// Adds `bytes`, after every piece before them.
+    /// Adds `bytes`, after every piece before them. Nothing to add never waits for the
+    /// piece being hashed (most batches finish no part).
     fn update(&mut self, bytes: &Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
         let taken = std::mem::replace(self, Hashing::Failed(FormatError::Worker("hashing was interrupted".into())));
         *self = match taken.into_hasher() {
             Ok(mut hasher) if bytes.len() < HASH_ON_POOL || super::pool::threads() < 2 => {
