@@ -128,64 +128,16 @@ impl Connector {
     /// Opens a connection. Its background task runs on the current Tokio runtime and ends
     /// when the returned client is dropped.
     pub async fn connect(&self) -> Result<Client, PostgresError> {
-        let (client, connection) = self.connect_inline().await?;
-        tokio::spawn(connection.run());
-        Ok(client)
-    }
-
-    /// Opens a connection whose socket is served only while its owner awaits through
-    /// [`Connection::drive`] (a COPY stream: the messages then reach their reader without
-    /// waking another thread for every few kilobytes).
-    pub(crate) async fn connect_inline(&self) -> Result<(Client, Connection), PostgresError> {
         match &self.tls {
-            Some(tls) => established(self.config.connect(tls.clone()).await),
-            None => established(self.config.connect(NoTls).await),
+            Some(tls) => spawn(self.config.connect(tls.clone()).await),
+            None => spawn(self.config.connect(NoTls).await),
         }
     }
 }
 
-/// A connection's socket I/O (tokio-postgres's `Connection`), run by [`Connection::drive`].
-pub(crate) struct Connection(Option<SocketIo>);
-
-/// tokio-postgres's `Connection` (over whichever stream TLS settled on), boxed.
-type SocketIo = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>;
-
-impl Connection {
-    /// Serves the socket until the connection ends (a task of its own runs this).
-    async fn run(mut self) {
-        if let Some(io) = self.0.take() {
-            ended(io.await);
-        }
-    }
-
-    /// Runs `work` (queries of this connection's client) while serving the socket in the same
-    /// task. Once the connection has ended, `work` runs alone (and its queries fail).
-    pub(crate) async fn drive<T>(&mut self, work: impl Future<Output = T>) -> T {
-        let mut work = std::pin::pin!(work);
-        while let Some(io) = self.0.as_mut() {
-            tokio::select! {
-                // The socket first: what it reads is then ready for `work` in the same poll.
-                biased;
-                result = io => {
-                    self.0 = None;
-                    ended(result);
-                }
-                out = &mut work => return out,
-            }
-        }
-        work.await
-    }
-}
-
-fn ended(result: Result<(), tokio_postgres::Error>) {
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "postgres connection ended with an error");
-    }
-}
-
-fn established<S, T>(
+fn spawn<S, T>(
     connected: Result<(Client, tokio_postgres::Connection<S, T>), tokio_postgres::Error>,
-) -> Result<(Client, Connection), PostgresError>
+) -> Result<Client, PostgresError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -204,7 +156,12 @@ where
             PostgresError::Connect(e)
         }
     })?;
-    Ok((client, Connection(Some(Box::pin(connection)))))
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection ended with an error");
+        }
+    });
+    Ok(client)
 }
 
 /// `postgres://user@host:port/dbname` from settings: everything but the password.

@@ -387,7 +387,18 @@ impl PgSource {
     async fn session(&self) -> std::result::Result<Client, PostgresError> {
         let snapshot = self.snapshot_inner().await?;
         let client = self.connector().await?.connect().await?;
-        begin(&client, snapshot).await?;
+        // A slice is sized to finish in time by the planner; a generic statement timeout
+        // meant for application queries must not cut a long COPY short.
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = 0")
+            .await
+            .map_err(|e| query_error("starting a read-only transaction", e))?;
+        if let Some(id) = snapshot {
+            client
+                .batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", sql::literal(&id)?))
+                .await
+                .map_err(|e| query_error("importing the run's snapshot", e))?;
+        }
         Ok(client)
     }
 
@@ -699,33 +710,23 @@ impl PgSource {
         request: &TableRequest,
         bounds: &Bounds,
     ) -> std::result::Result<TableStream, PostgresError> {
-        // The COPY session's socket is served by the task that reads the stream (below).
-        let snapshot = self.snapshot_inner().await?;
-        let (client, mut connection) = self.connector().await?.connect_inline().await?;
-        let (columns, schema, copy) = connection
-            .drive(async {
-                begin(&client, snapshot).await?;
-                let read = self.prepare_read(&client, request).await?;
-                let condition = self.bounds_condition(&client, request, &read, bounds).await?;
-                let select_list = select_list(request)?;
-                let select = format!("SELECT {select_list} FROM {} WHERE {} AND {}", read.from, read.filter, condition);
-                let statement = client
-                    .prepare(&select)
-                    .await
-                    .map_err(|e| describe_error(&read, "resolving the exported columns", e))?;
-                let columns = self.describe(&client, statement.columns()).await?;
-                let schema = Arc::new(Schema::new(
-                    columns.iter().map(|c| Field::new(&c.name, c.kind.data_type(), c.nullable)).collect::<Vec<_>>(),
-                ));
-                let copy = client
-                    .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
-                    .await
-                    .map_err(|e| query_error("starting COPY", e))?;
-                Ok::<_, PostgresError>((columns, schema, copy))
-            })
-            .await?;
+        let client = self.session().await?;
+        let read = self.prepare_read(&client, request).await?;
+        let condition = self.bounds_condition(&client, request, &read, bounds).await?;
+        let select_list = select_list(request)?;
+        let select = format!("SELECT {select_list} FROM {} WHERE {} AND {}", read.from, read.filter, condition);
+        let statement =
+            client.prepare(&select).await.map_err(|e| describe_error(&read, "resolving the exported columns", e))?;
+        let columns = self.describe(&client, statement.columns()).await?;
+        let schema = Arc::new(Schema::new(
+            columns.iter().map(|c| Field::new(&c.name, c.kind.data_type(), c.nullable)).collect::<Vec<_>>(),
+        ));
+        let copy = client
+            .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
+            .await
+            .map_err(|e| query_error("starting COPY", e))?;
         let decoder = BatchDecoder::new(columns, schema.clone(), self.limits);
-        let state = CopyState { _client: client, connection, copy: Box::pin(copy), decoder, done: false };
+        let state = CopyState { _client: client, copy: Box::pin(copy), decoder, done: false };
         let (table, location) = (request.table.clone(), self.location());
         let batches: BatchStream = stream::try_unfold(state, |mut state| async move {
             loop {
@@ -735,7 +736,7 @@ impl PgSource {
                 if state.done {
                     return Ok(None);
                 }
-                match state.connection.drive(state.copy.next()).await {
+                match state.copy.next().await {
                     Some(chunk) => state.decoder.feed(chunk.map_err(|e| query_error("reading the COPY stream", e))?)?,
                     None => {
                         state.done = true;
@@ -752,23 +753,6 @@ impl PgSource {
         .boxed();
         Ok(TableStream { schema, batches })
     }
-}
-
-/// Opens the read-only transaction of a session, on the run's snapshot if there is one.
-async fn begin(client: &Client, snapshot: Option<String>) -> std::result::Result<(), PostgresError> {
-    // A slice is sized to finish in time by the planner; a generic statement timeout
-    // meant for application queries must not cut a long COPY short.
-    client
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = 0")
-        .await
-        .map_err(|e| query_error("starting a read-only transaction", e))?;
-    if let Some(id) = snapshot {
-        client
-            .batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", sql::literal(&id)?))
-            .await
-            .map_err(|e| query_error("importing the run's snapshot", e))?;
-    }
-    Ok(())
 }
 
 /// The quoted columns `request` exports (`*` without a list).
@@ -789,8 +773,6 @@ fn select_list(request: &TableRequest) -> std::result::Result<String, PostgresEr
 struct CopyState {
     /// Keeps the connection (and its transaction) open while the stream is read.
     _client: Client,
-    /// The connection's socket, served while the stream is polled.
-    connection: connect::Connection,
     copy: std::pin::Pin<Box<tokio_postgres::CopyOutStream>>,
     decoder: BatchDecoder,
     done: bool,
