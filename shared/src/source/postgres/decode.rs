@@ -232,9 +232,9 @@ impl BatchDecoder {
         let batch = RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)?;
         // The next batch is most likely alike: its builders start at this one's sizes (an
         // eighth more), so long strings are copied once instead of again at every doubling.
+        let rows = (self.rows + self.rows / 8).min(self.limits.max_rows);
         for ((builder, column), array) in self.builders.iter_mut().zip(&self.columns).zip(batch.columns()) {
             let bytes = value_bytes(array.as_ref());
-            let rows = (self.rows + self.rows / 8).min(self.limits.max_rows);
             *builder = Builder::new(column.kind, rows, bytes.map(|b| b + b / 8));
         }
         self.ready.push_back(batch);

@@ -158,26 +158,31 @@ fn stream(rows: &[Vec<Option<Vec<u8>>>]) -> Vec<u8> {
     out
 }
 
-fn decoder(max_rows: usize) -> BatchDecoder {
-    let columns = vec![
-        SourceColumn {
-            name: "id".into(),
-            kind: ColumnKind::Scalar(Scalar::Int4),
-            type_name: "integer".into(),
-            nullable: false,
-        },
-        SourceColumn {
-            name: "tags".into(),
-            kind: ColumnKind::List(Scalar::Text),
-            type_name: "text[]".into(),
-            nullable: true,
-        },
-    ];
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", columns[0].kind.data_type(), false),
-        Field::new("tags", columns[1].kind.data_type(), true),
-    ]));
+/// A decoder of `columns` (name, kind, type name, nullable), batches of at most `max_rows`.
+fn decoder_of(columns: &[(&str, ColumnKind, &str, bool)], max_rows: usize) -> BatchDecoder {
+    let columns: Vec<SourceColumn> = columns
+        .iter()
+        .map(|&(name, kind, type_name, nullable)| SourceColumn {
+            name: name.into(),
+            kind,
+            type_name: type_name.into(),
+            nullable,
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(
+        columns.iter().map(|c| Field::new(&c.name, c.kind.data_type(), c.nullable)).collect::<Vec<_>>(),
+    ));
     BatchDecoder::new(columns, schema, BatchLimits { max_rows, max_bytes: 1 << 20 })
+}
+
+fn decoder(max_rows: usize) -> BatchDecoder {
+    decoder_of(
+        &[
+            ("id", ColumnKind::Scalar(Scalar::Int4), "integer", false),
+            ("tags", ColumnKind::List(Scalar::Text), "text[]", true),
+        ],
+        max_rows,
+    )
 }
 
 fn array(items: &[Option<&str>]) -> Vec<u8> {
@@ -278,24 +283,13 @@ fn byte_limit_closes_batches() {
 
 /// A decoder of one `text` and one `jsonb` column.
 fn text_decoder(max_rows: usize) -> BatchDecoder {
-    let columns = vec![
-        SourceColumn {
-            name: "note".into(),
-            kind: ColumnKind::Scalar(Scalar::Text),
-            type_name: "text".into(),
-            nullable: true,
-        },
-        SourceColumn {
-            name: "doc".into(),
-            kind: ColumnKind::Scalar(Scalar::Jsonb),
-            type_name: "jsonb".into(),
-            nullable: true,
-        },
-    ];
-    let schema = Arc::new(Schema::new(
-        columns.iter().map(|c| Field::new(&c.name, c.kind.data_type(), true)).collect::<Vec<_>>(),
-    ));
-    BatchDecoder::new(columns, schema, BatchLimits { max_rows, max_bytes: 1 << 20 })
+    decoder_of(
+        &[
+            ("note", ColumnKind::Scalar(Scalar::Text), "text", true),
+            ("doc", ColumnKind::Scalar(Scalar::Jsonb), "jsonb", true),
+        ],
+        max_rows,
+    )
 }
 
 fn jsonb(text: &[u8]) -> Vec<u8> {
