@@ -142,9 +142,20 @@ type Uploading = (Box<dyn Upload>, String, Option<String>);
 
 /// What the encoder thread hands to the uploader; `file` tells the open files apart.
 enum Piece {
-    Start { file: u64, shard: u64, partition: Option<String> },
-    Data { file: u64, bytes: Bytes },
-    End { file: u64, stats: FileStats },
+    Start {
+        file: u64,
+        shard: u64,
+        partition: Option<String>,
+    },
+    /// The file's next bytes, as pieces in order.
+    Data {
+        file: u64,
+        bytes: Vec<Bytes>,
+    },
+    End {
+        file: u64,
+        stats: FileStats,
+    },
 }
 
 /// Exports one slice of one table to `sink` and reports the files written.
@@ -261,7 +272,7 @@ pub async fn export(
                 }
                 Piece::Data { file, bytes } => {
                     if let Some((upload, _, _)) = open.get_mut(&file) {
-                        upload.put_part(bytes).await?;
+                        upload.put_parts(bytes).await?;
                     }
                 }
                 Piece::End { file, stats } => {
@@ -372,7 +383,7 @@ impl EncodeJob {
         let send = |piece: Piece| {
             let stopped = || Error::Cancelled(format!("upload of table {:?} stopped", self.table));
             let bytes = match &piece {
-                Piece::Data { bytes, .. } => bytes.len(),
+                Piece::Data { bytes, .. } => bytes.iter().map(Bytes::len).sum(),
                 Piece::Start { .. } | Piece::End { .. } => 0,
             };
             // Blocks this (blocking) thread until the uploader has made room; the semaphore

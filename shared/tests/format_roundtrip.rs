@@ -119,11 +119,11 @@ fn write_file(format: &Format, batches: &[RecordBatch]) -> (Vec<u8>, FileStats) 
     let mut object = Vec::new();
     for batch in batches {
         writer.write(batch).expect("write");
-        object.extend_from_slice(&writer.take_ready());
+        object.extend_from_slice(&writer.take_ready().concat());
         assert!(writer.estimated_size() >= object.len() as u64);
     }
     let (last, stats) = writer.finish().expect("finish");
-    object.extend_from_slice(&last);
+    object.extend_from_slice(&last.concat());
     (object, stats)
 }
 

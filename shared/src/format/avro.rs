@@ -53,6 +53,7 @@ use arrow::datatypes::{
     TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type, i256,
 };
 use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
 use serde_json::Value;
 
 use super::{Encoder, FormatError};
@@ -431,17 +432,17 @@ impl Encoder for AvroEncoder {
         Ok(())
     }
 
-    fn take_ready(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.ready)
+    fn take_ready(&mut self) -> Vec<Bytes> {
+        super::pieces(std::mem::take(&mut self.ready))
     }
 
     fn in_progress_size(&self) -> usize {
         self.block.len()
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Vec<u8>, FormatError> {
+    fn finish(mut self: Box<Self>) -> Result<Vec<Bytes>, FormatError> {
         self.close_block()?;
-        Ok(std::mem::take(&mut self.ready))
+        Ok(super::pieces(std::mem::take(&mut self.ready)))
     }
 }
 

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
 
 use super::writer::{TextSink, UtcTimestamps};
 use super::{Codec, CsvStyle, Encoder, EncoderOptions, FormatError};
@@ -92,20 +93,20 @@ impl Encoder for CsvEncoder {
         self.write_batch(batch)
     }
 
-    fn take_ready(&mut self) -> Vec<u8> {
-        self.sink.take_ready()
+    fn take_ready(&mut self) -> Vec<Bytes> {
+        super::pieces(self.sink.take_ready())
     }
 
     fn in_progress_size(&self) -> usize {
         self.sink.in_progress_size()
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Vec<u8>, FormatError> {
+    fn finish(mut self: Box<Self>) -> Result<Vec<Bytes>, FormatError> {
         if !self.started && self.style.header {
             // An empty file still says what its columns are.
             self.write_batch(&RecordBatch::new_empty(Arc::clone(&self.schema)))?;
         }
-        self.sink.finish()
+        Ok(super::pieces(self.sink.finish()?))
     }
 }
 
@@ -152,9 +153,9 @@ mod tests {
         let mut object = Vec::new();
         for batch in batches {
             encoder.write(batch).unwrap();
-            object.extend_from_slice(&encoder.take_ready());
+            object.extend_from_slice(&encoder.take_ready().concat());
         }
-        object.extend_from_slice(&encoder.finish().unwrap());
+        object.extend_from_slice(&encoder.finish().unwrap().concat());
         object
     }
 

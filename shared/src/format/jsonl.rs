@@ -23,6 +23,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::json::writer::LineDelimited;
 use arrow::json::{Writer, WriterBuilder};
 use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
 
 use super::writer::{TextSink, UtcTimestamps};
 use super::{Codec, Encoder, EncoderOptions, FormatError};
@@ -52,17 +53,17 @@ impl Encoder for JsonlEncoder {
         Ok(self.writer.write(&batch)?)
     }
 
-    fn take_ready(&mut self) -> Vec<u8> {
-        self.writer.get_mut().take_ready()
+    fn take_ready(&mut self) -> Vec<Bytes> {
+        super::pieces(self.writer.get_mut().take_ready())
     }
 
     fn in_progress_size(&self) -> usize {
         self.writer.get_ref().in_progress_size()
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Vec<u8>, FormatError> {
+    fn finish(mut self: Box<Self>) -> Result<Vec<Bytes>, FormatError> {
         self.writer.finish()?;
-        self.writer.into_inner().finish()
+        Ok(super::pieces(self.writer.into_inner().finish()?))
     }
 }
 
@@ -106,9 +107,9 @@ mod tests {
         let mut object = Vec::new();
         for batch in batches {
             encoder.write(batch).unwrap();
-            object.extend_from_slice(&encoder.take_ready());
+            object.extend_from_slice(&encoder.take_ready().concat());
         }
-        object.extend_from_slice(&encoder.finish().unwrap());
+        object.extend_from_slice(&encoder.finish().unwrap().concat());
         object
     }
 

@@ -21,6 +21,7 @@ use std::fmt;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 pub use writer::{FileStats, FileWriter};
@@ -383,17 +384,23 @@ pub enum FormatError {
 /// Turns record batches into the bytes of one file.
 ///
 /// Bytes come out as they are finished ([`Encoder::take_ready`]), so a caller can upload a
-/// large file part by part while it is still being encoded.
+/// large file part by part while it is still being encoded. They come as pieces, in order, so
+/// an encoder can hand out buffers it already holds (Parquet's compressed pages) uncopied.
 pub trait Encoder: Send {
     /// Encodes one batch. Every batch must have the schema the encoder was made with.
     fn write(&mut self, batch: &RecordBatch) -> Result<(), FormatError>;
-    /// Drains the finished bytes produced so far.
-    fn take_ready(&mut self) -> Vec<u8>;
+    /// Drains the finished bytes produced so far, in order (none, or pieces none of them empty).
+    fn take_ready(&mut self) -> Vec<Bytes>;
     /// Bytes held inside the encoder that are not yet finished output (an estimate of what
     /// they will add to the file): used to roll files over and to watch memory.
     fn in_progress_size(&self) -> usize;
-    /// Finishes the file and returns its remaining bytes (footer included).
-    fn finish(self: Box<Self>) -> Result<Vec<u8>, FormatError>;
+    /// Finishes the file and returns its remaining bytes (footer included), in order.
+    fn finish(self: Box<Self>) -> Result<Vec<Bytes>, FormatError>;
+}
+
+/// `bytes` as the pieces [`Encoder::take_ready`] hands out: none when empty.
+pub(crate) fn pieces(bytes: Vec<u8>) -> Vec<Bytes> {
+    if bytes.is_empty() { Vec::new() } else { vec![Bytes::from(bytes)] }
 }
 
 /// Makes the encoder for `format`.

@@ -11,6 +11,7 @@
 //! become ready to take at once.
 
 use std::collections::VecDeque;
+use std::io::{self, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -18,9 +19,14 @@ use std::time::Duration;
 use arrow::array::{Array, ArrayRef, AsArray, downcast_primitive_array};
 use arrow::datatypes::{DataType, FieldRef, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, ArrowWriterOptions, compute_leaves,
+};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::column::page_store::{PageKey, PageStore, PageStoreArgs, PageStoreFactory};
+use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
@@ -44,7 +50,9 @@ use super::{Codec, Encoder, EncoderOptions, FormatError};
 /// timing, so the file is the same byte for byte whether encoded in parallel or on one thread
 /// (re-runs write identical objects).
 pub(crate) struct ParquetEncoder {
-    writer: SerializedFileWriter<Vec<u8>>,
+    writer: SerializedFileWriter<Output>,
+    /// Where the column chunks keep their pages (see [`Output`]).
+    pages: Pages,
     /// Makes a row group's column writers, with the dictionary off for the root columns `.0`
     /// marks (see [`plain_columns`]); rebuilt when a row group's choice differs.
     factory: (Vec<bool>, ArrowRowGroupWriterFactory),
@@ -277,8 +285,12 @@ impl ParquetEncoder {
         let props = writer_properties(codec, options)?;
         // `ArrowWriter` sets the file up (the Arrow schema embedded in the footer metadata,
         // the default); its parts then encode row groups our way.
+        let pages = Pages::default();
+        let options_with_pages =
+            ArrowWriterOptions::new().with_properties(props).with_page_store_factory(Arc::new(pages.clone()));
         let (mut writer, factory) =
-            ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props))?.into_serialized_writer()?;
+            ArrowWriter::try_new_with_options(Output::new(pages.clone()), Arc::clone(&schema), options_with_pages)?
+                .into_serialized_writer()?;
         // The magic number is ready to take at once.
         writer.flush()?;
         let factory = (vec![false; schema.fields().len()], factory);
@@ -291,6 +303,7 @@ impl ParquetEncoder {
         }
         Ok(ParquetEncoder {
             writer,
+            pages,
             factory,
             codec,
             options: options.clone(),
@@ -328,7 +341,9 @@ impl ParquetEncoder {
                 self.writer.schema_descr().root_schema_ptr(),
                 Arc::new(props.build()),
             )?;
-            self.factory = (plain, ArrowRowGroupWriterFactory::new(&template, Arc::clone(&self.schema)));
+            let factory = ArrowRowGroupWriterFactory::new(&template, Arc::clone(&self.schema))
+                .with_page_store_factory(Arc::new(self.pages.clone()));
+            self.factory = (plain, factory);
         }
         let index = self.writer.flushed_row_groups().len() + usize::from(self.closing.is_some());
         let mut leaves = self.factory.1.create_column_writers(index)?.into_iter();
@@ -428,11 +443,6 @@ impl ParquetEncoder {
         let Some(closing) = self.closing.take() else {
             return Ok(());
         };
-        // The chunks' pages move into the output as they are appended (each chunk is freed
-        // once copied); reserving up front spares the output buffer's doubling copies.
-        let expected = closing.bytes + closing.bytes / 8;
-        let out = self.writer.inner_mut();
-        out.reserve(expected.saturating_sub(out.capacity() - out.len()));
         let closed: Result<Vec<Vec<ArrowColumnChunk>>, FormatError> =
             closing.columns.into_iter().map(Job::wait).collect();
         let chunks = match closed {
@@ -447,9 +457,123 @@ impl ParquetEncoder {
             chunk.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
-        // Through the writer's internal buffer into our Vec, ready to take now.
+        self.pages.forget();
+        // Through the writer's internal buffer into the output, ready to take now.
         self.writer.flush()?;
         Ok(())
+    }
+}
+
+/// The file's bytes as they leave the file writer, in order: what it wrote itself (page
+/// headers, small pages, the footer), copied, and the column chunks' compressed pages, not
+/// copied. Appending a closed chunk writes its pages one by one from the buffers the encoder
+/// compressed them into; a write that is one of those pages (the one [`Pages`] handed out
+/// last) is kept as a slice of it. So a row group's bytes reach the sink without being copied
+/// into one buffer first (which, with fresh memory for every row group, cost a tenth of the
+/// export's CPU time on the thread that feeds the encoders).
+struct Output {
+    pages: Pages,
+    /// Pieces ready to take, in order.
+    pieces: Vec<Bytes>,
+    /// Bytes written after the last piece.
+    copied: Vec<u8>,
+}
+
+/// Writes at least this large that are a page are kept without a copy; smaller ones are
+/// copied (a piece per page of a few KiB would cost more than copying it).
+const KEEP_UNCOPIED: usize = 64 << 10;
+
+impl Output {
+    fn new(pages: Pages) -> Self {
+        Output { pages, pieces: Vec::new(), copied: Vec::new() }
+    }
+
+    /// The pieces written so far, in order.
+    fn take(&mut self) -> Vec<Bytes> {
+        self.seal();
+        std::mem::take(&mut self.pieces)
+    }
+
+    fn seal(&mut self) {
+        if !self.copied.is_empty() {
+            self.pieces.push(Bytes::from(std::mem::take(&mut self.copied)));
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() >= KEEP_UNCOPIED
+            && let Some(piece) = self.pages.slice_of_last(buf)
+        {
+            self.seal();
+            self.pieces.push(piece);
+        } else {
+            self.copied.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Makes the page stores of one file's column chunks: arrow-rs's in-memory store, plus a note
+/// of the page handed out last, for [`Output`].
+#[derive(Debug, Clone, Default)]
+struct Pages {
+    last: Arc<Mutex<Option<Bytes>>>,
+}
+
+impl Pages {
+    /// `buf` as a slice of the page handed out last, when it lies inside that page.
+    fn slice_of_last(&self, buf: &[u8]) -> Option<Bytes> {
+        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let page = last.as_ref()?;
+        let (start, at) = (page.as_ptr() as usize, buf.as_ptr() as usize);
+        (at >= start && at + buf.len() <= start + page.len()).then(|| page.slice_ref(buf))
+    }
+
+    /// Forgets the page handed out last (once its chunk is appended).
+    fn forget(&self) {
+        self.last.lock().unwrap_or_else(PoisonError::into_inner).take();
+    }
+}
+
+impl PageStoreFactory for Pages {
+    fn create(&self, _args: &PageStoreArgs<'_>) -> Result<Box<dyn PageStore>, ParquetError> {
+        Ok(Box::new(ChunkPages { last: Arc::clone(&self.last), blobs: Vec::new(), resident: 0 }))
+    }
+}
+
+/// One column chunk's pages, in memory until the chunk is appended.
+struct ChunkPages {
+    last: Arc<Mutex<Option<Bytes>>>,
+    blobs: Vec<Bytes>,
+    resident: usize,
+}
+
+impl PageStore for ChunkPages {
+    fn put(&mut self, value: Bytes) -> Result<PageKey, ParquetError> {
+        self.resident += value.len();
+        self.blobs.push(value);
+        Ok(PageKey::new(self.blobs.len() as u64 - 1))
+    }
+
+    fn take(&mut self, key: PageKey) -> Result<Bytes, ParquetError> {
+        let blob = usize::try_from(key.get())
+            .ok()
+            .and_then(|at| self.blobs.get_mut(at))
+            .map(std::mem::take)
+            .ok_or_else(|| ParquetError::General(format!("no page {key:?} in this column chunk")))?;
+        self.resident -= blob.len();
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(blob.clone());
+        Ok(blob)
+    }
+
+    fn memory_size(&self) -> usize {
+        self.resident
     }
 }
 
@@ -677,21 +801,21 @@ impl Encoder for ParquetEncoder {
         Ok(())
     }
 
-    fn take_ready(&mut self) -> Vec<u8> {
+    fn take_ready(&mut self) -> Vec<Bytes> {
         // Safe: the SerializedFileWriter counts offsets in its own tracked writer, so
-        // removing what already reached the Vec changes nothing it will write later.
-        std::mem::take(self.writer.inner_mut())
+        // removing what already reached the output changes nothing it will write later.
+        self.writer.inner_mut().take()
     }
 
     fn in_progress_size(&self) -> usize {
         self.in_progress.as_ref().map_or(0, RowGroup::estimated_bytes) + self.closing.as_ref().map_or(0, |c| c.bytes)
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Vec<u8>, FormatError> {
+    fn finish(mut self: Box<Self>) -> Result<Vec<Bytes>, FormatError> {
         self.check()?;
         self.flush_row_group()?;
         self.append_closed()?;
-        Ok(self.writer.into_inner()?)
+        Ok(self.writer.into_inner()?.take())
     }
 }
 
@@ -772,9 +896,9 @@ mod tests {
         let mut object = Vec::new();
         for batch in batches {
             encoder.write(batch).unwrap();
-            object.extend_from_slice(&encoder.take_ready());
+            object.extend_from_slice(&encoder.take_ready().concat());
         }
-        object.extend_from_slice(&encoder.finish().unwrap());
+        object.extend_from_slice(&encoder.finish().unwrap().concat());
         object
     }
 
@@ -859,6 +983,40 @@ mod tests {
     }
 
     #[test]
+    fn large_pages_leave_uncopied_and_the_pieces_are_the_file() {
+        // GIVEN a column of unique 2 KB strings (pages of ~1 MiB, written plain) and a
+        // counter, in two row groups
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("doc", DataType::Utf8, false),
+        ]));
+        let batch = |start: i64| {
+            let docs: Vec<String> = (start..start + 2000).map(|i| format!("{i:08}-{}", "x".repeat(2000))).collect();
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(Int64Array::from_iter_values(start..start + 2000)), Arc::new(StringArray::from(docs))],
+            )
+            .unwrap()
+        };
+        let batches = [batch(0), batch(2000), batch(4000)];
+        let options = EncoderOptions { row_group_rows: 3000, ..Default::default() };
+        // WHEN they are encoded and the pieces taken after every batch
+        let mut encoder = Box::new(ParquetEncoder::new(Arc::clone(&schema), Codec::None, &options).unwrap());
+        let mut pieces = Vec::new();
+        for batch in &batches {
+            encoder.write(batch).unwrap();
+            pieces.extend(encoder.take_ready());
+        }
+        pieces.extend(encoder.finish().unwrap());
+        // THEN the pages of the strings are pieces of their own, of at least the size kept
+        // uncopied, no piece is empty, and together they are what arrow-rs writes
+        let large = pieces.iter().filter(|piece| piece.len() >= KEEP_UNCOPIED).count();
+        assert!(large >= 6, "{large} large pieces of {}", pieces.len());
+        assert!(pieces.iter().all(|piece| !piece.is_empty()));
+        assert_eq!(pieces.concat(), reference(schema, Codec::None, &options, &batches));
+    }
+
+    #[test]
     fn in_progress_size_is_the_open_row_group() {
         let options = EncoderOptions::default();
         let mut encoder = Box::new(ParquetEncoder::new(schema(), Codec::Zstd, &options).unwrap());
@@ -866,7 +1024,7 @@ mod tests {
         encoder.write(&batch(0, 5000)).unwrap();
         assert!(encoder.in_progress_size() > 0);
         // Nothing but the magic is ready until a row group closes.
-        assert_eq!(encoder.take_ready(), b"PAR1");
+        assert_eq!(encoder.take_ready().concat(), b"PAR1");
     }
 
     #[test]
@@ -879,12 +1037,12 @@ mod tests {
             let mut parts = 0;
             for i in 0..5 {
                 encoder.write(&batch(i * 1500, 1500)).unwrap();
-                let ready = encoder.take_ready();
+                let ready = encoder.take_ready().concat();
                 parts += usize::from(!ready.is_empty());
                 object.extend_from_slice(&ready);
             }
             // WHEN the file is assembled from the drained parts and the footer
-            object.extend_from_slice(&encoder.finish().unwrap());
+            object.extend_from_slice(&encoder.finish().unwrap().concat());
             // THEN it reads back whole, with every row group and the same schema
             assert!(parts >= 4, "{codec:?}: only {parts} parts were ready early");
             let reader = SerializedFileReader::new(Bytes::from(object.clone())).unwrap();
@@ -909,8 +1067,8 @@ mod tests {
             encoder.write(&batch(i * 1000, 1000)).unwrap();
             assert!(encoder.in_progress_size() < 2 * 16 * 1024);
         }
-        let mut object = encoder.take_ready();
-        object.extend_from_slice(&encoder.finish().unwrap());
+        let mut object = encoder.take_ready().concat();
+        object.extend_from_slice(&encoder.finish().unwrap().concat());
         let reader = SerializedFileReader::new(Bytes::from(object)).unwrap();
         assert!(reader.metadata().num_row_groups() > 5);
     }
@@ -922,8 +1080,8 @@ mod tests {
         {
             let mut encoder = Box::new(ParquetEncoder::new(schema(), codec, &EncoderOptions::default()).unwrap());
             encoder.write(&batch(10, 100)).unwrap();
-            let mut object = encoder.take_ready();
-            object.extend_from_slice(&encoder.finish().unwrap());
+            let mut object = encoder.take_ready().concat();
+            object.extend_from_slice(&encoder.finish().unwrap().concat());
             let reader = SerializedFileReader::new(Bytes::from(object)).unwrap();
             let column = reader.metadata().row_group(0).column(0);
             assert!(column.compression().to_string().starts_with(expected), "{codec:?}");
@@ -1031,7 +1189,7 @@ mod tests {
     #[test]
     fn empty_file_has_the_schema_and_no_rows() {
         let encoder = Box::new(ParquetEncoder::new(schema(), Codec::Gzip, &EncoderOptions::default()).unwrap());
-        let object = encoder.finish().unwrap();
+        let object = encoder.finish().unwrap().concat();
         let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(object)).unwrap();
         assert_eq!(builder.schema(), &schema());
         assert_eq!(builder.metadata().file_metadata().num_rows(), 0);
@@ -1043,8 +1201,8 @@ mod tests {
     fn timestamps_keep_their_time_zone() {
         let mut encoder = Box::new(ParquetEncoder::new(schema(), Codec::Snappy, &EncoderOptions::default()).unwrap());
         encoder.write(&batch(0, 3)).unwrap();
-        let mut object = encoder.take_ready();
-        object.extend_from_slice(&encoder.finish().unwrap());
+        let mut object = encoder.take_ready().concat();
+        object.extend_from_slice(&encoder.finish().unwrap().concat());
         let batches = read_back(object);
         let at = batches[0].column(2);
         assert_eq!(at.data_type(), &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));

@@ -47,9 +47,9 @@ pub struct FileStats {
 /// let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))])?;
 /// let mut writer = FileWriter::new(&Format::default(), schema, &EncoderOptions::default())?;
 /// writer.write(&batch)?;
-/// let mut object = writer.take_ready().to_vec(); // upload as a part...
+/// let mut object = writer.take_ready().concat(); // upload as a part...
 /// let (last, stats) = writer.finish()?;
-/// object.extend_from_slice(&last);
+/// object.extend_from_slice(&last.concat());
 /// assert_eq!(stats.rows, 2);
 /// assert_eq!(stats.bytes, object.len() as u64);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -58,8 +58,10 @@ pub struct FileWriter {
     encoder: Box<dyn Encoder>,
     /// Encrypts the encoder's output (after compression) when the file goes to a key.
     pgp: Option<super::pgp::PgpEncryptor>,
-    /// Finished bytes pulled from the encoder but not yet taken by the caller.
-    ready: Vec<u8>,
+    /// Finished bytes pulled from the encoder but not yet taken by the caller, in order.
+    ready: Vec<Bytes>,
+    /// Their size.
+    ready_bytes: usize,
     /// Bytes already handed to the caller.
     taken: u64,
     rows: u64,
@@ -78,22 +80,23 @@ enum Hashing {
 const HASH_ON_POOL: usize = 1 << 20;
 
 impl Hashing {
-    /// Adds `bytes`, after every piece before them. Nothing to add never waits for the
+    /// Adds `pieces`, after every piece before them. Nothing to add never waits for the
     /// piece being hashed (most batches finish no part).
-    fn update(&mut self, bytes: &Bytes) {
-        if bytes.is_empty() {
+    fn update(&mut self, pieces: &[Bytes]) {
+        let size: usize = pieces.iter().map(Bytes::len).sum();
+        if size == 0 {
             return;
         }
         let taken = std::mem::replace(self, Hashing::Failed(FormatError::Worker("hashing was interrupted".into())));
         *self = match taken.into_hasher() {
-            Ok(mut hasher) if bytes.len() < HASH_ON_POOL || super::pool::threads() < 2 => {
-                hasher.update(bytes);
+            Ok(mut hasher) if size < HASH_ON_POOL || super::pool::threads() < 2 => {
+                pieces.iter().for_each(|piece| hasher.update(piece));
                 Hashing::Idle(hasher)
             }
             Ok(mut hasher) => {
-                let bytes = bytes.clone();
+                let pieces = pieces.to_vec();
                 Hashing::Busy(super::pool::spawn(move || {
-                    hasher.update(&bytes);
+                    pieces.iter().for_each(|piece| hasher.update(piece));
                     Ok(hasher)
                 }))
             }
@@ -111,9 +114,9 @@ impl Hashing {
     }
 
     /// The digest of everything added and then `last`.
-    fn finish(self, last: &[u8]) -> Result<String, FormatError> {
+    fn finish(self, last: &[Bytes]) -> Result<String, FormatError> {
         let mut hasher = self.into_hasher()?;
-        hasher.update(last);
+        last.iter().for_each(|piece| hasher.update(piece));
         Ok(hex::encode(hasher.finalize()))
     }
 }
@@ -121,7 +124,7 @@ impl Hashing {
 impl std::fmt::Debug for FileWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileWriter")
-            .field("ready", &self.ready.len())
+            .field("ready", &self.ready_bytes)
             .field("taken", &self.taken)
             .field("rows", &self.rows)
             .finish_non_exhaustive()
@@ -138,6 +141,7 @@ impl FileWriter {
             encoder: super::encoder(format, schema, options)?,
             pgp: None,
             ready: Vec::new(),
+            ready_bytes: 0,
             taken: 0,
             rows: 0,
             hasher: Hashing::Idle(Sha256::new()),
@@ -152,11 +156,11 @@ impl FileWriter {
     }
 
     /// The encoder's finished bytes, encrypted when the file goes to a key.
-    fn pull(&mut self) -> Result<Vec<u8>, FormatError> {
+    fn pull(&mut self) -> Result<Vec<Bytes>, FormatError> {
         let plain = self.encoder.take_ready();
         match self.pgp.as_mut() {
-            Some(pgp) if !plain.is_empty() => Ok(pgp.push(&plain)?),
-            _ => Ok(plain),
+            Some(pgp) => encrypt(pgp, &plain),
+            None => Ok(plain),
         }
     }
 
@@ -167,23 +171,21 @@ impl FileWriter {
         // Pull finished bytes out at once, so `estimated_size` and `in_memory_bytes` see
         // them without asking the encoder for a count it does not keep.
         let ready = self.pull()?;
-        if self.ready.is_empty() {
-            self.ready = ready;
-        } else {
-            self.ready.extend_from_slice(&ready);
-        }
+        self.ready_bytes += ready.iter().map(Bytes::len).sum::<usize>();
+        self.ready.extend(ready);
         Ok(())
     }
 
-    /// Drains the finished bytes produced so far (possibly none): the next part of the object.
-    pub fn take_ready(&mut self) -> Bytes {
+    /// Drains the finished bytes produced so far (possibly none): the next part of the object,
+    /// as pieces in order (none of them empty).
+    pub fn take_ready(&mut self) -> Vec<Bytes> {
         let mut out = std::mem::take(&mut self.ready);
+        self.ready_bytes = 0;
         // Encrypted files pull on every write, so only a plain encoder has bytes left here.
         if self.pgp.is_none() {
-            out.extend_from_slice(&self.encoder.take_ready());
+            out.extend(self.encoder.take_ready());
         }
-        self.taken += out.len() as u64;
-        let out = Bytes::from(out);
+        self.taken += out.iter().map(|piece| piece.len() as u64).sum::<u64>();
         self.hasher.update(&out);
         out
     }
@@ -202,25 +204,34 @@ impl FileWriter {
     /// Bytes this writer holds now (ready output plus the encoder's in-progress estimate):
     /// what taking the ready bytes and finishing would still have to move.
     pub fn in_memory_bytes(&self) -> usize {
-        self.ready.len() + self.encoder.in_progress_size() + self.pgp.as_ref().map_or(0, |p| p.buffered())
+        self.ready_bytes + self.encoder.in_progress_size() + self.pgp.as_ref().map_or(0, |p| p.buffered())
     }
 
     /// Finishes the file: returns its last bytes (footer included) and the stats of the
     /// whole object, i.e. of every [`FileWriter::take_ready`] output followed by these bytes.
-    pub fn finish(self) -> Result<(Bytes, FileStats), FormatError> {
-        let FileWriter { encoder, pgp, ready: mut out, taken, rows, hasher } = self;
+    pub fn finish(self) -> Result<(Vec<Bytes>, FileStats), FormatError> {
+        let FileWriter { encoder, pgp, ready: mut out, taken, rows, hasher, .. } = self;
         let last = encoder.finish()?;
         match pgp {
             Some(mut pgp) => {
-                out.extend_from_slice(&pgp.push(&last)?);
-                out.extend_from_slice(&pgp.finish()?);
+                out.extend(encrypt(&mut pgp, &last)?);
+                out.extend(super::pieces(pgp.finish()?));
             }
-            None => out.extend_from_slice(&last),
+            None => out.extend(last),
         }
         let sha256 = hasher.finish(&out)?;
-        let stats = FileStats { rows, bytes: taken + out.len() as u64, sha256 };
-        Ok((Bytes::from(out), stats))
+        let bytes = taken + out.iter().map(|piece| piece.len() as u64).sum::<u64>();
+        Ok((out, FileStats { rows, bytes, sha256 }))
     }
+}
+
+/// `plain`'s pieces, in order, through `pgp`: the ciphertext it has finished.
+fn encrypt(pgp: &mut super::pgp::PgpEncryptor, plain: &[Bytes]) -> Result<Vec<Bytes>, FormatError> {
+    let mut sealed = Vec::new();
+    for piece in plain {
+        sealed.extend(super::pieces(pgp.push(piece)?));
+    }
+    Ok(sealed)
 }
 
 /// The byte buffer behind the text encoders: plain, or gzip in independent blocks.
@@ -580,12 +591,12 @@ mod tests {
             for _ in 0..3 {
                 writer.write(&b).unwrap();
                 assert!(writer.estimated_size() >= object.len() as u64, "{format}");
-                object.extend_from_slice(&writer.take_ready());
+                object.extend_from_slice(&writer.take_ready().concat());
             }
             assert_eq!(writer.rows(), 3 * rows as u64);
             // WHEN it finishes
             let (last, stats) = writer.finish().unwrap();
-            object.extend_from_slice(&last);
+            object.extend_from_slice(&last.concat());
             // THEN rows, bytes and sha256 are those of the concatenation
             assert_eq!(stats.rows, 3 * rows as u64, "{format}");
             assert_eq!(stats.bytes, object.len() as u64, "{format}");

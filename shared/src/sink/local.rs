@@ -109,6 +109,10 @@ impl Upload for LocalUpload {
         self.with_file(move |file| file.write_all(&data)).await
     }
 
+    async fn put_parts(&mut self, pieces: Vec<Bytes>) -> Result<()> {
+        self.with_file(move |file| pieces.iter().try_for_each(|piece| file.write_all(piece))).await
+    }
+
     async fn complete(mut self: Box<Self>) -> Result<()> {
         self.with_file(|file| file.sync_all()).await?;
         drop(self.take_file()?);

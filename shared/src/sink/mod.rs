@@ -57,6 +57,13 @@ pub trait ObjectSink: Send + Sync + Debug {
 pub trait Upload: Send {
     /// Appends bytes. Parts may be of any size; the sink buffers as its backend needs.
     async fn put_part(&mut self, data: Bytes) -> Result<()>;
+    /// Appends `pieces`, in order: one call where a sink can write them together.
+    async fn put_parts(&mut self, pieces: Vec<Bytes>) -> Result<()> {
+        for piece in pieces {
+            self.put_part(piece).await?;
+        }
+        Ok(())
+    }
     /// Makes the object visible under its key, replacing any previous object.
     async fn complete(self: Box<Self>) -> Result<()>;
     /// Discards everything written; the key is left as it was.

@@ -55,9 +55,9 @@ impl Dump {
             let slice = batch.slice(start.min(batch.num_rows()), len);
             let mut writer = FileWriter::new(&self.format, batch.schema(), &EncoderOptions::default()).unwrap();
             writer.write(&slice).unwrap();
-            let mut bytes = writer.take_ready().to_vec();
+            let mut bytes = writer.take_ready().concat();
             let (last, stats) = writer.finish().unwrap();
-            bytes.extend_from_slice(&last);
+            bytes.extend_from_slice(&last.concat());
             let key = template.render(&self.run, name, n as u64, self.format.extension());
             entries.push(FileEntry {
                 key: key.clone(),

@@ -352,12 +352,12 @@ fn blob(i: usize) -> Vec<u8> {
 fn encode(batches: &[RecordBatch], codec: AvroCodec, block_bytes: usize) -> Vec<u8> {
     let mut encoder: Box<dyn Encoder> =
         Box::new(AvroEncoder::new(batches[0].schema(), codec, block_bytes).expect("encoder"));
-    let mut out = encoder.take_ready();
+    let mut out = encoder.take_ready().concat();
     for batch in batches {
         encoder.write(batch).expect("write");
-        out.extend(encoder.take_ready());
+        out.extend(encoder.take_ready().concat());
     }
-    out.extend(encoder.finish().expect("finish"));
+    out.extend(encoder.finish().expect("finish").concat());
     out
 }
 
@@ -417,7 +417,7 @@ fn empty_file_is_a_valid_container() {
     let schema = all_types(0, 1).schema();
     for codec in CODECS {
         let encoder = Box::new(AvroEncoder::new(schema.clone(), codec, 1000).unwrap());
-        let bytes = encoder.finish().unwrap();
+        let bytes = encoder.finish().unwrap().concat();
         assert_eq!(&bytes[..4], b"Obj\x01");
         assert!(read_all(&bytes, schema.clone(), 10).unwrap().is_empty());
     }
@@ -732,7 +732,8 @@ fn fastavro_reads_every_codec_and_writes_files_we_read() {
         std::fs::write(dir.join(&path), encode(std::slice::from_ref(&input), codec, 2000)).unwrap();
         files.push(serde_json::json!({"path": path, "codec": codec.name(), "rows": input.num_rows()}));
     }
-    let empty = Box::new(AvroEncoder::new(schema.clone(), AvroCodec::Zstd(3), 2000).unwrap()).finish().unwrap();
+    let empty =
+        Box::new(AvroEncoder::new(schema.clone(), AvroCodec::Zstd(3), 2000).unwrap()).finish().unwrap().concat();
     std::fs::write(dir.join("empty.avro"), empty).unwrap();
     files.push(serde_json::json!({"path": "empty.avro", "codec": "zstandard", "rows": 0}));
     let rows: Vec<Value> = (0..input.num_rows())
@@ -889,7 +890,7 @@ fn bit_flipped_files_never_panic() {
 
 /// A header for `schema` (null codec) and its sync marker.
 fn header(schema: SchemaRef) -> (Vec<u8>, Vec<u8>) {
-    let header = AvroEncoder::new(schema, AvroCodec::Null, 1000).unwrap().take_ready();
+    let header = AvroEncoder::new(schema, AvroCodec::Null, 1000).unwrap().take_ready().concat();
     let sync = header[header.len() - 16..].to_vec();
     (header, sync)
 }
