@@ -140,22 +140,12 @@ impl ByteBudget {
 /// A file being uploaded: its upload, its key relative to the prefix, its partition.
 type Uploading = (Box<dyn Upload>, String, Option<String>);
 
-/// What the encoder thread hands to the uploader; `file` tells the open files apart.
+/// What the encoder thread hands to the uploader; `file` tells the open files apart, and
+/// `Data` holds the file's next bytes as pieces, in order.
 enum Piece {
-    Start {
-        file: u64,
-        shard: u64,
-        partition: Option<String>,
-    },
-    /// The file's next bytes, as pieces in order.
-    Data {
-        file: u64,
-        bytes: Vec<Bytes>,
-    },
-    End {
-        file: u64,
-        stats: FileStats,
-    },
+    Start { file: u64, shard: u64, partition: Option<String> },
+    Data { file: u64, bytes: Vec<Bytes> },
+    End { file: u64, stats: FileStats },
 }
 
 /// Exports one slice of one table to `sink` and reports the files written.
