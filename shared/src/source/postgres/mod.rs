@@ -75,7 +75,7 @@ use crate::{Error, Result};
 /// Rows per batch unless [`PgSource::with_batch_limits`] says otherwise.
 pub const DEFAULT_BATCH_ROWS: usize = 16_384;
 /// Field bytes per batch unless [`PgSource::with_batch_limits`] says otherwise.
-pub const DEFAULT_BATCH_BYTES: usize = 32 * 1024 * 1024;
+pub const DEFAULT_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// Why a PostgreSQL table could not be read. Carried as the `source` of
 /// [`Error::Source`], whose `table` names the table and `location` the server
