@@ -11,7 +11,9 @@
 //! `scripts/bench-postgres` (release profile). `BYOB_BENCH_ROWS` changes the row count;
 //! `BYOB_BENCH_DATABASE=postgresql://...` measures against an existing database instead (the
 //! table is loaded there once and kept, so later runs skip the load); `BYOB_BENCH_PHASES=zstd:1`
-//! runs only the named phases (of decode, gzip:1, gzip:2, zstd:1, zstd:2) after the bare COPY.
+//! runs only the named phases (of decode, gzip:1, gzip:2, zstd:1, zstd:2) after the bare COPY;
+//! `BYOB_BENCH_REPEAT=3` runs them all 3 times in turn and reports the median and the range,
+//! each ratio against the bare COPY of its own round.
 
 #![allow(clippy::unwrap_used)]
 
@@ -215,39 +217,81 @@ async fn run() {
         .into_iter()
         .filter(|(phase, _)| *phase == "copy" || chosen.is_empty() || chosen.split(',').any(|c| c.trim() == *phase))
         .collect();
-    let mut measured = Vec::new();
-    for (phase, label) in phases {
-        let mut row = run_child(phase, &url, rows);
-        row.phase = label.to_owned();
-        eprintln!("{label}: {:.2}s", row.seconds);
-        measured.push(row);
+    // `BYOB_BENCH_REPEAT=3` runs every phase 3 times, in turn (copy, then each phase, again and
+    // again), so each ratio is taken against the bare COPY of its own round.
+    let repeat = match std::env::var("BYOB_BENCH_REPEAT") {
+        Err(_) => 1,
+        Ok(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| panic!("BYOB_BENCH_REPEAT={v}: use a count of rounds, such as 3")),
+    };
+    let mut rounds: Vec<Vec<Row>> = Vec::new();
+    for round in 1..=repeat {
+        let mut measured = Vec::new();
+        for (phase, label) in &phases {
+            let mut row = run_child(phase, &url, rows);
+            row.phase = (*label).to_owned();
+            eprintln!("[{round}/{repeat}] {label}: {:.2}s", row.seconds);
+            measured.push(row);
+        }
+        rounds.push(measured);
     }
-    let bare = measured[0].seconds;
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
     println!(
-        "{table}: {rows} rows, table {table_mib} MiB in PostgreSQL, binary COPY stream {:.0} MiB; {cores} cores",
+        "{table}: {rows} rows, table {table_mib} MiB in PostgreSQL, binary COPY stream {:.0} MiB; {cores} cores; \
+         {repeat} round(s)",
         copy_bytes as f64 / 1048576.0
     );
     println!(
-        "{:<58} {:>8} {:>12} {:>10} {:>10} {:>10} {:>7}",
+        "{:<58} {:>13} {:>10} {:>8} {:>10} {:>10} {:>11}",
         "phase", "seconds", "rows/s", "MB/s", "out MiB", "peak RSS", "x COPY"
     );
-    for r in &measured {
+    for (at, (_, label)) in phases.iter().enumerate() {
+        let runs: Vec<&Row> = rounds.iter().map(|round| &round[at]).collect();
+        let seconds = median(runs.iter().map(|r| r.seconds).collect());
+        let ratio = median(rounds.iter().map(|round| round[at].seconds / round[0].seconds).collect());
+        let spread = |values: Vec<f64>, digits: usize| {
+            let (low, high) = values.iter().fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+            if repeat == 1 { format!("{low:.digits$}") } else { format!("{low:.digits$}-{high:.digits$}") }
+        };
         println!(
-            "{:<58} {:>8.2} {:>12.0} {:>10.1} {:>10.1} {:>8.0}Mi {:>7.2}",
-            r.phase,
-            r.seconds,
-            r.rows as f64 / r.seconds,
-            copy_bytes as f64 / 1e6 / r.seconds,
-            r.out_bytes as f64 / 1048576.0,
-            r.peak_mib,
-            r.seconds / bare
+            "{:<58} {:>13} {:>10.0} {:>8.1} {:>10.1} {:>8.0}Mi {:>11}",
+            label,
+            spread(runs.iter().map(|r| r.seconds).collect(), 2),
+            runs[0].rows as f64 / seconds,
+            copy_bytes as f64 / 1e6 / seconds,
+            runs[0].out_bytes as f64 / 1048576.0,
+            runs.iter().map(|r| r.peak_mib).fold(0.0, f64::max),
+            if repeat == 1 {
+                format!("{ratio:.2}")
+            } else {
+                format!(
+                    "{ratio:.2} ({})",
+                    spread(rounds.iter().map(|round| round[at].seconds / round[0].seconds).collect(), 2)
+                )
+            }
         );
     }
-    println!("MB/s = megabytes of the binary COPY stream per second; x COPY = seconds / bare COPY seconds.");
+    println!(
+        "rows/s and MB/s at the median seconds (MB/s = megabytes of the binary COPY stream per \
+         second); peak RSS: the highest of the rounds;"
+    );
+    println!("x COPY = seconds / the same round's bare COPY seconds: the median, and the range over rounds.");
     drop(server);
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
 }
 
 /// Generates the synthetic table, all of one tenant (so the tenant filter keeps every row),
