@@ -35,7 +35,6 @@ use futures::StreamExt;
 use postgres_harness::peak_rss_mib;
 
 struct Row {
-    phase: String,
     seconds: f64,
     rows: u64,
     out_bytes: u64,
@@ -149,7 +148,6 @@ fn run_child(phase: &str, url: &str, rows: u64) -> Row {
         .unwrap_or_else(|| panic!("phase {phase} failed: {}{}", text, String::from_utf8_lossy(&out.stderr)));
     let v: Vec<&str> = line.split_whitespace().collect();
     Row {
-        phase: phase.to_owned(),
         seconds: v[0].parse().unwrap(),
         rows: v[1].parse().unwrap(),
         out_bytes: v[2].parse().unwrap(),
@@ -231,8 +229,7 @@ async fn run() {
     for round in 1..=repeat {
         let mut measured = Vec::new();
         for (phase, label) in &phases {
-            let mut row = run_child(phase, &url, rows);
-            row.phase = (*label).to_owned();
+            let row = run_child(phase, &url, rows);
             eprintln!("[{round}/{repeat}] {label}: {:.2}s", row.seconds);
             measured.push(row);
         }
@@ -253,7 +250,8 @@ async fn run() {
     for (at, (_, label)) in phases.iter().enumerate() {
         let runs: Vec<&Row> = rounds.iter().map(|round| &round[at]).collect();
         let seconds = median(runs.iter().map(|r| r.seconds).collect());
-        let ratio = median(rounds.iter().map(|round| round[at].seconds / round[0].seconds).collect());
+        let ratios: Vec<f64> = rounds.iter().map(|round| round[at].seconds / round[0].seconds).collect();
+        let ratio = median(ratios.clone());
         let spread = |values: Vec<f64>, digits: usize| {
             let (low, high) = values.iter().fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
             if repeat == 1 { format!("{low:.digits$}") } else { format!("{low:.digits$}-{high:.digits$}") }
@@ -266,14 +264,7 @@ async fn run() {
             copy_bytes as f64 / 1e6 / seconds,
             runs[0].out_bytes as f64 / 1048576.0,
             runs.iter().map(|r| r.peak_mib).fold(0.0, f64::max),
-            if repeat == 1 {
-                format!("{ratio:.2}")
-            } else {
-                format!(
-                    "{ratio:.2} ({})",
-                    spread(rounds.iter().map(|round| round[at].seconds / round[0].seconds).collect(), 2)
-                )
-            }
+            if repeat == 1 { format!("{ratio:.2}") } else { format!("{ratio:.2} ({})", spread(ratios, 2)) }
         );
     }
     println!(

@@ -373,7 +373,7 @@ impl EncodeJob {
         let send = |piece: Piece| {
             let stopped = || Error::Cancelled(format!("upload of table {:?} stopped", self.table));
             let bytes = match &piece {
-                Piece::Data { bytes, .. } => bytes.iter().map(Bytes::len).sum(),
+                Piece::Data { bytes, .. } => crate::format::pieces_len(bytes),
                 Piece::Start { .. } | Piece::End { .. } => 0,
             };
             // Blocks this (blocking) thread until the uploader has made room; the semaphore

@@ -403,6 +403,11 @@ pub(crate) fn pieces(bytes: Vec<u8>) -> Vec<Bytes> {
     if bytes.is_empty() { Vec::new() } else { vec![Bytes::from(bytes)] }
 }
 
+/// The size of `pieces` together.
+pub(crate) fn pieces_len(pieces: &[Bytes]) -> usize {
+    pieces.iter().map(Bytes::len).sum()
+}
+
 /// Makes the encoder for `format`.
 pub fn encoder(format: &Format, schema: SchemaRef, options: &EncoderOptions) -> Result<Box<dyn Encoder>, FormatError> {
     format.validate().map_err(FormatError::Invalid)?;

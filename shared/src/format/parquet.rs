@@ -25,7 +25,7 @@ use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, ArrowWriterOptions, compute_leaves,
 };
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
-use parquet::column::page_store::{PageKey, PageStore, PageStoreArgs, PageStoreFactory};
+use parquet::column::page_store::{InMemoryPageStore, PageKey, PageStore, PageStoreArgs, PageStoreFactory};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 use parquet::file::writer::SerializedFileWriter;
@@ -543,37 +543,29 @@ impl Pages {
 
 impl PageStoreFactory for Pages {
     fn create(&self, _args: &PageStoreArgs<'_>) -> Result<Box<dyn PageStore>, ParquetError> {
-        Ok(Box::new(ChunkPages { last: Arc::clone(&self.last), blobs: Vec::new(), resident: 0 }))
+        Ok(Box::new(ChunkPages { last: Arc::clone(&self.last), pages: InMemoryPageStore::default() }))
     }
 }
 
-/// One column chunk's pages, in memory until the chunk is appended.
+/// One column chunk's pages: arrow-rs's in-memory store, noting the page it hands out.
 struct ChunkPages {
     last: Arc<Mutex<Option<Bytes>>>,
-    blobs: Vec<Bytes>,
-    resident: usize,
+    pages: InMemoryPageStore,
 }
 
 impl PageStore for ChunkPages {
     fn put(&mut self, value: Bytes) -> Result<PageKey, ParquetError> {
-        self.resident += value.len();
-        self.blobs.push(value);
-        Ok(PageKey::new(self.blobs.len() as u64 - 1))
+        self.pages.put(value)
     }
 
     fn take(&mut self, key: PageKey) -> Result<Bytes, ParquetError> {
-        let blob = usize::try_from(key.get())
-            .ok()
-            .and_then(|at| self.blobs.get_mut(at))
-            .map(std::mem::take)
-            .ok_or_else(|| ParquetError::General(format!("no page {key:?} in this column chunk")))?;
-        self.resident -= blob.len();
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(blob.clone());
-        Ok(blob)
+        let page = self.pages.take(key)?;
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(page.clone());
+        Ok(page)
     }
 
     fn memory_size(&self) -> usize {
-        self.resident
+        self.pages.memory_size()
     }
 }
 

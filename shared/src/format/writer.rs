@@ -83,7 +83,7 @@ impl Hashing {
     /// Adds `pieces`, after every piece before them. Nothing to add never waits for the
     /// piece being hashed (most batches finish no part).
     fn update(&mut self, pieces: &[Bytes]) {
-        let size: usize = pieces.iter().map(Bytes::len).sum();
+        let size = super::pieces_len(pieces);
         if size == 0 {
             return;
         }
@@ -171,7 +171,7 @@ impl FileWriter {
         // Pull finished bytes out at once, so `estimated_size` and `in_memory_bytes` see
         // them without asking the encoder for a count it does not keep.
         let ready = self.pull()?;
-        self.ready_bytes += ready.iter().map(Bytes::len).sum::<usize>();
+        self.ready_bytes += super::pieces_len(&ready);
         self.ready.extend(ready);
         Ok(())
     }
@@ -185,7 +185,7 @@ impl FileWriter {
         if self.pgp.is_none() {
             out.extend(self.encoder.take_ready());
         }
-        self.taken += out.iter().map(|piece| piece.len() as u64).sum::<u64>();
+        self.taken += super::pieces_len(&out) as u64;
         self.hasher.update(&out);
         out
     }
@@ -220,7 +220,7 @@ impl FileWriter {
             None => out.extend(last),
         }
         let sha256 = hasher.finish(&out)?;
-        let bytes = taken + out.iter().map(|piece| piece.len() as u64).sum::<u64>();
+        let bytes = taken + super::pieces_len(&out) as u64;
         Ok((out, FileStats { rows, bytes, sha256 }))
     }
 }

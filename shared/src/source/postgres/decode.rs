@@ -26,7 +26,6 @@ use arrow::array::{
 };
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, SchemaRef};
-use arrow::error::ArrowError;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -216,15 +215,10 @@ impl BatchDecoder {
             .iter_mut()
             .zip(&self.columns)
             .map(|(builder, column)| {
-                builder.finish().map_err(|e| DecodeError::Value {
+                builder.finish().map_err(|reason| DecodeError::Value {
                     column: column.name.clone(),
                     type_name: column.type_name.clone(),
-                    reason: match e {
-                        ArrowError::InvalidArgumentError(m) if m.contains("UTF-8") || m.contains("utf-8") => {
-                            format!("a value is not valid UTF-8 ({m})")
-                        }
-                        e => e.to_string(),
-                    },
+                    reason,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -466,7 +460,8 @@ impl Builder {
         }
     }
 
-    fn finish(&mut self) -> Result<ArrayRef, arrow::error::ArrowError> {
+    /// The array built so far; the error is why the values do not make one.
+    fn finish(&mut self) -> Result<ArrayRef, String> {
         Ok(match self {
             Builder::Bool(b) => Arc::new(b.finish()),
             Builder::Int2(b) => Arc::new(b.finish()),
@@ -477,7 +472,9 @@ impl Builder {
             Builder::Uuid(b) | Builder::Interval(b) | Builder::NumericText(b) => Arc::new(b.finish()),
             // One pass over the batch's bytes (and a check that every value starts on a
             // character boundary) instead of a call per value.
-            Builder::Text(b) | Builder::Jsonb(b) => Arc::new(StringArray::try_from_binary(b.finish())?),
+            Builder::Text(b) | Builder::Jsonb(b) => Arc::new(
+                StringArray::try_from_binary(b.finish()).map_err(|e| format!("a value is not valid UTF-8 ({e})"))?,
+            ),
             Builder::Bytea(b) => Arc::new(b.finish()),
             Builder::Date(b) => Arc::new(b.finish()),
             Builder::Time(b) => Arc::new(b.finish()),
@@ -488,7 +485,7 @@ impl Builder {
                 let offsets = std::mem::replace(&mut list.offsets, vec![0]);
                 let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
                 let nulls = list.validity.finish();
-                Arc::new(ListArray::try_new(list.field.clone(), offsets, values, nulls)?)
+                Arc::new(ListArray::try_new(list.field.clone(), offsets, values, nulls).map_err(|e| e.to_string())?)
             }
         })
     }
